@@ -1,0 +1,109 @@
+/// Random-access bytes a sealed file is read from (a local file, an object in a bucket…).
+public protocol SealedSource {
+    /// Total size in bytes.
+    var size: UInt64 { get }
+    /// Fills `buffer` completely with the bytes starting at `offset`.
+    /// - Throws: if fewer bytes are available, or on an I/O error.
+    func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
+}
+
+/// An MVLT v1 file whose header has been authenticated; reads any plaintext range of it.
+///
+/// Opening unwraps the data key and checks the header MAC; each `read` authenticates exactly the
+/// segments covering the requested bytes, in order, before handing any of their plaintext out.
+public struct SealedFileReader<Source: SealedSource> {
+    public let header: SealedHeader
+    public let layout: SegmentLayout
+    let source: Source
+    let cipher: SegmentCipher
+
+    /// Authenticates the header of `source` using a data key unwrapped by `keys`.
+    /// - Throws: `SealedFormatError`, or whatever `keys.unwrap` throws (sealed vault, retired key).
+    public init(source: Source, keys: some KeyWrapping) throws {
+        guard source.size >= UInt64(SealedHeader.size) else {
+            var head = [UInt8](repeating: 0, count: Int(source.size))
+            try head.withUnsafeMutableBytes { try source.read(at: 0, into: $0) }
+            _ = try SealedHeader.parse(head)
+            throw SealedFormatError.headerFailure
+        }
+        var head = [UInt8](repeating: 0, count: SealedHeader.size)
+        try head.withUnsafeMutableBytes { try source.read(at: 0, into: $0) }
+        let header = try SealedHeader.parse(head)
+        let dataKey = try keys.unwrap(header.stanza, headerPrefix: header.prefix)
+        let cipher = SegmentCipher(dataKey: dataKey, noncePrefix: header.noncePrefix)
+        guard cipher.isValidMAC(header.mac, for: header.authenticatedBytes) else {
+            throw SealedFormatError.headerFailure
+        }
+        self.header = header
+        self.cipher = cipher
+        self.source = source
+        self.layout = try SegmentLayout(segmentSize: header.segmentSize, fileSize: source.size)
+    }
+
+    public var plaintextSize: UInt64 { layout.plaintextSize }
+
+    /// Decrypts plaintext bytes `range` and passes them to `sink` in order, in pieces.
+    /// - Throws: `SealedFormatError.payloadFailure(segment:)` at the first bad segment, before any
+    ///   of that segment's bytes reach `sink`.
+    public func read(_ range: Range<UInt64>, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        guard range.upperBound <= layout.plaintextSize else { throw SealedFormatError.rangeOutOfBounds }
+        guard let segments = layout.segments(covering: range) else {
+            if layout.plaintextSize == 0 { try readEmpty() }
+            return
+        }
+        let sealedSegment = header.segmentSize + SealedHeader.tagSize
+        let batch = max(1, (1 << 20) / sealedSegment)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: batch * sealedSegment, alignment: 16)
+        defer { buffer.deallocate() }
+        var index = segments.lowerBound
+        while index <= segments.upperBound {
+            let count = min(UInt64(batch), segments.upperBound - index + 1)
+            let start = layout.fileOffset(ofSegment: index)
+            let end =
+                index + count == layout.segmentCount
+                ? layout.fileSize : layout.fileOffset(ofSegment: index + count)
+            let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(end - start)])
+            try source.read(at: start, into: chunk)
+            for i in 0..<count {
+                let segment = index + i
+                let from = Int(i) * sealedSegment
+                let to = min(from + sealedSegment, chunk.count)
+                let plain = try cipher.open(
+                    UnsafeRawBufferPointer(rebasing: chunk[from..<to]), segment: segment,
+                    last: segment + 1 == layout.segmentCount)
+                let base = segment * UInt64(header.segmentSize)
+                let lo = Int(max(range.lowerBound, base) - base)
+                let hi = Int(min(range.upperBound, base + UInt64(plain.count)) - base)
+                try plain.withUnsafeBytes { try sink(UnsafeRawBufferPointer(rebasing: $0[lo..<hi])) }
+            }
+            index += count
+        }
+    }
+
+    /// Authenticates every segment of the file without returning plaintext.
+    public func verify() throws {
+        try read(0..<layout.plaintextSize) { _ in }
+    }
+
+    private func readEmpty() throws {
+        var sealed = [UInt8](repeating: 0, count: SealedHeader.tagSize)
+        try sealed.withUnsafeMutableBytes {
+            try source.read(at: UInt64(SealedHeader.size), into: $0)
+        }
+        _ = try sealed.withUnsafeBytes { try cipher.open($0, segment: 0, last: true) }
+    }
+}
+
+/// A sealed file held in memory.
+public struct InMemorySealedSource: SealedSource {
+    public let bytes: [UInt8]
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public var size: UInt64 { UInt64(bytes.count) }
+    public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        guard offset + UInt64(buffer.count) <= size else { throw SealedFormatError.headerFailure }
+        bytes.withUnsafeBytes {
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[Int(offset)..<Int(offset) + buffer.count]))
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import Crypto
+import Foundation
+
+/// The per-file keys derived from a data key, and the STREAM nonce construction.
+///
+/// payload key = HKDF-SHA256(data key, salt: empty, info: "MVLT v1 payload"),
+/// MAC key = HKDF-SHA256(data key, salt: empty, info: "MVLT v1 header"),
+/// nonce(i) = nonce prefix (7 bytes) ‖ i as big-endian UInt32 ‖ 0x01 if last segment else 0x00.
+struct SegmentCipher {
+    let payloadKey: SymmetricKey
+    let macKey: SymmetricKey
+    let noncePrefix: [UInt8]
+
+    init(dataKey: [UInt8], noncePrefix: [UInt8]) {
+        let ikm = SymmetricKey(data: dataKey)
+        payloadKey = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: ikm, info: Array("MVLT v1 payload".utf8), outputByteCount: 32)
+        macKey = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: ikm, info: Array("MVLT v1 header".utf8), outputByteCount: 32)
+        self.noncePrefix = noncePrefix
+    }
+
+    func nonce(segment: UInt64, last: Bool) -> AES.GCM.Nonce {
+        var bytes = noncePrefix
+        bytes += SealedHeader.bigEndian(UInt32(segment))
+        bytes.append(last ? 1 : 0)
+        // 12 bytes by construction.
+        return try! AES.GCM.Nonce(data: bytes)
+    }
+
+    func mac(_ authenticated: [UInt8]) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: authenticated, using: macKey))
+    }
+
+    func isValidMAC(_ mac: [UInt8], for authenticated: [UInt8]) -> Bool {
+        HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: authenticated, using: macKey)
+    }
+
+    /// Seals one segment and passes ciphertext then tag to `sink`.
+    func seal(
+        _ plaintext: UnsafeRawBufferPointer, segment: UInt64, last: Bool,
+        to sink: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        let box = try AES.GCM.seal(plaintext, using: payloadKey, nonce: nonce(segment: segment, last: last))
+        try box.ciphertext.withUnsafeBytes { try sink($0) }
+        try box.tag.withUnsafeBytes { try sink($0) }
+    }
+
+    /// Opens one segment (`sealed` = ciphertext ‖ tag).
+    /// - Throws: `SealedFormatError.payloadFailure(segment:)`.
+    func open(_ sealed: UnsafeRawBufferPointer, segment: UInt64, last: Bool) throws(SealedFormatError)
+        -> Data
+    {
+        let split = sealed.count - SealedHeader.tagSize
+        do {
+            let box = try AES.GCM.SealedBox(
+                nonce: nonce(segment: segment, last: last),
+                ciphertext: UnsafeRawBufferPointer(rebasing: sealed[0..<split]),
+                tag: UnsafeRawBufferPointer(rebasing: sealed[split...]))
+            return try AES.GCM.open(box, using: payloadKey)
+        } catch {
+            throw .payloadFailure(segment: segment)
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import ArgumentParser
+import Foundation
+import VaultCore
+import VaultServices
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List models.")
+
+    @OptionGroup var options: VaultOptions
+
+    @Argument(help: "Only models in this namespace (`acme` or `acme/`).")
+    var namespace: String?
+
+    func run() throws {
+        var filter: String?
+        if let namespace {
+            let trimmed = namespace.hasSuffix("/") ? String(namespace.dropLast()) : namespace
+            try ModelName.validate(part: trimmed, in: namespace)
+            filter = trimmed
+        }
+        let models = try openVault(options).list(namespace: filter)
+        if models.isEmpty {
+            print("no models")
+            return
+        }
+        for model in models {
+            let latest = model.latestVersion.map { "latest @\($0)" } ?? "no versions"
+            print("\(model.name)  \(model.versionCount) version(s)  \(latest)")
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import Keyring
+import SealedFormat
+import VaultCore
+import VaultServices
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `mvault` command tree.
+public struct MVault: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "mvault",
+        abstract: "ModelVault keeps machine-learning models encrypted, access-controlled and traceable.",
+        discussion: """
+            A vault is a directory holding sealed (encrypted) model files, their metadata and a
+            keyring. Create one with `mvault init DIR`, unseal it with `mvault unseal`, then push
+            and pull models. Commands find the vault through --vault DIR or $MVAULT_VAULT.
+            """,
+        version: "0.1.0",
+        subcommands: [
+            Init.self, Unseal.self, Seal.self, Status.self, Push.self, Pull.self, List.self, Show.self,
+            Remove.self, Verify.self, Key.self, Agent.self,
+        ]
+    )
+
+    public init() {}
+
+    /// Runs the command line, printing errors as `error: …` / `hint: …` and exiting non-zero.
+    public static func runMain() {
+        // Everything a vault writes (database, blobs, keyring, pulled models) is private.
+        umask(0o077)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as VaultError {
+            fail(error.description, hint: error.hint)
+        } catch let error as KeyringError {
+            fail(error.description, hint: nil)
+        } catch let error as SealedFormatError {
+            fail(error.description, hint: nil)
+        } catch let error as AgentError {
+            fail(error.message, hint: nil)
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    static func fail(_ message: String, hint: String?) -> Never {
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        if let hint { FileHandle.standardError.write(Data("hint: \(hint)\n".utf8)) }
+        Glibc.exit(1)
+    }
+}
+
+/// `--vault DIR`, shared by every command that works on an existing vault.
+struct VaultOptions: ParsableArguments {
+    @Option(name: .long, help: "The vault directory (default: $MVAULT_VAULT, else the current directory).")
+    var vault: String?
+
+    var url: URL {
+        let path = vault ?? ProcessInfo.processInfo.environment["MVAULT_VAULT"] ?? "."
+        return URL(fileURLWithPath: path)
+    }
+}

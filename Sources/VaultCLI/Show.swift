@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+import VaultCore
+import VaultServices
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a model's versions, or one version's files.")
+
+    @OptionGroup var options: VaultOptions
+
+    @Argument(help: "namespace/name or namespace/name@VERSION.")
+    var reference: String
+
+    func run() throws {
+        let ref = try ModelReference(parsing: reference)
+        let vault = try openVault(options)
+        let dates = ISO8601DateFormatter()
+        if ref.version == nil {
+            let versions = try vault.versions(of: ref.model)
+            print("\(ref.model): \(versions.count) version(s)")
+            for v in versions {
+                let note = v.note.map { "  \"\($0)\"" } ?? ""
+                print(
+                    "  @\(v.number)  \(dates.string(from: v.createdAt))  \(v.files.count) file(s)  \(Terminal.formatBytes(v.totalSize))\(note)"
+                )
+            }
+            return
+        }
+        let v = try vault.version(ref)
+        print("\(v.model)@\(v.number)  created \(dates.string(from: v.createdAt))")
+        if let note = v.note { print("note: \(note)") }
+        for file in v.files {
+            print("  \(file.path)  \(file.size) bytes  sha256:\(file.sha256)")
+        }
+    }
+}

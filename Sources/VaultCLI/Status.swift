@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import VaultServices
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show whether the vault is sealed, and its key versions.")
+
+    @OptionGroup var options: VaultOptions
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let layout = VaultLayout(root: options.url)
+        try layout.requireVault()
+        let client = KeyAgentClient(layout: layout)
+        let status = try client.status()
+        var usage: [UInt32: Int] = [:]
+        if !status.sealed {
+            let vault = try LocalVault(layout: layout, keys: client)
+            for file in try vault.wrappedFiles() { usage[file.kekVersion, default: 0] += 1 }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.dateEncodingStrategy = .iso8601
+            print(String(decoding: try encoder.encode(status), as: UTF8.self))
+            return
+        }
+        print("Vault:        \(layout.root.path)")
+        print("Seal:         \(status.sealType)")
+        if status.sealed {
+            let progress = status.threshold > 0 ? " (\(status.sharesGiven) of \(status.threshold) shares given)" : ""
+            print("State:        sealed\(progress)")
+            print("hint: unseal with `mvault unseal --vault \(options.url.path)`")
+            return
+        }
+        print("State:        unsealed")
+        print("Key versions:")
+        for v in status.versions {
+            var notes: [String] = []
+            if v.version == status.newestVersion { notes.append("active for new files") }
+            if v.retired { notes.append("retired") }
+            let files = usage[v.version] ?? 0
+            let date = ISO8601DateFormatter().string(from: v.createdAt)
+            print("  v\(v.version)  created \(date)  \(files) file(s)  \(notes.joined(separator: ", "))")
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Terminal input and output: secrets without echo, progress bars only on a TTY.
+enum Terminal {
+    static var stdoutIsTTY: Bool { isatty(STDOUT_FILENO) == 1 }
+    static var stdinIsTTY: Bool { isatty(STDIN_FILENO) == 1 }
+
+    /// Reads one line from stdin; on a terminal, prompts on stderr and turns echo off.
+    static func readSecret(prompt: String) -> String? {
+        guard stdinIsTTY else { return readLine(strippingNewline: true) }
+        FileHandle.standardError.write(Data(prompt.utf8))
+        var old = termios()
+        tcgetattr(STDIN_FILENO, &old)
+        var silent = old
+        silent.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &silent)
+        defer {
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &old)
+            FileHandle.standardError.write(Data("\n".utf8))
+        }
+        return readLine(strippingNewline: true)
+    }
+
+    static func formatBytes(_ n: UInt64) -> String {
+        let units = ["B", "KB", "MB", "GB", "TB"]
+        var value = Double(n)
+        var unit = 0
+        while value >= 1000 && unit < units.count - 1 {
+            value /= 1000
+            unit += 1
+        }
+        return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+    }
+}
+
+/// Draws one progress bar per file when stdout is a terminal and the file is over 4 MB.
+final class ProgressBar {
+    let enabled: Bool
+    var current: String?
+    var start = Date()
+    var lastDraw = Date.distantPast
+
+    init() { enabled = Terminal.stdoutIsTTY }
+
+    func update(file: String, done: UInt64, total: UInt64) {
+        guard enabled, total > 4_000_000 else { return }
+        if current != file {
+            current = file
+            start = Date()
+        }
+        let now = Date()
+        guard now.timeIntervalSince(lastDraw) > 0.1 || done == total else { return }
+        lastDraw = now
+        let fraction = total == 0 ? 1 : Double(done) / Double(total)
+        let width = 30
+        let filled = Int(fraction * Double(width))
+        let rate = Double(done) / max(now.timeIntervalSince(start), 0.001)
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let line = String(
+            format: "\r%@ [%@] %3d%% %@/s", file, bar, Int(fraction * 100),
+            Terminal.formatBytes(UInt64(rate)))
+        FileHandle.standardOutput.write(Data(line.utf8))
+        if done == total { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}

@@ -1,0 +1,46 @@
+/// A model's name: `namespace/name`, both parts lowercase ASCII letters, digits, `-`, `_` or `.`.
+///
+/// Names are validated once, here; everything past this type can trust them (they are also safe
+/// as path components, since `.` and `..` alone are refused).
+public struct ModelName: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let namespace: String
+    public let name: String
+
+    /// Parses `namespace/name`.
+    /// - Throws: `VaultError.invalidModelName` naming the rule that was broken.
+    public init(parsing text: String) throws(VaultError) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2 else {
+            throw .invalidModelName(text, reason: "expected namespace/name, e.g. acme/llama-7b")
+        }
+        try Self.validate(part: String(parts[0]), in: text)
+        try Self.validate(part: String(parts[1]), in: text)
+        self.namespace = String(parts[0])
+        self.name = String(parts[1])
+    }
+
+    public var description: String { "\(namespace)/\(name)" }
+
+    public static func < (lhs: ModelName, rhs: ModelName) -> Bool {
+        (lhs.namespace, lhs.name) < (rhs.namespace, rhs.name)
+    }
+
+    /// Validates one half of a model name (also used for a bare namespace filter).
+    public static func validate(part: String, in text: String) throws(VaultError) {
+        guard !part.isEmpty, part.utf8.count <= 64 else {
+            throw .invalidModelName(text, reason: "each part must be 1 to 64 characters")
+        }
+        guard part != ".", part != ".." else {
+            throw .invalidModelName(text, reason: "'.' and '..' are not names")
+        }
+        for byte in part.utf8 {
+            let ok =
+                (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
+                || byte == 0x2D || byte == 0x5F || byte == 0x2E
+            guard ok else {
+                throw .invalidModelName(
+                    text, reason: "use lowercase letters, digits, '-', '_' and '.' only")
+            }
+        }
+    }
+}

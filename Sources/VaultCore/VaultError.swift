@@ -1,0 +1,71 @@
+/// Every error a vault operation reports to its caller.
+///
+/// Each case's `description` says what is wrong; `hint` says what to do about it.
+public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
+    case invalidModelName(String, reason: String)
+    case invalidVersion(String)
+    case invalidFilePath(String, reason: String)
+    case notAVault(path: String)
+    case vaultExists(path: String)
+    case sealed
+    case unknownModel(String)
+    case unknownVersion(String, Int)
+    case noVersions(String)
+    case inputMissing(path: String)
+    case inputNotAFile(path: String)
+    case duplicateFileName(String)
+    case outputExists(path: String)
+    case corrupt(file: String, detail: String)
+    case integrity(file: String, detail: String)
+    case retiredKey(file: String, version: UInt32)
+    case unknownKey(version: UInt32)
+    case io(path: String, detail: String)
+    case noSpace(path: String)
+    case keyService(String)
+    case invalidArgument(String)
+
+    public var description: String {
+        switch self {
+        case .invalidModelName(let name, let reason): "invalid model name '\(name)': \(reason)"
+        case .invalidVersion(let text): "invalid version '\(text)': expected a positive integer"
+        case .invalidFilePath(let path, let reason): "invalid file name '\(path)': \(reason)"
+        case .notAVault(let path): "\(path) is not a ModelVault vault"
+        case .vaultExists(let path): "\(path) already holds a vault"
+        case .sealed: "the vault is sealed"
+        case .unknownModel(let name): "no model named \(name)"
+        case .unknownVersion(let name, let number): "model \(name) has no version \(number)"
+        case .noVersions(let name): "model \(name) has no versions"
+        case .inputMissing(let path): "\(path): no such file"
+        case .inputNotAFile(let path): "\(path) is not a regular file"
+        case .duplicateFileName(let name): "two input files are both named \(name)"
+        case .outputExists(let path): "\(path) already exists"
+        case .corrupt(let file, let detail): "\(file) is corrupt: \(detail)"
+        case .integrity(let file, let detail): "\(file) failed its integrity check: \(detail)"
+        case .retiredKey(let file, let version):
+            "\(file) is wrapped under retired key version \(version)"
+        case .unknownKey(let version): "key version \(version) is not in this vault's keyring"
+        case .io(let path, let detail): "\(path): \(detail)"
+        case .noSpace(let path): "no space left on the device holding \(path)"
+        case .keyService(let detail): detail
+        case .invalidArgument(let detail): detail
+        }
+    }
+
+    /// What the user can do about it, when there is something to say.
+    public var hint: String? {
+        switch self {
+        case .invalidModelName: "model names look like acme/llama-7b"
+        case .notAVault: "create one with `mvault init DIR`, or pass --vault DIR"
+        case .vaultExists: "choose an empty directory, or use the existing vault"
+        case .sealed: "unseal it with `mvault unseal` (run it once per share, or once with the passphrase)"
+        case .unknownModel, .noVersions: "list models with `mvault ls`"
+        case .unknownVersion: "list its versions with `mvault show NAME`"
+        case .outputExists: "pass --force to overwrite it"
+        case .retiredKey: "run `mvault key rewrap` to move it to the newest key version"
+        case .noSpace: "free some space; nothing was changed"
+        case .corrupt, .integrity:
+            "the stored copy was modified or damaged; restore it from a backup"
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,312 @@
+import Crypto
+import Foundation
+import Keyring
+import SealedFormat
+import Storage
+import VaultCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Progress of a long operation on one file.
+public struct TransferProgress: Sendable {
+    public var file: String
+    public var bytesDone: UInt64
+    public var bytesTotal: UInt64
+}
+
+/// The vault's operations on a local directory: push, pull, list, show, remove, rewrap, verify.
+///
+/// Every operation first checks the vault is unsealed. Mutations hold the vault's write lock,
+/// write blobs before metadata, and record metadata in one transaction, so a crash at any point
+/// leaves the previous state and at most some unreferenced blobs (removed by the next mutation).
+public final class LocalVault {
+    public let layout: VaultLayout
+    public let metadata: any MetadataStore
+    public let blobs: any BlobStore
+    public let keys: any VaultKeys
+    static let chunkSize = 1 << 20
+
+    /// Opens the vault at `layout.root`.
+    public init(layout: VaultLayout, keys: any VaultKeys) throws {
+        try layout.requireVault()
+        self.layout = layout
+        self.keys = keys
+        self.metadata = try SQLiteMetadataStore(path: layout.metadataFile.path)
+        self.blobs = try DirectoryBlobStore(root: layout.root)
+    }
+
+    /// Creates a new vault in `root` (which must be missing or empty).
+    /// - Returns: the unseal shares to hand out (empty for a passphrase vault).
+    public static func create(at root: URL, method: KeyringFile.Method) throws -> (
+        shares: [UnsealShare], keyring: Keyring
+    ) {
+        let layout = VaultLayout(root: root)
+        let fm = FileManager.default
+        if fm.fileExists(atPath: layout.keyringFile.path) { throw VaultError.vaultExists(path: root.path) }
+        if let entries = try? fm.contentsOfDirectory(atPath: root.path), !entries.isEmpty {
+            throw VaultError.invalidArgument("\(root.path) is not empty; choose an empty or new directory")
+        }
+        let created = try KeyringFile.create(method: method)
+        do {
+            try fm.createDirectory(at: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try fm.createDirectory(
+                at: layout.runDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw VaultError.io(path: root.path, detail: "cannot create the vault directory")
+        }
+        _ = try SQLiteMetadataStore(path: layout.metadataFile.path)
+        _ = try DirectoryBlobStore(root: root)
+        // The keyring file is written last: its presence is what makes the directory a vault.
+        try created.file.write(to: layout.keyringFile)
+        return (created.shares, created.keyring)
+    }
+
+    // MARK: - Push
+
+    /// Stores `paths` (files, or directories whose files are stored by relative path) as a new
+    /// version of `model`.
+    public func push(
+        _ paths: [URL], to model: ModelName, note: String?, progress: ((TransferProgress) -> Void)? = nil
+    ) throws -> VersionRecord {
+        let inputs = try Self.collectInputs(paths)
+        try keys.requireUnsealed()
+        return try withWriteLock {
+            try collectGarbage()
+            var records: [FileRecord] = []
+            for input in inputs {
+                records.append(try store(input.url, as: input.name, progress: progress))
+            }
+            return try metadata.addVersion(model: model, note: note, files: records, createdAt: Date())
+        }
+    }
+
+    struct Input {
+        var url: URL
+        var name: String
+    }
+
+    static func collectInputs(_ paths: [URL]) throws -> [Input] {
+        guard !paths.isEmpty else { throw VaultError.invalidArgument("no files to push") }
+        var inputs: [Input] = []
+        let fm = FileManager.default
+        for url in paths {
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else {
+                throw VaultError.inputMissing(path: url.path)
+            }
+            if isDir.boolValue {
+                let base = url.standardizedFileURL.path
+                guard let walker = fm.enumerator(atPath: base) else { throw VaultError.inputMissing(path: base) }
+                var found: [String] = []
+                while let rel = walker.nextObject() as? String {
+                    var sub: ObjCBool = false
+                    if fm.fileExists(atPath: base + "/" + rel, isDirectory: &sub), !sub.boolValue { found.append(rel) }
+                }
+                for rel in found.sorted() {
+                    try ModelFilePath.validate(rel)
+                    inputs.append(Input(url: URL(fileURLWithPath: base + "/" + rel), name: rel))
+                }
+            } else {
+                var st = stat()
+                guard stat(url.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                    throw VaultError.inputNotAFile(path: url.path)
+                }
+                let name = url.lastPathComponent
+                try ModelFilePath.validate(name)
+                inputs.append(Input(url: url, name: name))
+            }
+        }
+        var seen = Set<String>()
+        for input in inputs where !seen.insert(input.name).inserted {
+            throw VaultError.duplicateFileName(input.name)
+        }
+        guard !inputs.isEmpty else { throw VaultError.invalidArgument("the given directories hold no files") }
+        return inputs
+    }
+
+    /// Seals one file into a staged blob while hashing it, then commits it under its address
+    /// (or drops it when an identical file is already stored).
+    func store(_ url: URL, as name: String, progress: ((TransferProgress) -> Void)?) throws -> FileRecord {
+        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw AtomicFile.errnoError(path: url.path) }
+        defer { close(fd) }
+        var st = stat()
+        fstat(fd, &st)
+        let total = UInt64(st.st_size)
+        let writer = try blobs.makeWriter()
+        var committed = false
+        defer { if !committed { writer.abort() } }
+        var sealer = try SealedFileWriter(keys: keys)
+        try sealer.header.encoded.withUnsafeBytes { try writer.write($0) }
+        var hasher = SHA256()
+        var done: UInt64 = 0
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer.baseAddress!, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw AtomicFile.errnoError(path: url.path)
+            }
+            if n == 0 { break }
+            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            hasher.update(bufferPointer: chunk)
+            try sealer.append(chunk) { try writer.write($0) }
+            done += UInt64(n)
+            progress?(TransferProgress(file: name, bytesDone: done, bytesTotal: max(total, done)))
+        }
+        try sealer.finish { try writer.write($0) }
+        let digest = Array(hasher.finalize())
+        let address = try keys.blobAddress(forSHA256: digest)
+        if try blobs.exists(address) {
+            writer.abort()
+        } else {
+            try writer.commit(as: address)
+        }
+        committed = true
+        return FileRecord(path: name, size: done, sha256: Hex.encode(digest), blobID: address)
+    }
+
+    // MARK: - Pull
+
+    /// Writes every file of `reference` under `directory`, each checked against its recorded
+    /// SHA-256 before it appears under its final name.
+    public func pull(
+        _ reference: ModelReference, to directory: URL, force: Bool,
+        progress: ((TransferProgress) -> Void)? = nil
+    ) throws -> VersionRecord {
+        try keys.requireUnsealed()
+        let version = try metadata.version(of: reference.model, number: reference.version)
+        let fm = FileManager.default
+        for file in version.files {
+            try ModelFilePath.validate(file.path)
+            let dest = directory.appendingPathComponent(file.path)
+            if !force && fm.fileExists(atPath: dest.path) { throw VaultError.outputExists(path: dest.path) }
+        }
+        for file in version.files {
+            try write(file, of: version, to: directory.appendingPathComponent(file.path), progress: progress)
+        }
+        return version
+    }
+
+    func write(
+        _ file: FileRecord, of version: VersionRecord, to dest: URL, progress: ((TransferProgress) -> Void)?
+    ) throws {
+        let dir = dest.deletingLastPathComponent()
+        do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        } catch {
+            throw VaultError.io(path: dir.path, detail: "cannot create directory")
+        }
+        let tmp = dir.appendingPathComponent(".\(dest.lastPathComponent).mvault-partial-\(getpid())").path
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AtomicFile.errnoError(path: dest.path) }
+        var finished = false
+        defer {
+            if fd >= 0 && !finished { close(fd) }
+            if !finished { unlink(tmp) }
+        }
+        var hasher = SHA256()
+        var done: UInt64 = 0
+        let name = "\(version.model)@\(version.number)/\(file.path)"
+        try withReader(file, named: name) { reader in
+            guard reader.plaintextSize == file.size else {
+                throw VaultError.integrity(file: name, detail: "size differs from the recorded size")
+            }
+            try mapSealedErrors(file: name, blobID: file.blobID) {
+                try reader.read(0..<reader.plaintextSize) { bytes in
+                    hasher.update(bufferPointer: bytes)
+                    try AtomicFile.writeAll(fd: fd, bytes, path: dest.path)
+                    done += UInt64(bytes.count)
+                    progress?(TransferProgress(file: file.path, bytesDone: done, bytesTotal: file.size))
+                }
+            }
+        }
+        guard Hex.encode(hasher.finalize()) == file.sha256 else {
+            throw VaultError.integrity(file: name, detail: "SHA-256 differs from the recorded digest")
+        }
+        guard fsync(fd) == 0 else { throw AtomicFile.errnoError(path: dest.path) }
+        close(fd)
+        finished = true
+        guard rename(tmp, dest.path) == 0 else {
+            unlink(tmp)
+            throw AtomicFile.errnoError(path: dest.path)
+        }
+    }
+
+    /// Opens the sealed blob of `file`, translating format and key errors into `VaultError`s
+    /// that name the file.
+    func withReader<T>(_ file: FileRecord, named name: String, _ body: (SealedFileReader<BlobSource>) throws -> T)
+        throws -> T
+    {
+        let reader = try mapSealedErrors(file: name, blobID: file.blobID) {
+            try SealedFileReader(source: BlobSource(reader: try blobs.open(file.blobID)), keys: keys)
+        }
+        return try body(reader)
+    }
+
+    func mapSealedErrors<T>(file: String, blobID: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as SealedFormatError {
+            throw VaultError.corrupt(file: file, detail: "\(error) (blob \(blobID.prefix(12))…)")
+        } catch KeyringError.retiredVersion(let version) {
+            throw VaultError.retiredKey(file: file, version: version)
+        } catch KeyringError.foreignKey {
+            throw VaultError.corrupt(file: file, detail: "sealed under another vault's keyring")
+        } catch VaultError.corrupt(_, let detail) {
+            throw VaultError.corrupt(file: file, detail: detail)
+        }
+    }
+
+    // MARK: - Listing and removal
+
+    public func list(namespace: String?) throws -> [ModelSummary] {
+        try keys.requireUnsealed()
+        return try metadata.models(namespace: namespace)
+    }
+
+    public func versions(of model: ModelName) throws -> [VersionRecord] {
+        try keys.requireUnsealed()
+        return try metadata.versions(of: model)
+    }
+
+    public func version(_ reference: ModelReference) throws -> VersionRecord {
+        try keys.requireUnsealed()
+        return try metadata.version(of: reference.model, number: reference.version)
+    }
+
+    /// Removes one version; blobs no other version uses are deleted.
+    public func remove(_ model: ModelName, version number: Int) throws -> VersionRecord {
+        try keys.requireUnsealed()
+        return try withWriteLock {
+            let removed = try metadata.deleteVersion(of: model, number: number)
+            try collectGarbage()
+            return removed
+        }
+    }
+
+    /// Deletes blobs no version refers to, and staging files of writers that never committed.
+    /// Runs under the write lock, so no push can be between committing a blob and recording it.
+    func collectGarbage() throws {
+        let referenced = try metadata.referencedBlobIDs()
+        for id in try blobs.list() where !referenced.contains(id) {
+            try blobs.delete(id)
+        }
+        (blobs as? DirectoryBlobStore)?.removeAbandonedStaging(olderThan: 0)
+    }
+
+    func withWriteLock<T>(_ body: () throws -> T) throws -> T {
+        try? FileManager.default.createDirectory(
+            at: layout.runDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let fd = open(layout.writeLock.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AtomicFile.errnoError(path: layout.writeLock.path) }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw AtomicFile.errnoError(path: layout.writeLock.path) }
+        }
+        return try body()
+    }
+}

@@ -1,0 +1,3 @@
+import VaultCLI
+
+MVault.runMain()
