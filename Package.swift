@@ -72,9 +72,12 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTesting", "VaultCore"]),
         .testTarget(
             name: "VaultServicesTests",
-            dependencies: ["VaultServices", "Keyring", "Storage", "SealedFormat", "VaultCore"]
+            dependencies: [
+                "VaultServices", "Keyring", "Storage", "StorageTesting", "SealedFormat", "VaultCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
-        .testTarget(name: "CLITests", dependencies: ["VaultCore"]),
+        .testTarget(name: "CLITests", dependencies: ["Keyring"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -17,6 +17,8 @@ public protocol BlobStore: Sendable {
     func delete(_ id: String) throws
     /// Every committed blob id, sorted.
     func list() throws -> [String]
+    /// Removes staged bytes of writers that never committed. Call only while no writer is open.
+    func removeAbandonedStaging()
 }
 
 /// A staged blob being written; see `BlobStore.makeWriter(id:)`.

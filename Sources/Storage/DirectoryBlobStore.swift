@@ -62,17 +62,10 @@ public struct DirectoryBlobStore: BlobStore {
     }
 
     /// Removes staged files left behind by writers that never committed (e.g. a killed push).
-    public func removeAbandonedStaging(olderThan age: TimeInterval) {
+    public func removeAbandonedStaging() {
         let tmp = root.appendingPathComponent("tmp")
-        let fm = FileManager.default
-        let cutoff = Date().addingTimeInterval(-age)
-        for name in (try? fm.contentsOfDirectory(atPath: tmp.path)) ?? [] {
-            let p = tmp.appendingPathComponent(name).path
-            if let modified = (try? fm.attributesOfItem(atPath: p))?[.modificationDate] as? Date,
-                modified < cutoff
-            {
-                unlink(p)
-            }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? [] {
+            unlink(tmp.appendingPathComponent(name).path)
         }
     }
 }

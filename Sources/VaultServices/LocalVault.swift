@@ -28,13 +28,21 @@ public final class LocalVault {
     public let keys: any VaultKeys
     static let chunkSize = 1 << 20
 
-    /// Opens the vault at `layout.root`.
-    public init(layout: VaultLayout, keys: any VaultKeys) throws {
+    /// Opens the vault at `layout.root` with its embedded stores (SQLite and a directory).
+    public convenience init(layout: VaultLayout, keys: any VaultKeys) throws {
+        try layout.requireVault()
+        try self.init(
+            layout: layout, metadata: SQLiteMetadataStore(path: layout.metadataFile.path),
+            blobs: DirectoryBlobStore(root: layout.root), keys: keys)
+    }
+
+    /// Opens the vault with the given stores (another backend, or a wrapper around one).
+    public init(layout: VaultLayout, metadata: any MetadataStore, blobs: any BlobStore, keys: any VaultKeys) throws {
         try layout.requireVault()
         self.layout = layout
         self.keys = keys
-        self.metadata = try SQLiteMetadataStore(path: layout.metadataFile.path)
-        self.blobs = try DirectoryBlobStore(root: layout.root)
+        self.metadata = metadata
+        self.blobs = blobs
     }
 
     /// Creates a new vault in `root` (which must be missing or empty).
@@ -295,7 +303,7 @@ public final class LocalVault {
         for id in try blobs.list() where !referenced.contains(id) {
             try blobs.delete(id)
         }
-        (blobs as? DirectoryBlobStore)?.removeAbandonedStaging(olderThan: 0)
+        blobs.removeAbandonedStaging()
     }
 
     func withWriteLock<T>(_ body: () throws -> T) throws -> T {
