@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Runs the real `mvault` binary built next to the test bundle.
+struct CLI {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static let binary: URL = {
+        let exe = URL(
+            fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "")
+        var dir = exe.deletingLastPathComponent()
+        // The test bundle may sit in a .xctest directory; walk up to the build products folder.
+        for _ in 0..<4 where !FileManager.default.fileExists(atPath: dir.appendingPathComponent("mvault").path) {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("mvault")
+    }()
+
+    let root: URL
+    var vault: URL { root.appendingPathComponent("vault") }
+
+    init() throws {
+        root = URL(fileURLWithPath: "/tmp/mvault-cli-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    }
+
+    /// Runs `mvault ARGS --vault ROOT/vault` (the vault flag is added for commands that take it).
+    @discardableResult
+    func run(_ args: [String], stdin: String? = nil, vaultFlag: Bool = true) throws -> Result {
+        try Self.run(args + (vaultFlag ? ["--vault", vault.path] : []), stdin: stdin, cwd: root)
+    }
+
+    static func run(_ args: [String], stdin: String? = nil, cwd: URL, executable: URL = binary) throws -> Result {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = args
+        process.currentDirectoryURL = cwd
+        let out = Pipe()
+        let err = Pipe()
+        let input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data((stdin + "\n").utf8)) }
+        try input.fileHandleForWriting.close()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// `mvault init` with 5/3 shares; returns the shares printed.
+    func initVault(extra: [String] = []) throws -> [String] {
+        let r = try run(["init", vault.path] + extra, vaultFlag: false)
+        #expect(r.status == 0, "\(r.stderr)")
+        return r.stdout.split(separator: "\n").compactMap { line in
+            line.split(separator: " ").last.map(String.init).flatMap { $0.hasPrefix("mvs1-") ? $0 : nil }
+        }
+    }
+
+    func unsealed() throws -> [String] {
+        let shares = try initVault()
+        for share in shares.prefix(3) { try run(["unseal"], stdin: share) }
+        return shares
+    }
+
+    func file(_ name: String, size: Int) throws -> URL {
+        let url = root.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        var remaining = size
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while remaining > 0 {
+            for i in stride(from: 0, to: chunk.count, by: 8) { chunk[i] = UInt8.random(in: 0...255) }
+            let n = min(remaining, chunk.count)
+            _ = chunk.withUnsafeBytes { write(fd, $0.baseAddress!, n) }
+            remaining -= n
+        }
+        close(fd)
+        return url
+    }
+
+    /// Runs another program (mount, sh…).
+    static func system(_ args: [String], cwd: URL) throws -> Result {
+        try run(Array(args.dropFirst()), cwd: cwd, executable: URL(fileURLWithPath: args[0]))
+    }
+
+    func cleanup() {
+        _ = try? run(["seal"])
+        try? FileManager.default.removeItem(at: root)
+    }
+}
