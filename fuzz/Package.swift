@@ -1,0 +1,17 @@
+// swift-tools-version: 6.1
+
+// Fuzz targets for ModelVault's parsers of untrusted bytes. Built by fuzz/run.sh with
+// `-sanitize=fuzzer,address -parse-as-library`, so libFuzzer provides `main`.
+import PackageDescription
+
+let package = Package(
+    name: "ModelVaultFuzz",
+    dependencies: [.package(path: "..")],
+    targets: [
+        .executableTarget(
+            name: "SealedFormatFuzz",
+            dependencies: [.product(name: "SealedFormat", package: "main")]
+        )
+    ],
+    swiftLanguageModes: [.v6]
+)

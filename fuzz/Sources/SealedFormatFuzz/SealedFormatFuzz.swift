@@ -1,0 +1,68 @@
+import SealedFormat
+
+/// libFuzzer entry point for the MVLT v1 header and segment parser.
+///
+/// The first input byte picks what the rest is:
+/// - even: a whole sealed file (header parse, key unwrap, MAC, layout);
+/// - odd: a payload appended to a valid, authentic header, so the fuzzer reaches the segment
+///   layout and AEAD paths. Bytes 1…4 also choose a random-access range.
+/// Invariants checked: a parsed header re-encodes to the bytes it came from; an opened file reads
+/// whole and in any sub-range to the same bytes.
+let kek = KeyEncryptionKey(
+    keyringID: [UInt8](repeating: 1, count: 16), version: 1, keyBytes: [UInt8](repeating: 2, count: 32))
+
+let validHeader: [UInt8] = {
+    var writer = try! SealedFileWriter(
+        dataKey: [UInt8](repeating: 3, count: 32), noncePrefix: [UInt8](repeating: 4, count: 7), segmentSize: 16,
+        wrap: { try kek.wrap(dataKey: $0, headerPrefix: $1, nonce: [UInt8](repeating: 5, count: 12)) })
+    return writer.header.encoded
+}()
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let input = Array(UnsafeBufferPointer(start: data, count: size))
+    guard let mode = input.first else { return 0 }
+    let rest = Array(input.dropFirst())
+
+    if let header = try? SealedHeader.parse(rest) {
+        precondition(header.encoded == Array(rest.prefix(SealedHeader.size)), "header does not round-trip")
+        precondition((try? SealedHeader.parse(header.encoded)) == header)
+        _ = try? SegmentLayout(segmentSize: header.segmentSize, fileSize: UInt64(rest.count))
+    }
+
+    let file = mode & 1 == 0 ? rest : validHeader + rest
+    guard let reader = try? SealedFileReader(source: InMemorySealedSource(file), keys: kek) else { return 0 }
+    var whole: [UInt8] = []
+    guard (try? reader.read(0..<reader.plaintextSize, to: { whole += $0 })) != nil else { return 0 }
+    precondition(UInt64(whole.count) == reader.plaintextSize)
+    if rest.count >= 4, reader.plaintextSize > 0 {
+        let a = UInt64(rest[0]) << 8 | UInt64(rest[1])
+        let b = UInt64(rest[2]) << 8 | UInt64(rest[3])
+        let lo = min(a, b) % (reader.plaintextSize + 1)
+        let hi = min(max(a, b), reader.plaintextSize)
+        if lo <= hi {
+            var part: [UInt8] = []
+            try! reader.read(lo..<hi) { part += $0 }
+            precondition(part == Array(whole[Int(lo)..<Int(hi)]), "range read differs from whole read")
+        }
+    }
+    return 0
+}
+
+/// libFuzzer's driver, for binaries that keep their own `main`.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+/// SwiftPM links an executable target's entry point as `main`; hand control to libFuzzer.
+@_cdecl("SealedFormatFuzz_main")
+public func fuzzMain(
+    _ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+) -> CInt {
+    var count = argc
+    var arguments = argv
+    return LLVMFuzzerRunDriver(&count, &arguments) { fuzzOne($0, $1) }
+}
