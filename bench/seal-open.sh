@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Seal/open throughput of MVLT v1 against OpenSSL's single-core AES-256-GCM limit and against age,
+# all measured in this run on the same files (in /dev/shm, so the disk is not what is measured).
+# Usage: bench/seal-open.sh [SIZE_MIB] [RSS_SIZE_MIB]     defaults: 1024 and 4096
+set -euo pipefail
+cd "$(dirname "$0")"
+SIZE_MIB="${1:-1024}"
+RSS_MIB="${2:-4096}"
+command -v age >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq age >/dev/null; }
+
+swift build -c release --scratch-path .build --product mvault-bench 2>&1 | grep -E "error|Build complete" || true
+BENCH="$(swift build -c release --scratch-path .build --show-bin-path)/mvault-bench"
+W="$(mktemp -d /dev/shm/mvault-bench.XXXX)"
+trap 'rm -rf "$W"' EXIT
+head -c "$((SIZE_MIB << 20))" /dev/urandom > "$W/in"
+BYTES=$((SIZE_MIB << 20))
+
+best() { # best (lowest) of 3 runs of "$@", printing seconds
+  local b=999999
+  for _ in 1 2 3; do
+    local s e t
+    s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N)
+    t=$(echo "$e - $s" | bc -l); if (( $(echo "$t < $b" | bc -l) )); then b=$t; fi
+  done
+  echo "$b"
+}
+gbps() { echo "scale=3; $BYTES / $1 / 1000000000" | bc -l; }
+ours() { # best of 3 by the tool's own timing
+  local b=0
+  for _ in 1 2 3; do
+    local g; g=$("$BENCH" "$@" | sed -E 's/.*gbps=([0-9.]+).*/\1/')
+    if (( $(echo "$g > $b" | bc -l) )); then b=$g; fi
+  done
+  echo "$b"
+}
+
+OPENSSL=$(openssl speed -evp aes-256-gcm -bytes 16384 -seconds 3 2>/dev/null | awk '/^AES-256-GCM/ {print $2}' | sed 's/k$//')
+OPENSSL_GBPS=$(echo "scale=3; $OPENSSL * 1000 / 1000000000" | bc -l)
+
+SEAL=$(ours seal "$W/in" "$W/sealed")
+OPEN=$(ours open "$W/sealed" "$W/out")
+cmp "$W/in" "$W/out"
+
+age-keygen -o "$W/key" 2>/dev/null
+RECIPIENT=$(age-keygen -y "$W/key")
+AGE_ENC_S=$(best age -r "$RECIPIENT" -o "$W/in.age" "$W/in")
+AGE_DEC_S=$(best age -d -i "$W/key" -o "$W/out.age" "$W/in.age")
+AGE_ENC=$(gbps "$AGE_ENC_S")
+AGE_DEC=$(gbps "$AGE_DEC_S")
+
+head -c "$((RSS_MIB << 20))" /dev/zero > "$W/big"
+RSS=$("$BENCH" seal "$W/big" /dev/null | sed -E 's/.*peak_rss_mib=([0-9.]+).*/\1/')
+
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+echo
+echo "MVLT v1 seal/open, ${SIZE_MIB} MiB file in /dev/shm, 64 KiB segments, best of 3 ($(nproc) cores, $(date -u +%F))"
+printf "%-34s %8s\n" "measurement" "GB/s"
+printf "%-34s %8s\n" "openssl speed aes-256-gcm 16 KiB" "$OPENSSL_GBPS"
+printf "%-34s %8s\n" "mvault seal" "$SEAL"
+printf "%-34s %8s\n" "mvault open" "$OPEN"
+printf "%-34s %8s\n" "age encrypt (X25519)" "$AGE_ENC"
+printf "%-34s %8s\n" "age decrypt" "$AGE_DEC"
+echo
+echo "seal / openssl = $(ratio "$SEAL" "$OPENSSL_GBPS")   (target >= 0.8)"
+echo "open / openssl = $(ratio "$OPEN" "$OPENSSL_GBPS")   (target >= 0.8)"
+echo "seal / age     = $(ratio "$SEAL" "$AGE_ENC")   (target >= 2)"
+echo "open / age     = $(ratio "$OPEN" "$AGE_DEC")   (target >= 2)"
+echo "peak RSS sealing a ${RSS_MIB} MiB file: ${RSS} MiB   (target < 64)"
