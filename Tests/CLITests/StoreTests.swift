@@ -17,6 +17,7 @@ struct StoreTests {
         var r = try cli.run(["push", weights.path, config.path, "--model", "acme/llama", "--note", "base"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("pushed acme/llama@1 (2 file(s)"))
+        #expect(!r.stdout.contains("\r"), "no progress bar when stdout is not a terminal")
         r = try cli.run(["pull", "acme/llama@1", "-o", cli.root.appendingPathComponent("out").path])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("(verified)"))

@@ -70,7 +70,7 @@ var bytes: UInt64 = 0
 if args[1] == "seal" {
     var writer = try SealedFileWriter(keys: kek)
     writer.header.encoded.withUnsafeBytes { output.write($0) }
-    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 18, alignment: 16)
     while true {
         let n = read(input, chunk.baseAddress!, chunk.count)
         if n <= 0 { break }
