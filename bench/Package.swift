@@ -9,7 +9,9 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "mvault-bench",
-            dependencies: [.product(name: "SealedFormat", package: "main")]
+            dependencies: [
+                .product(name: "SealedFormat", package: "main"), .product(name: "Storage", package: "main"),
+            ]
         )
     ],
     swiftLanguageModes: [.v6]

@@ -36,14 +36,14 @@ struct SegmentCipher {
         HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: authenticated, using: macKey)
     }
 
-    /// Seals one segment and passes ciphertext then tag to `sink`.
+    /// Seals one segment and passes ciphertext ‖ tag to `sink` as one contiguous piece.
     func seal(
         _ plaintext: UnsafeRawBufferPointer, segment: UInt64, last: Bool,
         to sink: (UnsafeRawBufferPointer) throws -> Void
     ) throws {
         let box = try AES.GCM.seal(plaintext, using: payloadKey, nonce: nonce(segment: segment, last: last))
-        try box.ciphertext.withUnsafeBytes { try sink($0) }
-        try box.tag.withUnsafeBytes { try sink($0) }
+        // `combined` is nonce ‖ ciphertext ‖ tag in one buffer; skip the 12-byte nonce.
+        try box.combined!.withUnsafeBytes { try sink(UnsafeRawBufferPointer(rebasing: $0[12...])) }
     }
 
     /// Opens one segment (`sealed` = ciphertext ‖ tag).

@@ -94,7 +94,9 @@ final class DirectoryBlobWriter: BlobWriter {
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         if used + bytes.count > buffer.count { try flush() }
-        if bytes.count >= buffer.count {
+        // Whole sealed segments go straight to the file; only small pieces are coalesced.
+        if bytes.count >= 1 << 16 {
+            try flush()
             try AtomicFile.writeAll(fd: fd, bytes, path: tmp)
             return
         }

@@ -137,11 +137,8 @@ public final class LocalVault {
     /// Seals one file into a staged blob while hashing it, then commits it under its address
     /// (or drops it when an identical file is already stored).
     func store(_ url: URL, as name: String, progress: ((TransferProgress) -> Void)?) throws -> FileRecord {
-        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw AtomicFile.errnoError(path: url.path) }
-        defer { close(fd) }
         var st = stat()
-        fstat(fd, &st)
+        guard stat(url.path, &st) == 0 else { throw AtomicFile.errnoError(path: url.path) }
         let total = UInt64(st.st_size)
         let writer = try blobs.makeWriter()
         var committed = false
@@ -150,19 +147,10 @@ public final class LocalVault {
         try sealer.header.encoded.withUnsafeBytes { try writer.write($0) }
         var hasher = SHA256()
         var done: UInt64 = 0
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 16)
-        defer { buffer.deallocate() }
-        while true {
-            let n = read(fd, buffer.baseAddress!, buffer.count)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw AtomicFile.errnoError(path: url.path)
-            }
-            if n == 0 { break }
-            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+        try MappedInput.forEachChunk(path: url.path) { chunk in
             hasher.update(bufferPointer: chunk)
             try sealer.append(chunk) { try writer.write($0) }
-            done += UInt64(n)
+            done += UInt64(chunk.count)
             progress?(TransferProgress(file: name, bytesDone: done, bytesTotal: max(total, done)))
         }
         try sealer.finish { try writer.write($0) }

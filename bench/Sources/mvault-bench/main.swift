@@ -1,5 +1,6 @@
 import Foundation
 import SealedFormat
+import Storage
 
 #if canImport(Glibc)
     import Glibc
@@ -33,7 +34,8 @@ final class Output {
     init(path: String) { fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600) }
     func write(_ bytes: UnsafeRawBufferPointer) {
         if used + bytes.count > buffer.count { flush() }
-        if bytes.count >= buffer.count {
+        if bytes.count >= 1 << 16 {
+            flush()
             writeAll(bytes)
             return
         }
@@ -68,14 +70,11 @@ let start = DispatchTime.now()
 var bytes: UInt64 = 0
 
 if args[1] == "seal" {
+    // The same path `mvault push` takes: mapped input, one sealed segment per write.
     var writer = try SealedFileWriter(keys: kek)
     writer.header.encoded.withUnsafeBytes { output.write($0) }
-    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 18, alignment: 16)
-    while true {
-        let n = read(input, chunk.baseAddress!, chunk.count)
-        if n <= 0 { break }
-        bytes += UInt64(n)
-        try writer.append(UnsafeRawBufferPointer(rebasing: chunk[0..<n])) { output.write($0) }
+    bytes = try MappedInput.forEachChunk(path: args[2]) { chunk in
+        try writer.append(chunk) { output.write($0) }
     }
     try writer.finish { output.write($0) }
 } else {
