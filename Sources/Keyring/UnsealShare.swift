@@ -38,7 +38,7 @@ public struct UnsealShare: Hashable, Sendable {
         guard Array(SHA256.hash(data: body).prefix(4)) == Array(payload[42...]) else {
             throw .malformedShare("checksum mismatch; check it for a mistyped character")
         }
-        guard payload[8] >= 2, payload[9] != 0 else { throw .malformedShare("invalid share values") }
+        guard payload[8] >= 1, payload[9] != 0 else { throw .malformedShare("invalid share values") }
         self.init(
             vaultID: Array(body[0..<8]), threshold: Int(body[8]),
             point: Shamir.Point(x: body[9], y: Array(body[10..<42])))

@@ -93,6 +93,18 @@ struct KeyringFileTests {
         #expect(throws: KeyringError.wrongShares) { try created.file.open(unsealKey: SecureRandom.bytes(32)) }
     }
 
+    @Test("a 1-of-1 vault: the single share parses and opens the keyring")
+    func singleShare() throws {
+        let created = try KeyringFile.create(method: .shamir(shares: 1, threshold: 1))
+        let share = try UnsealShare(text: try #require(created.shares.first).text)
+        var progress = UnsealProgress(vaultID: created.keyring.id, threshold: 1)
+        guard case .complete(let key) = try progress.add(share) else {
+            Issue.record("expected completion")
+            return
+        }
+        #expect(try created.file.open(unsealKey: key).keyring.id == created.keyring.id)
+    }
+
     @Test("passphrase: Argon2id with at least 64 MiB; the wrong passphrase is refused")
     func passphrase() throws {
         let created = try KeyringFile.create(method: .passphrase("correct horse battery staple"))
