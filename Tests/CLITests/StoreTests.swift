@@ -188,7 +188,7 @@ struct CrashTests {
             ["/bin/mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mountPoint.path], cwd: cli.root)
         try #require(mount.status == 0, "cannot mount tmpfs: \(mount.stderr)")
         defer {
-            _ = try? CLI.run(["--vault", mountPoint.appendingPathComponent("v").path, "seal"], cwd: cli.root)
+            _ = try? CLI.run(["seal", "--vault", mountPoint.appendingPathComponent("v").path], cwd: cli.root)
             _ = try? CLI.system(["/bin/umount", mountPoint.path], cwd: cli.root)
             cli.cleanup()
         }
