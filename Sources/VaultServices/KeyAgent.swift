@@ -15,15 +15,12 @@ import VaultCore
 /// - Important: KEKs and the root key never leave this process; only per-file data keys do.
 public final class KeyAgent {
     let layout: VaultLayout
-    var file: KeyringFile
-    var progress: UnsealProgress?
-    var keyring: Keyring?
-    var rootKey: [UInt8]?
+    let keys: KeyHolder
     var shouldExit = false
 
     public init(layout: VaultLayout) throws {
         self.layout = layout
-        self.file = try KeyringFile.load(from: layout.keyringFile)
+        self.keys = try KeyHolder(layout: layout)
     }
 
     /// Serves until sealed, or until the socket file is removed or replaced.
@@ -71,22 +68,52 @@ public final class KeyAgent {
 
     func handle(_ request: AgentRequest) -> AgentResponse {
         do {
+            var r = AgentResponse(ok: true)
             switch request.op {
-            case .status: return statusResponse()
-            case .unseal: return try unseal(request)
+            case .status:
+                r.status = keys.status()
+            case .unseal:
+                r.status = try keys.unseal(share: request.share, passphrase: request.passphrase)
             case .resetUnseal:
-                progress?.reset()
-                return statusResponse()
+                r.status = keys.resetUnseal()
             case .seal:
-                keyring = nil
-                rootKey = nil
-                progress = nil
+                keys.seal()
                 shouldExit = true
-                return statusResponse()
-            default:
-                guard let keyring, let rootKey else { return .failure("the vault is sealed", code: "sealed") }
-                return try handleUnsealed(request, keyring: keyring, rootKey: rootKey)
+                r.status = keys.status()
+            case .wrap:
+                guard let key = request.dataKey.flatMap(Hex.decode), key.count == 32,
+                    let prefix = request.headerPrefix.flatMap(Hex.decode)
+                else { return .failure("malformed wrap request", code: "protocol") }
+                let stanza = try keys.wrap(dataKey: key, headerPrefix: prefix)
+                r.kekID = Hex.encode(stanza.kekID)
+                r.kekVersion = stanza.kekVersion
+                r.nonce = Hex.encode(stanza.nonce)
+                r.wrappedKey = Hex.encode(stanza.wrappedKey)
+            case .unwrap:
+                guard let prefix = request.headerPrefix.flatMap(Hex.decode),
+                    let id = request.kekID.flatMap(Hex.decode), let version = request.kekVersion,
+                    let nonce = request.nonce.flatMap(Hex.decode),
+                    let wrapped = request.wrappedKey.flatMap(Hex.decode)
+                else { return .failure("malformed unwrap request", code: "protocol") }
+                let stanza = KeyStanza(kekID: id, kekVersion: version, nonce: nonce, wrappedKey: wrapped)
+                r.dataKey = Hex.encode(
+                    try keys.unwrap(stanza, headerPrefix: prefix, forRewrap: request.forRewrap == true))
+            case .blobAddress:
+                guard let digest = request.sha256.flatMap(Hex.decode), digest.count == 32 else {
+                    return .failure("malformed address request", code: "protocol")
+                }
+                r.address = try keys.blobAddress(forSHA256: digest)
+            case .rotate:
+                r.version = try keys.rotate()
+            case .retire:
+                guard let version = request.version else {
+                    return .failure("malformed retire request", code: "protocol")
+                }
+                r.version = try keys.retire(below: version)
             }
+            return r
+        } catch VaultError.sealed {
+            return .failure("the vault is sealed", code: "sealed")
         } catch let error as KeyringError {
             switch error {
             case .retiredVersion(let v):
@@ -94,7 +121,8 @@ public final class KeyAgent {
                 r.retiredVersion = v
                 return r
             case .foreignKey: return .failure(error.description, code: "foreignKey")
-            case .unknownVersion: return .failure(error.description, code: "headerFailure")
+            case .unknownVersion where request.op == .unwrap:
+                return .failure(error.description, code: "headerFailure")
             default: return .failure(error.description, code: "keyring")
             }
         } catch let error as SealedFormatError {
@@ -102,107 +130,5 @@ public final class KeyAgent {
         } catch {
             return .failure("\(error)", code: "keyring")
         }
-    }
-
-    func handleUnsealed(_ request: AgentRequest, keyring: Keyring, rootKey: [UInt8]) throws -> AgentResponse {
-        var r = AgentResponse(ok: true)
-        switch request.op {
-        case .wrap:
-            guard let key = request.dataKey.flatMap(Hex.decode), key.count == 32,
-                let prefix = request.headerPrefix.flatMap(Hex.decode)
-            else { return .failure("malformed wrap request", code: "protocol") }
-            let stanza = try keyring.wrap(dataKey: key, headerPrefix: prefix)
-            r.kekID = Hex.encode(stanza.kekID)
-            r.kekVersion = stanza.kekVersion
-            r.nonce = Hex.encode(stanza.nonce)
-            r.wrappedKey = Hex.encode(stanza.wrappedKey)
-        case .unwrap:
-            guard let prefix = request.headerPrefix.flatMap(Hex.decode),
-                let id = request.kekID.flatMap(Hex.decode), let version = request.kekVersion,
-                let nonce = request.nonce.flatMap(Hex.decode), let wrapped = request.wrappedKey.flatMap(Hex.decode)
-            else { return .failure("malformed unwrap request", code: "protocol") }
-            let stanza = KeyStanza(kekID: id, kekVersion: version, nonce: nonce, wrappedKey: wrapped)
-            let key =
-                request.forRewrap == true
-                ? try keyring.unwrapForRewrap(stanza, headerPrefix: prefix)
-                : try keyring.unwrap(stanza, headerPrefix: prefix)
-            r.dataKey = Hex.encode(key)
-        case .blobAddress:
-            guard let digest = request.sha256.flatMap(Hex.decode), digest.count == 32 else {
-                return .failure("malformed address request", code: "protocol")
-            }
-            r.address = keyring.blobAddress(forSHA256: digest)
-        case .rotate:
-            var updated = keyring
-            r.version = updated.rotate()
-            try save(updated, rootKey: rootKey)
-        case .retire:
-            guard let version = request.version else { return .failure("malformed retire request", code: "protocol") }
-            var updated = keyring
-            try updated.retire(below: version)
-            try save(updated, rootKey: rootKey)
-            r.version = updated.minimumDecryptionVersion
-        default:
-            return .failure("unexpected operation", code: "protocol")
-        }
-        return r
-    }
-
-    func save(_ updated: Keyring, rootKey: [UInt8]) throws {
-        let newFile = try file.replacing(keyring: updated, rootKey: rootKey)
-        try newFile.write(to: layout.keyringFile)
-        file = newFile
-        keyring = updated
-    }
-
-    func unseal(_ request: AgentRequest) throws -> AgentResponse {
-        if keyring != nil { return statusResponse() }
-        let unsealKey: [UInt8]
-        switch file.seal {
-        case .passphrase:
-            guard let passphrase = request.passphrase else {
-                return .failure("this vault is unsealed with its passphrase, not with shares", code: "unseal")
-            }
-            unsealKey = try file.unsealKey(passphrase: passphrase)
-        case .shamir(_, let threshold):
-            guard let text = request.share else {
-                return .failure("this vault is unsealed with Shamir shares, not a passphrase", code: "unseal")
-            }
-            let share = try UnsealShare(text: text)
-            guard let vaultID = Hex.decode(file.vaultID) else { throw KeyringError.corruptKeyring("bad vault id") }
-            var current = progress ?? UnsealProgress(vaultID: vaultID, threshold: threshold)
-            let step = try current.add(share)
-            switch step {
-            case .needMore:
-                progress = current
-                return statusResponse()
-            case .complete(let key):
-                progress = nil
-                unsealKey = key
-            }
-        }
-        let opened = try file.open(unsealKey: unsealKey)
-        keyring = opened.keyring
-        rootKey = opened.rootKey
-        return statusResponse()
-    }
-
-    func statusResponse() -> AgentResponse {
-        var r = AgentResponse(ok: true)
-        r.status = KeyAgent.status(file: file, keyring: keyring, sharesGiven: progress?.shares.count ?? 0)
-        return r
-    }
-
-    static func status(file: KeyringFile, keyring: Keyring?, sharesGiven: Int) -> KeyStatus {
-        var threshold = 0
-        if case .shamir(_, let t) = file.seal { threshold = t }
-        return KeyStatus(
-            sealed: keyring == nil, sealType: file.seal.summary, sharesGiven: sharesGiven, threshold: threshold,
-            versions: keyring?.versions.map {
-                .init(
-                    version: $0.version, createdAt: $0.createdAt,
-                    retired: $0.version < keyring!.minimumDecryptionVersion)
-            } ?? [],
-            newestVersion: keyring?.newestVersion, minimumDecryptionVersion: keyring?.minimumDecryptionVersion)
     }
 }

@@ -26,7 +26,7 @@ public struct KeyAgentClient: KeyWrapping, Sendable {
     public func status() throws -> KeyStatus {
         guard isRunning else {
             let file = try KeyringFile.load(from: layout.keyringFile)
-            return KeyAgent.status(file: file, keyring: nil, sharesGiven: 0)
+            return KeyHolder.status(file: file, keyring: nil, sharesGiven: 0)
         }
         return try call(AgentRequest(.status)).status!
     }

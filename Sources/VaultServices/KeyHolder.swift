@@ -1,0 +1,160 @@
+import Foundation
+import Keyring
+import SealedFormat
+import Synchronization
+import VaultCore
+
+/// The keys of one vault while it runs: sealed, collecting unseal shares, or unsealed.
+///
+/// Shared by every process that holds a vault's keys — the key agent behind its Unix socket, and
+/// a server in-process — so unsealing, sealing and key use behave the same everywhere.
+/// Thread-safe.
+///
+/// - Important: KEKs and the root key never leave this object; only per-file data keys do.
+public final class KeyHolder: VaultKeys, Sendable {
+    struct State {
+        var file: KeyringFile
+        var progress: UnsealProgress?
+        var keyring: Keyring?
+        var rootKey: [UInt8]?
+    }
+
+    let keyringURL: URL
+    let state: Mutex<State>
+
+    /// Loads the sealed keyring of the vault at `layout`.
+    public init(layout: VaultLayout) throws {
+        keyringURL = layout.keyringFile
+        state = Mutex(State(file: try KeyringFile.load(from: layout.keyringFile)))
+    }
+
+    public func status() -> KeyStatus {
+        state.withLock { Self.status(of: $0) }
+    }
+
+    /// Gives one share (Shamir) or the passphrase.
+    /// - Throws: `KeyringError` (wrong, duplicate or foreign share; wrong passphrase). When a full
+    ///   set of shares fails to open the keyring, progress resets.
+    public func unseal(share: String?, passphrase: String?) throws -> KeyStatus {
+        try state.withLock { s in
+            if s.keyring != nil { return Self.status(of: s) }
+            let unsealKey: [UInt8]
+            switch s.file.seal {
+            case .passphrase:
+                guard let passphrase else { throw KeyringError.wrongSealType(expected: s.file.seal.summary) }
+                unsealKey = try s.file.unsealKey(passphrase: passphrase)
+            case .shamir(_, let threshold):
+                guard let share else { throw KeyringError.wrongSealType(expected: s.file.seal.summary) }
+                let parsed = try UnsealShare(text: share)
+                guard let vaultID = Hex.decode(s.file.vaultID) else {
+                    throw KeyringError.corruptKeyring("bad vault id")
+                }
+                var progress = s.progress ?? UnsealProgress(vaultID: vaultID, threshold: threshold)
+                switch try progress.add(parsed) {
+                case .needMore:
+                    s.progress = progress
+                    return Self.status(of: s)
+                case .complete(let key):
+                    s.progress = nil
+                    unsealKey = key
+                }
+            }
+            let opened = try s.file.open(unsealKey: unsealKey)
+            s.keyring = opened.keyring
+            s.rootKey = opened.rootKey
+            return Self.status(of: s)
+        }
+    }
+
+    /// Forgets the shares given so far.
+    public func resetUnseal() -> KeyStatus {
+        state.withLock {
+            $0.progress = nil
+            return Self.status(of: $0)
+        }
+    }
+
+    /// Drops every key and any unseal progress.
+    public func seal() {
+        state.withLock {
+            $0.keyring = nil
+            $0.rootKey = nil
+            $0.progress = nil
+        }
+    }
+
+    /// Adds a KEK version and persists the keyring.
+    public func rotate() throws -> UInt32 {
+        try mutateKeyring { keyring in keyring.rotate() }
+    }
+
+    /// Retires versions below `version` and persists the keyring.
+    /// - Returns: the new minimum decryption version.
+    public func retire(below version: UInt32) throws -> UInt32 {
+        try mutateKeyring { keyring in
+            try keyring.retire(below: version)
+            return keyring.minimumDecryptionVersion
+        }
+    }
+
+    func mutateKeyring<T>(_ change: (inout Keyring) throws -> T) throws -> T {
+        try state.withLock { s in
+            guard var keyring = s.keyring, let rootKey = s.rootKey else { throw VaultError.sealed }
+            let result = try change(&keyring)
+            let file = try s.file.replacing(keyring: keyring, rootKey: rootKey)
+            try file.write(to: keyringURL)
+            s.file = file
+            s.keyring = keyring
+            return result
+        }
+    }
+
+    func unsealed() throws -> Keyring {
+        guard let keyring = state.withLock({ $0.keyring }) else { throw VaultError.sealed }
+        return keyring
+    }
+
+    // MARK: VaultKeys
+
+    public func requireUnsealed() throws { _ = try unsealed() }
+
+    public func blobAddress(forSHA256 digest: [UInt8]) throws -> String {
+        try unsealed().blobAddress(forSHA256: digest)
+    }
+
+    public func wrap(dataKey: [UInt8], headerPrefix: [UInt8]) throws -> KeyStanza {
+        try unsealed().wrap(dataKey: dataKey, headerPrefix: headerPrefix)
+    }
+
+    public func unwrap(_ stanza: KeyStanza, headerPrefix: [UInt8]) throws -> [UInt8] {
+        try unsealed().unwrap(stanza, headerPrefix: headerPrefix)
+    }
+
+    public func unwrap(_ stanza: KeyStanza, headerPrefix: [UInt8], forRewrap: Bool) throws -> [UInt8] {
+        let keyring = try unsealed()
+        return forRewrap
+            ? try keyring.unwrapForRewrap(stanza, headerPrefix: headerPrefix)
+            : try keyring.unwrap(stanza, headerPrefix: headerPrefix)
+    }
+
+    public func newestVersion() throws -> UInt32 { try unsealed().newestVersion }
+
+    public func minimumDecryptionVersion() throws -> UInt32 { try unsealed().minimumDecryptionVersion }
+
+    static func status(of s: State) -> KeyStatus {
+        status(file: s.file, keyring: s.keyring, sharesGiven: s.progress?.shares.count ?? 0)
+    }
+
+    static func status(file: KeyringFile, keyring: Keyring?, sharesGiven: Int) -> KeyStatus {
+        var threshold = 0
+        if case .shamir(_, let t) = file.seal { threshold = t }
+        return KeyStatus(
+            sealed: keyring == nil, sealType: file.seal.summary, sharesGiven: sharesGiven, threshold: threshold,
+            versions: keyring?.versions.map {
+                .init(
+                    version: $0.version, createdAt: $0.createdAt,
+                    retired: $0.version < keyring!.minimumDecryptionVersion)
+            } ?? [],
+            newestVersion: keyring?.newestVersion, minimumDecryptionVersion: keyring?.minimumDecryptionVersion)
+    }
+}
