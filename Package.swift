@@ -17,6 +17,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -42,16 +47,36 @@ let package = Package(
         ),
         .target(name: "StorageTesting", dependencies: ["Storage", "VaultCore"]),
         .target(
+            name: "VaultPKI",
+            dependencies: [
+                "VaultCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ]
+        ),
+        .target(
             name: "VaultServices",
             dependencies: [
-                "VaultCore", "SealedFormat", "Keyring", "Storage",
+                "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultPKI",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
+            name: "VaultServer",
+            dependencies: [
+                "VaultCore", "Keyring", "VaultServices", "VaultPKI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            resources: [.copy("openapi.json")]
+        ),
+        .target(
             name: "VaultCLI",
             dependencies: [
-                "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultServices",
+                "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultServices", "VaultServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -78,6 +103,17 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CLITests", dependencies: ["Keyring"]),
+        .testTarget(
+            name: "VaultServerTests",
+            dependencies: [
+                "VaultServer", "VaultServices", "Keyring", "VaultPKI", "VaultCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

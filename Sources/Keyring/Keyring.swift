@@ -19,6 +19,8 @@ public struct Keyring: KeyWrapping, Sendable {
     /// Versions below this are retired: they no longer unwrap data keys for reading.
     public private(set) var minimumDecryptionVersion: UInt32
     let blobAddressKey: [UInt8]
+    /// The local certificate authority's private key (PEM), when the vault has one.
+    public var certificateAuthorityKey: String?
 
     /// A new keyring with one KEK, version 1.
     public static func generate(now: Date = Date()) -> Keyring {
@@ -86,7 +88,7 @@ public struct Keyring: KeyWrapping, Sendable {
 
 extension Keyring: Codable {
     enum CodingKeys: String, CodingKey {
-        case id, versions, minimumDecryptionVersion, blobAddressKey
+        case id, versions, minimumDecryptionVersion, blobAddressKey, certificateAuthorityKey
     }
 
     public init(from decoder: any Decoder) throws {
@@ -98,6 +100,7 @@ extension Keyring: Codable {
             id: id, versions: try c.decode([Version].self, forKey: .versions),
             minimumDecryptionVersion: try c.decode(UInt32.self, forKey: .minimumDecryptionVersion),
             blobAddressKey: blobKey)
+        certificateAuthorityKey = try c.decodeIfPresent(String.self, forKey: .certificateAuthorityKey)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -106,5 +109,6 @@ extension Keyring: Codable {
         try c.encode(versions, forKey: .versions)
         try c.encode(minimumDecryptionVersion, forKey: .minimumDecryptionVersion)
         try c.encode(Hex.encode(blobAddressKey), forKey: .blobAddressKey)
+        try c.encodeIfPresent(certificateAuthorityKey, forKey: .certificateAuthorityKey)
     }
 }

@@ -45,10 +45,11 @@ public struct KeyringFile: Codable, Sendable {
 
     /// Creates a keyring protected as `method` says.
     /// - Returns: the file, the open keyring, the root key and (for Shamir) the shares to hand out.
-    public static func create(method: Method, now: Date = Date()) throws -> (
+    public static func create(method: Method, certificateAuthorityKey: String? = nil, now: Date = Date()) throws -> (
         file: KeyringFile, keyring: Keyring, rootKey: [UInt8], shares: [UnsealShare]
     ) {
-        let keyring = Keyring.generate(now: now)
+        var keyring = Keyring.generate(now: now)
+        keyring.certificateAuthorityKey = certificateAuthorityKey
         let rootKey = SecureRandom.bytes(32)
         let unsealKey: [UInt8]
         let seal: SealConfiguration

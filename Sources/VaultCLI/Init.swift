@@ -28,6 +28,13 @@ struct Init: ParsableCommand {
     @Option(help: "Read the passphrase from this file (first line) instead of prompting.")
     var passphraseFile: String?
 
+    @Option(
+        name: .customLong("name"),
+        help:
+            "A DNS name or IP address for the server certificate (repeatable; default: localhost, this host, 127.0.0.1, ::1)."
+    )
+    var names: [String] = []
+
     func run() throws {
         let method: KeyringFile.Method
         if passphrase || passphraseFile != nil {
@@ -36,8 +43,10 @@ struct Init: ParsableCommand {
             method = .shamir(shares: shares, threshold: threshold)
         }
         let url = URL(fileURLWithPath: directory)
-        let created = try LocalVault.create(at: url, method: method)
+        let created = try LocalVault.create(
+            at: url, method: method, serverNames: names.isEmpty ? TLSNames.defaults : names)
         print("Created vault at \(url.standardizedFileURL.path)")
+        print("TLS: clients trust \(url.standardizedFileURL.path)/tls/ca.crt (the vault's own CA)")
         if created.shares.isEmpty {
             print("Unseal it with: mvault unseal --vault \(directory)   (you will be asked for the passphrase)")
             return

@@ -10,7 +10,7 @@ import VaultServices
 #endif
 
 /// The `mvault` command tree.
-public struct MVault: ParsableCommand {
+public struct MVault: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "mvault",
         abstract: "ModelVault keeps machine-learning models encrypted, access-controlled and traceable.",
@@ -22,19 +22,23 @@ public struct MVault: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Init.self, Unseal.self, Seal.self, Status.self, Push.self, Pull.self, List.self, Show.self,
-            Remove.self, Verify.self, Key.self, Agent.self,
+            Remove.self, Verify.self, Key.self, Server.self, Agent.self,
         ]
     )
 
     public init() {}
 
     /// Runs the command line, printing errors as `error: …` / `hint: …` and exiting non-zero.
-    public static func runMain() {
+    public static func runMain() async {
         // Everything a vault writes (database, blobs, keyring, pulled models) is private.
         umask(0o077)
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch let error as VaultError {
             fail(error.description, hint: error.hint)
         } catch let error as KeyringError {

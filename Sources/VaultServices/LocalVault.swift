@@ -4,6 +4,7 @@ import Keyring
 import SealedFormat
 import Storage
 import VaultCore
+import VaultPKI
 
 #if canImport(Glibc)
     import Glibc
@@ -45,25 +46,34 @@ public final class LocalVault {
         self.blobs = blobs
     }
 
-    /// Creates a new vault in `root` (which must be missing or empty).
+    /// Creates a new vault in `root` (which must be missing or empty), with a local certificate
+    /// authority and a TLS server certificate for `serverNames` (DNS names or IP addresses).
     /// - Returns: the unseal shares to hand out (empty for a passphrase vault).
-    public static func create(at root: URL, method: KeyringFile.Method) throws -> (
-        shares: [UnsealShare], keyring: Keyring
-    ) {
+    public static func create(
+        at root: URL, method: KeyringFile.Method, serverNames: [String] = TLSNames.defaults
+    ) throws -> (shares: [UnsealShare], keyring: Keyring) {
         let layout = VaultLayout(root: root)
         let fm = FileManager.default
         if fm.fileExists(atPath: layout.keyringFile.path) { throw VaultError.vaultExists(path: root.path) }
         if let entries = try? fm.contentsOfDirectory(atPath: root.path), !entries.isEmpty {
             throw VaultError.invalidArgument("\(root.path) is not empty; choose an empty or new directory")
         }
-        let created = try KeyringFile.create(method: method)
+        let names = TLSNames(serverNames)
+        let ca = try LocalCertificateAuthority.create(name: "ModelVault CA \(UUID().uuidString.prefix(8))")
+        let server = try ca.issueServerCertificate(dnsNames: names.dns, ipAddresses: names.ip)
+        let created = try KeyringFile.create(method: method, certificateAuthorityKey: ca.keyPEM)
         do {
             try fm.createDirectory(at: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            try fm.createDirectory(
-                at: layout.runDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            for dir in [layout.runDirectory, layout.tlsDirectory] {
+                try fm.createDirectory(
+                    at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            }
         } catch {
             throw VaultError.io(path: root.path, detail: "cannot create the vault directory")
         }
+        try AtomicFile.write(Data(try ca.certificatePEM.utf8), to: layout.caCertificate, mode: 0o644)
+        try AtomicFile.write(Data(server.certificatePEM.utf8), to: layout.serverCertificate, mode: 0o644)
+        try AtomicFile.write(Data(server.keyPEM.utf8), to: layout.serverKey, mode: 0o600)
         _ = try SQLiteMetadataStore(path: layout.metadataFile.path)
         _ = try DirectoryBlobStore(root: root)
         // The keyring file is written last: its presence is what makes the directory a vault.

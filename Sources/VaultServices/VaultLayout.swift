@@ -14,6 +14,11 @@ public struct VaultLayout: Sendable {
     public var runDirectory: URL { root.appendingPathComponent("run") }
     public var agentSocket: URL { runDirectory.appendingPathComponent("agent.sock") }
     public var writeLock: URL { runDirectory.appendingPathComponent("write.lock") }
+    public var tlsDirectory: URL { root.appendingPathComponent("tls") }
+    /// The vault CA's certificate: what clients trust.
+    public var caCertificate: URL { tlsDirectory.appendingPathComponent("ca.crt") }
+    public var serverCertificate: URL { tlsDirectory.appendingPathComponent("server.crt") }
+    public var serverKey: URL { tlsDirectory.appendingPathComponent("server.key") }
 
     /// Throws `.notAVault` unless `root` holds a vault.
     public func requireVault() throws {

@@ -1,3 +1,3 @@
 import VaultCLI
 
-MVault.runMain()
+await MVault.runMain()

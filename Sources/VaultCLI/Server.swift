@@ -1,0 +1,32 @@
+import ArgumentParser
+import Foundation
+import VaultServer
+
+struct Server: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the vault over HTTPS.",
+        discussion: """
+            Reads a JSON config file (see config/server.sample.json); MVAULT_VAULT, MVAULT_LISTEN
+            (host:port), MVAULT_TLS_CERT and MVAULT_TLS_KEY override it. Without --config,
+            MVAULT_VAULT names the vault and the defaults apply (127.0.0.1:8443, the vault's own
+            certificate). The server starts sealed; its keys leave memory when it exits.
+            """)
+
+    @Option(help: "The server's JSON config file.")
+    var config: String?
+
+    func run() async throws {
+        let configuration = try ServerConfiguration.load(path: config, environment: ProcessInfo.processInfo.environment)
+        let ca = URL(fileURLWithPath: configuration.vault).appendingPathComponent("tls/ca.crt").path
+        let app = try buildApplication(configuration: configuration) { port in
+            let base = "https://\(configuration.listen.host):\(port)"
+            let lines = [
+                "mvault server listening on \(base)  (vault \(configuration.vault))",
+                "trust the vault CA: \(ca)",
+                "unseal: curl --cacert \(ca) -X POST \(base)/v1/sys/unseal -d '{\"share\": \"mvs1-…\"}'",
+            ]
+            FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+        }
+        try await app.runService()
+    }
+}

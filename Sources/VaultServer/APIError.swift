@@ -1,0 +1,81 @@
+import Foundation
+import Hummingbird
+import Keyring
+import VaultCore
+
+/// The one way errors reach HTTP: a status and a JSON body `{"error": …, "hint": …}`.
+public struct APIError: HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var message: String
+    public var hint: String?
+
+    public init(_ status: HTTPResponse.Status, _ message: String, hint: String? = nil) {
+        self.status = status
+        self.message = message
+        self.hint = hint
+    }
+
+    struct Body: Encodable {
+        var error: String
+        var hint: String?
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(Body(error: message, hint: hint))
+        var response = Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        if status == .serviceUnavailable || status == .tooManyRequests { response.headers[.init("Retry-After")!] = "5" }
+        return response
+    }
+
+    /// Maps the errors services throw to HTTP statuses.
+    public static func from(_ error: any Error) -> APIError {
+        switch error {
+        case let error as APIError: return error
+        case VaultError.sealed:
+            return APIError(.serviceUnavailable, VaultError.sealed.description, hint: "unseal it: POST /v1/sys/unseal")
+        case let error as VaultError: return APIError(.badRequest, error.description, hint: error.hint)
+        case let error as KeyringError: return APIError(.badRequest, error.description)
+        default: return APIError(.internalServerError, "internal error")
+        }
+    }
+}
+
+/// Turns every thrown error into an `APIError`, so no handler leaks an unformatted one.
+struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            throw APIError(
+                .notFound, "no such endpoint: \(request.method) \(request.uri.path)", hint: "see /v1/openapi.json")
+        } catch let error as HTTPResponseError where !(error is APIError) {
+            throw APIError(error.status, "\(error.status.reasonPhrase)")
+        } catch {
+            throw APIError.from(error)
+        }
+    }
+}
+
+/// HSTS on everything; `Cache-Control: no-store` on every API response, since any may carry a secret.
+struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as HTTPResponseError {
+            response = try error.response(from: request, context: context)
+        }
+        response.headers[.strictTransportSecurity] = "max-age=31536000"
+        response.headers[.cacheControl] = "no-store"
+        response.headers[.xContentTypeOptions] = "nosniff"
+        return response
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+import VaultCore
+import VaultServices
+
+/// Builds the vault's HTTPS application. `mvault server` calls this and nothing else; tests call
+/// it with port 0 and learn the port from `onServerRunning`.
+///
+/// The server starts sealed and holds the keys in-process once unsealed; they leave memory when
+/// the process exits.
+public func buildApplication(
+    configuration: ServerConfiguration, logger: Logger = Logger(label: "mvault.server"),
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) throws -> some ApplicationProtocol {
+    let layout = VaultLayout(root: URL(fileURLWithPath: configuration.vault))
+    try layout.requireVault()
+    let keys = try KeyHolder(layout: layout)
+    let router = Router()
+    router.add(middleware: SecurityHeadersMiddleware())
+    router.add(middleware: ErrorMappingMiddleware())
+    VaultAPI(layout: layout, keys: keys, limits: configuration.limits).register(on: router)
+    let tls = try serverTLSConfiguration(configuration)
+    let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.limits.idleTimeoutSeconds)))
+    return Application(
+        router: router,
+        server: try .tls(.http1(configuration: http1), tlsConfiguration: tls),
+        configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port)),
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+        logger: logger)
+}
+
+/// Every route the application built from `configuration` answers — the same list it registers.
+public func apiRoutes(configuration: ServerConfiguration) throws -> [APIRoute] {
+    let layout = VaultLayout(root: URL(fileURLWithPath: configuration.vault))
+    return VaultAPI(layout: layout, keys: try KeyHolder(layout: layout), limits: configuration.limits).endpoints.map(
+        \.0)
+}
+
+/// TLS 1.2 and 1.3 only; for 1.2, ECDHE key exchange with AEAD ciphers only (1.3 has no others).
+func serverTLSConfiguration(_ configuration: ServerConfiguration) throws -> TLSConfiguration {
+    let certPath = configuration.resolve(configuration.tls.certificate)
+    let keyPath = configuration.resolve(configuration.tls.key)
+    let chain: [NIOSSLCertificate]
+    let key: NIOSSLPrivateKey
+    do {
+        chain = try NIOSSLCertificate.fromPEMFile(certPath)
+    } catch {
+        throw VaultError.invalidArgument("cannot read the TLS certificate \(certPath): \(error)")
+    }
+    do {
+        key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+    } catch {
+        throw VaultError.invalidArgument("cannot read the TLS private key \(keyPath): \(error)")
+    }
+    var tls = TLSConfiguration.makeServerConfiguration(
+        certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+    tls.minimumTLSVersion = .tlsv12
+    tls.maximumTLSVersion = .tlsv13
+    tls.cipherSuites = [
+        "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305", "ECDHE-RSA-AES128-GCM-SHA256",
+    ].joined(separator: ":")
+    return tls
+}

@@ -1,0 +1,120 @@
+import Foundation
+import VaultCore
+
+/// What `mvault server` reads from its config file (JSON), then from the environment.
+///
+/// ```json
+/// { "vault": "/srv/vault",
+///   "listen": { "host": "127.0.0.1", "port": 8443 },
+///   "tls": { "certificate": "tls/server.crt", "key": "tls/server.key" },
+///   "limits": { "maxJSONBodyBytes": 65536, "idleTimeoutSeconds": 30 } }
+/// ```
+/// Environment overrides: `MVAULT_VAULT`, `MVAULT_LISTEN` (`host:port`), `MVAULT_TLS_CERT`,
+/// `MVAULT_TLS_KEY`. Relative TLS paths are relative to the vault directory.
+public struct ServerConfiguration: Codable, Sendable, Equatable {
+    public struct Listen: Codable, Sendable, Equatable {
+        public var host: String = "127.0.0.1"
+        public var port: Int = 8443
+        public init(host: String = "127.0.0.1", port: Int = 8443) {
+            self.host = host
+            self.port = port
+        }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            host = try c.decodeIfPresent(String.self, forKey: .host) ?? "127.0.0.1"
+            port = try c.decodeIfPresent(Int.self, forKey: .port) ?? 8443
+        }
+    }
+
+    public struct TLS: Codable, Sendable, Equatable {
+        public var certificate: String = "tls/server.crt"
+        public var key: String = "tls/server.key"
+        public init(certificate: String = "tls/server.crt", key: String = "tls/server.key") {
+            self.certificate = certificate
+            self.key = key
+        }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            certificate = try c.decodeIfPresent(String.self, forKey: .certificate) ?? "tls/server.crt"
+            key = try c.decodeIfPresent(String.self, forKey: .key) ?? "tls/server.key"
+        }
+    }
+
+    public struct Limits: Codable, Sendable, Equatable {
+        /// Largest JSON request body accepted.
+        public var maxJSONBodyBytes: Int = 64 << 10
+        /// Connections idle this long are closed (slow clients cannot hold them).
+        public var idleTimeoutSeconds: Int = 30
+        public init(maxJSONBodyBytes: Int = 64 << 10, idleTimeoutSeconds: Int = 30) {
+            self.maxJSONBodyBytes = maxJSONBodyBytes
+            self.idleTimeoutSeconds = idleTimeoutSeconds
+        }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            maxJSONBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxJSONBodyBytes) ?? 64 << 10
+            idleTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .idleTimeoutSeconds) ?? 30
+        }
+    }
+
+    public var vault: String
+    public var listen = Listen()
+    public var tls = TLS()
+    public var limits = Limits()
+
+    public init(vault: String) {
+        self.vault = vault
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        vault = try c.decode(String.self, forKey: .vault)
+        listen = try c.decodeIfPresent(Listen.self, forKey: .listen) ?? Listen()
+        tls = try c.decodeIfPresent(TLS.self, forKey: .tls) ?? TLS()
+        limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? Limits()
+    }
+
+    /// Reads `path` (if given), then applies environment overrides.
+    /// - Throws: `VaultError.invalidArgument` naming the file and what is wrong with it.
+    public static func load(path: String?, environment: [String: String]) throws -> ServerConfiguration {
+        var config: ServerConfiguration
+        if let path {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw VaultError.inputMissing(path: path)
+            }
+            do {
+                config = try JSONDecoder().decode(ServerConfiguration.self, from: data)
+            } catch DecodingError.keyNotFound(let key, let context) {
+                let field = (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
+                throw VaultError.invalidArgument("\(path): missing setting '\(field)'")
+            } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
+                let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+                throw VaultError.invalidArgument("\(path): setting '\(field)' has the wrong type")
+            } catch {
+                throw VaultError.invalidArgument("\(path) is not valid JSON")
+            }
+        } else {
+            guard let vault = environment["MVAULT_VAULT"] else {
+                throw VaultError.invalidArgument("no vault: pass --config FILE or set MVAULT_VAULT")
+            }
+            config = ServerConfiguration(vault: vault)
+        }
+        if let vault = environment["MVAULT_VAULT"] { config.vault = vault }
+        if let listen = environment["MVAULT_LISTEN"] {
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
+                throw VaultError.invalidArgument("MVAULT_LISTEN must be host:port, e.g. 127.0.0.1:8443")
+            }
+            config.listen = Listen(host: String(listen[..<colon]), port: port)
+        }
+        if let cert = environment["MVAULT_TLS_CERT"] { config.tls.certificate = cert }
+        if let key = environment["MVAULT_TLS_KEY"] { config.tls.key = key }
+        guard (0...65535).contains(config.listen.port) else {
+            throw VaultError.invalidArgument("listen.port must be between 0 and 65535")
+        }
+        return config
+    }
+
+    /// A TLS path resolved against the vault directory.
+    func resolve(_ path: String) -> String {
+        path.hasPrefix("/") ? path : URL(fileURLWithPath: vault).appendingPathComponent(path).path
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+import VaultCore
+import VaultServer
+
+@Suite("Server configuration")
+struct ConfigurationTests {
+    func write(_ text: String) throws -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID().uuidString).json")
+        try Data(text.utf8).write(to: url)
+        return url.path
+    }
+
+    @Test("the committed sample config loads, and the environment overrides it")
+    func sampleAndOverrides() throws {
+        let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../config/server.sample.json").standardizedFileURL.path
+        let config = try ServerConfiguration.load(path: sample, environment: [:])
+        #expect(config.vault == "/srv/modelvault")
+        #expect(config.listen.port == 8443)
+        let overridden = try ServerConfiguration.load(
+            path: sample, environment: ["MVAULT_LISTEN": "0.0.0.0:9443", "MVAULT_VAULT": "/data/v"])
+        #expect(overridden.listen.host == "0.0.0.0")
+        #expect(overridden.listen.port == 9443)
+        #expect(overridden.vault == "/data/v")
+    }
+
+    @Test("a partial section keeps the defaults of the settings it omits")
+    func partialSections() throws {
+        let config = try ServerConfiguration.load(
+            path: try write(#"{"vault": "/v", "listen": {"port": 9443}}"#), environment: [:])
+        #expect(config.listen.host == "127.0.0.1")
+        #expect(config.listen.port == 9443)
+        #expect(config.tls.certificate == "tls/server.crt")
+    }
+
+    @Test("bad config files get an error naming the file and the setting")
+    func badConfigs() throws {
+        let missingVault = try write(#"{"listen": {"port": 1}}"#)
+        #expect(throws: VaultError.invalidArgument("\(missingVault): missing setting 'vault'")) {
+            try ServerConfiguration.load(path: missingVault, environment: [:])
+        }
+        let badType = try write(#"{"vault": "/v", "listen": {"port": "x"}}"#)
+        #expect(throws: VaultError.invalidArgument("\(badType): setting 'listen.port' has the wrong type")) {
+            try ServerConfiguration.load(path: badType, environment: [:])
+        }
+        let notJSON = try write("vault = /v")
+        #expect(throws: VaultError.invalidArgument("\(notJSON) is not valid JSON")) {
+            try ServerConfiguration.load(path: notJSON, environment: [:])
+        }
+        #expect(throws: VaultError.self) {
+            try ServerConfiguration.load(path: nil, environment: ["MVAULT_VAULT": "/v", "MVAULT_LISTEN": "nope"])
+        }
+        #expect(throws: VaultError.invalidArgument("no vault: pass --config FILE or set MVAULT_VAULT")) {
+            try ServerConfiguration.load(path: nil, environment: [:])
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Keyring
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import Testing
+import VaultServer
+import VaultServices
+
+/// A vault with a real server on 127.0.0.1:0 over TLS, and an HTTPS client trusting its CA.
+struct ServerFixture {
+    let root: URL
+    let shares: [String]
+    let port: Int
+    let client: HTTPClient
+    var base: String { "https://127.0.0.1:\(port)" }
+    var caPath: String { root.appendingPathComponent("vault/tls/ca.crt").path }
+
+    /// Creates a 3-share, threshold-2 vault and runs `body` while its server runs.
+    static func with(
+        limits: ServerConfiguration.Limits = .init(), _ body: (ServerFixture) async throws -> Void
+    ) async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("mvault-srv-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let created = try LocalVault.create(
+            at: root.appendingPathComponent("vault"), method: .shamir(shares: 3, threshold: 2),
+            serverNames: ["localhost", "127.0.0.1"])
+        var config = ServerConfiguration(vault: root.appendingPathComponent("vault").path)
+        config.listen.port = 0
+        config.limits = limits
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = try buildApplication(configuration: config) { continuation.yield($0) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+            var iterator = ports.makeAsyncIterator()
+            let port = try #require(await iterator.next())
+            let client = HTTPClient(
+                eventLoopGroupProvider: .singleton,
+                configuration: .init(
+                    tlsConfiguration: try Self.clientTLS(trusting: root.appendingPathComponent("vault/tls/ca.crt").path)
+                ))
+            let fixture = ServerFixture(root: root, shares: created.shares.map(\.text), port: port, client: client)
+            do {
+                try await body(fixture)
+            } catch {
+                try? await client.shutdown()
+                group.cancelAll()
+                throw error
+            }
+            try await client.shutdown()
+            group.cancelAll()
+        }
+    }
+
+    static func clientTLS(trusting caPath: String, maximumVersion: TLSVersion? = nil) throws -> TLSConfiguration {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caPath))
+        if let maximumVersion {
+            tls.minimumTLSVersion = .tlsv1
+            tls.maximumTLSVersion = maximumVersion
+        }
+        return tls
+    }
+
+    struct Reply {
+        var status: Int
+        var headers: [String: String]
+        var json: [String: Any]
+    }
+
+    func request(
+        _ method: HTTPMethod, _ path: String, body: String? = nil, client: HTTPClient? = nil, timeout: Int64 = 10
+    ) async throws -> Reply {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        if let body {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        let response = try await (client ?? self.client).execute(request, timeout: .seconds(timeout))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        let json = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
+        var headers: [String: String] = [:]
+        for header in response.headers { headers[header.name.lowercased()] = header.value }
+        return Reply(status: Int(response.status.code), headers: headers, json: json)
+    }
+}

@@ -1,0 +1,125 @@
+import AsyncHTTPClient
+import Foundation
+import NIOSSL
+import Testing
+import VaultServer
+
+@Suite("Server: sys endpoints over TLS", .serialized)
+struct SysTests {
+    @Test("health is 503 while sealed and 200 once unsealed through the API, share by share")
+    func unsealOverAPI() async throws {
+        try await ServerFixture.with { f in
+            var r = try await f.request(.GET, "/v1/sys/health")
+            #expect(r.status == 503)
+            #expect(r.json["sealed"] as? Bool == true)
+            r = try await f.request(.GET, "/v1/sys/seal-status")
+            #expect(r.status == 200)
+            #expect(r.json["threshold"] as? Int == 2)
+            #expect(r.json["progress"] as? Int == 0)
+
+            r = try await f.request(.POST, "/v1/sys/unseal", body: #"{"share": "\#(f.shares[0])"}"#)
+            #expect(r.status == 200)
+            #expect(r.json["progress"] as? Int == 1)
+            #expect(r.json["sealed"] as? Bool == true)
+
+            r = try await f.request(.POST, "/v1/sys/unseal", body: #"{"share": "\#(f.shares[0])"}"#)
+            #expect(r.status == 400)
+            #expect((r.json["error"] as? String)?.contains("already given") == true)
+
+            r = try await f.request(.POST, "/v1/sys/unseal", body: #"{"share": "\#(f.shares[2])"}"#)
+            #expect(r.status == 200)
+            #expect(r.json["sealed"] as? Bool == false)
+            r = try await f.request(.GET, "/v1/sys/health")
+            #expect(r.status == 200)
+            #expect(r.json["status"] as? String == "ok")
+        }
+    }
+
+    @Test("bad unseal requests get a 4xx JSON error and change nothing")
+    func badRequests() async throws {
+        try await ServerFixture.with(limits: .init(maxJSONBodyBytes: 1024, idleTimeoutSeconds: 30)) { f in
+            let cases: [(String, Int, String)] = [
+                ("{bad json", 400, "malformed JSON body"),
+                (#"{"share": 5}"#, 400, "malformed JSON body"),
+                ("{}", 400, "give exactly one of"),
+                (#"{"share": "mvs1-00", "passphrase": "x"}"#, 400, "give exactly one of"),
+                (#"{"share": "not a share"}"#, 400, "not a valid unseal share"),
+                (#"{"passphrase": "a long enough passphrase"}"#, 400, "unsealed with Shamir shares"),
+                (#"{"share": "\#(String(repeating: "a", count: 2000))"}"#, 413, "request body over 1024 bytes"),
+            ]
+            for (body, status, message) in cases {
+                let r = try await f.request(.POST, "/v1/sys/unseal", body: body)
+                #expect(r.status == status, "\(body.prefix(40))")
+                #expect((r.json["error"] as? String)?.contains(message) == true, "\(body.prefix(40)): \(r.json)")
+                #expect(r.headers["content-type"] == "application/json")
+            }
+            let r = try await f.request(.GET, "/v1/sys/seal-status")
+            #expect(r.json["progress"] as? Int == 0)
+            #expect(r.json["sealed"] as? Bool == true)
+        }
+    }
+
+    @Test("unknown routes get a JSON 404; every response carries HSTS and no-store")
+    func notFoundAndHeaders() async throws {
+        try await ServerFixture.with { f in
+            for path in ["/v1/nope", "/v1/sys/health", "/"] {
+                let r = try await f.request(.GET, path)
+                #expect(r.headers["strict-transport-security"] == "max-age=31536000", "\(path)")
+                #expect(r.headers["cache-control"] == "no-store", "\(path)")
+            }
+            let r = try await f.request(.GET, "/v1/nope")
+            #expect(r.status == 404)
+            #expect(r.json["error"] as? String == "no such endpoint: GET /v1/nope")
+        }
+    }
+
+    @Test("TLS 1.1 and older are refused; a client that does not trust the vault CA is refused")
+    func tlsRefusals() async throws {
+        try await ServerFixture.with { f in
+            let old = HTTPClient(
+                eventLoopGroupProvider: .singleton,
+                configuration: .init(
+                    tlsConfiguration: try ServerFixture.clientTLS(trusting: f.caPath, maximumVersion: .tlsv11)))
+            await #expect(throws: (any Error).self) {
+                _ = try await f.request(.GET, "/v1/sys/health", client: old, timeout: 2)
+            }
+            try await old.shutdown()
+
+            let otherCA = FileManager.default.temporaryDirectory.appendingPathComponent("other-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: otherCA) }
+            let pem = try VaultPKITestSupport.otherCAPEM()
+            try Data(pem.utf8).write(to: otherCA)
+            let stranger = HTTPClient(
+                eventLoopGroupProvider: .singleton,
+                configuration: .init(tlsConfiguration: try ServerFixture.clientTLS(trusting: otherCA.path)))
+            await #expect(throws: (any Error).self) {
+                _ = try await f.request(.GET, "/v1/sys/health", client: stranger, timeout: 2)
+            }
+            try await stranger.shutdown()
+
+            let tls12 = HTTPClient(
+                eventLoopGroupProvider: .singleton,
+                configuration: .init(
+                    tlsConfiguration: try ServerFixture.clientTLS(trusting: f.caPath, maximumVersion: .tlsv12)))
+            #expect(try await f.request(.GET, "/v1/sys/seal-status", client: tls12).status == 200)
+            try await tls12.shutdown()
+        }
+    }
+
+    @Test("every route the router has is in the committed OpenAPI document, and nothing else")
+    func openAPICoversRoutes() async throws {
+        try await ServerFixture.with { f in
+            let r = try await f.request(.GET, "/v1/openapi.json")
+            #expect(r.status == 200)
+            let paths = try #require(r.json["paths"] as? [String: [String: Any]])
+            var documented = Set<String>()
+            for (path, operations) in paths {
+                for method in operations.keys { documented.insert("\(method.uppercased()) \(path)") }
+            }
+            var config = ServerConfiguration(vault: f.root.appendingPathComponent("vault").path)
+            config.listen.port = 0
+            let routed = Set(try apiRoutes(configuration: config).map { "\($0.method.rawValue) \($0.path)" })
+            #expect(routed == documented)
+        }
+    }
+}
