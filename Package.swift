@@ -47,6 +47,11 @@ let package = Package(
         ),
         .target(name: "StorageTesting", dependencies: ["Storage", "VaultCore"]),
         .target(
+            name: "Identity",
+            dependencies: ["CSodium", .product(name: "Crypto", package: "swift-crypto")],
+            resources: [.copy("common-passwords.txt")]
+        ),
+        .target(
             name: "VaultPKI",
             dependencies: [
                 "VaultCore",
@@ -94,6 +99,7 @@ let package = Package(
             name: "KeyringTests",
             dependencies: ["Keyring", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
+        .testTarget(name: "IdentityTests", dependencies: ["Identity"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTesting", "VaultCore"]),
         .testTarget(
             name: "VaultServicesTests",
