@@ -49,6 +49,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                     CREATE INDEX files_by_blob ON files(blob_id);
                     """)
         }
+        registerIdentityMigration(&m)
         return m
     }
 

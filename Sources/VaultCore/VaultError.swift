@@ -23,6 +23,8 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
     case noSpace(path: String)
     case keyService(String)
     case invalidArgument(String)
+    case userExists(String)
+    case unknownUser(String)
 
     public var description: String {
         switch self {
@@ -48,6 +50,8 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
         case .noSpace(let path): "no space left on the device holding \(path)"
         case .keyService(let detail): detail
         case .invalidArgument(let detail): detail
+        case .userExists(let name): "a user named \(name) already exists"
+        case .unknownUser(let name): "no user named \(name)"
         }
     }
 

@@ -24,6 +24,12 @@ struct BackendTests {
         try MetadataStoreConformance.run { try SQLiteMetadataStore(path: dir.appendingPathComponent("m.sqlite").path) }
     }
 
+    @Test func sqliteIdentityStore() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try IdentityStoreConformance.run { try SQLiteMetadataStore(path: dir.appendingPathComponent("m.sqlite").path) }
+    }
+
     @Test("the SQLite store survives reopening")
     func reopen() throws {
         let dir = try temporaryDirectory()

@@ -1,0 +1,24 @@
+import Foundation
+import VaultCore
+
+/// Users and login sessions.
+///
+/// Error contract: throws `VaultError` — `.userExists`, `.unknownUser`, or `.io`/`.noSpace`.
+/// Secrets are never stored: passwords as Argon2id hashes, session secrets as keyed hashes,
+/// TOTP secrets sealed by the caller.
+public protocol IdentityStore: Sendable {
+    func createUser(_ user: UserRecord) throws
+    func user(named name: String) throws -> UserRecord?
+    /// Replaces the stored record of `user.name`.
+    func updateUser(_ user: UserRecord) throws
+    /// Removes the user and every session of theirs.
+    func deleteUser(named name: String) throws
+    /// Every user, sorted by name.
+    func users() throws -> [UserRecord]
+    func createSession(_ session: SessionRecord) throws
+    func session(id: String) throws -> SessionRecord?
+    func deleteSession(id: String) throws
+    /// Records `step` as `user`'s last TOTP step if it is later than the stored one, atomically.
+    /// - Returns: false when it is not (the code was already used: a replay).
+    func consumeTOTPStep(user: String, step: Int64) throws -> Bool
+}
