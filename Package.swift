@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "VaultServer",
             dependencies: [
-                "VaultCore", "Keyring", "VaultServices", "VaultPKI",
+                "VaultCore", "Keyring", "VaultServices", "VaultPKI", "Identity", "Storage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -81,7 +81,7 @@ let package = Package(
         .target(
             name: "VaultCLI",
             dependencies: [
-                "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultServices", "VaultServer",
+                "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultServices", "VaultServer", "Identity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(
             name: "VaultServerTests",
             dependencies: [
-                "VaultServer", "VaultServices", "Keyring", "VaultPKI", "VaultCore",
+                "VaultServer", "VaultServices", "Keyring", "VaultPKI", "VaultCore", "Identity", "Storage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

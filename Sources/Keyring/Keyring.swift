@@ -18,7 +18,8 @@ public struct Keyring: KeyWrapping, Sendable {
     public private(set) var versions: [Version]
     /// Versions below this are retired: they no longer unwrap data keys for reading.
     public private(set) var minimumDecryptionVersion: UInt32
-    let blobAddressKey: [UInt8]
+    /// A keyring secret from which purpose-specific keys are derived (HKDF-SHA256).
+    let secretSeed: [UInt8]
     /// The local certificate authority's private key (PEM), when the vault has one.
     public var certificateAuthorityKey: String?
 
@@ -27,14 +28,23 @@ public struct Keyring: KeyWrapping, Sendable {
         Keyring(
             id: SecureRandom.bytes(16),
             versions: [Version(version: 1, createdAt: now, key: Hex.encode(SecureRandom.bytes(32)))],
-            minimumDecryptionVersion: 1, blobAddressKey: SecureRandom.bytes(32))
+            minimumDecryptionVersion: 1, secretSeed: SecureRandom.bytes(32))
     }
 
-    init(id: [UInt8], versions: [Version], minimumDecryptionVersion: UInt32, blobAddressKey: [UInt8]) {
+    init(id: [UInt8], versions: [Version], minimumDecryptionVersion: UInt32, secretSeed: [UInt8]) {
         self.id = id
         self.versions = versions
         self.minimumDecryptionVersion = minimumDecryptionVersion
-        self.blobAddressKey = blobAddressKey
+        self.secretSeed = secretSeed
+    }
+
+    /// A 256-bit key for one purpose ("blob-address", "session", "totp"…), derived from the
+    /// keyring's secret seed: HKDF-SHA256(seed, info: "mvault keyring v1 " + purpose).
+    public func derivedKey(purpose: String) -> [UInt8] {
+        let key = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: secretSeed), info: Array("mvault keyring v1 \(purpose)".utf8),
+            outputByteCount: 32)
+        return key.withUnsafeBytes { Array($0) }
     }
 
     public var newestVersion: UInt32 { versions.map(\.version).max() ?? 0 }
@@ -57,7 +67,9 @@ public struct Keyring: KeyWrapping, Sendable {
     /// The content address of a file with plaintext digest `sha256`: HMAC-SHA256 under a keyring
     /// secret, so equal files share a blob without the store learning their digests.
     public func blobAddress(forSHA256 sha256: [UInt8]) -> String {
-        Hex.encode(HMAC<SHA256>.authenticationCode(for: sha256, using: SymmetricKey(data: blobAddressKey)))
+        Hex.encode(
+            HMAC<SHA256>.authenticationCode(
+                for: sha256, using: SymmetricKey(data: derivedKey(purpose: "blob-address"))))
     }
 
     public func wrap(dataKey: [UInt8], headerPrefix: [UInt8]) throws -> KeyStanza {
@@ -88,18 +100,18 @@ public struct Keyring: KeyWrapping, Sendable {
 
 extension Keyring: Codable {
     enum CodingKeys: String, CodingKey {
-        case id, versions, minimumDecryptionVersion, blobAddressKey, certificateAuthorityKey
+        case id, versions, minimumDecryptionVersion, secretSeed, certificateAuthorityKey
     }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         guard let id = Hex.decode(try c.decode(String.self, forKey: .id)), id.count == 16,
-            let blobKey = Hex.decode(try c.decode(String.self, forKey: .blobAddressKey)), blobKey.count == 32
+            let seed = Hex.decode(try c.decode(String.self, forKey: .secretSeed)), seed.count == 32
         else { throw KeyringError.corruptKeyring("bad key material") }
         self.init(
             id: id, versions: try c.decode([Version].self, forKey: .versions),
             minimumDecryptionVersion: try c.decode(UInt32.self, forKey: .minimumDecryptionVersion),
-            blobAddressKey: blobKey)
+            secretSeed: seed)
         certificateAuthorityKey = try c.decodeIfPresent(String.self, forKey: .certificateAuthorityKey)
     }
 
@@ -108,7 +120,7 @@ extension Keyring: Codable {
         try c.encode(Hex.encode(id), forKey: .id)
         try c.encode(versions, forKey: .versions)
         try c.encode(minimumDecryptionVersion, forKey: .minimumDecryptionVersion)
-        try c.encode(Hex.encode(blobAddressKey), forKey: .blobAddressKey)
+        try c.encode(Hex.encode(secretSeed), forKey: .secretSeed)
         try c.encodeIfPresent(certificateAuthorityKey, forKey: .certificateAuthorityKey)
     }
 }

@@ -11,6 +11,8 @@ public protocol IdentityStore: Sendable {
     func user(named name: String) throws -> UserRecord?
     /// Replaces the stored record of `user.name`.
     func updateUser(_ user: UserRecord) throws
+    /// Replaces only the password hash (a rehash at login must not touch other fields).
+    func setPasswordHash(user: String, hash: String) throws
     /// Removes the user and every session of theirs.
     func deleteUser(named name: String) throws
     /// Every user, sorted by name.

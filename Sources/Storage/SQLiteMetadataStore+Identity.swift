@@ -67,6 +67,15 @@ extension SQLiteMetadataStore: IdentityStore {
         }
     }
 
+    public func setPasswordHash(user: String, hash: String) throws {
+        try run {
+            try db.write { db in
+                try db.execute(sql: "UPDATE users SET password_hash = ? WHERE name = ?", arguments: [hash, user])
+                guard db.changesCount == 1 else { throw VaultError.unknownUser(user) }
+            }
+        }
+    }
+
     public func deleteUser(named name: String) throws {
         try run {
             try db.write { db in

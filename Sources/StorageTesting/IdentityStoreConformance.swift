@@ -31,6 +31,10 @@ public enum IdentityStoreConformance {
         #expect(try !store.consumeTOTPStep(user: "alice", step: 99))
         #expect(try store.consumeTOTPStep(user: "alice", step: 101))
         #expect(try store.user(named: "alice")?.totpLastStep == 101)
+        try store.setPasswordHash(user: "alice", hash: "$argon2id$new")
+        #expect(try store.user(named: "alice")?.passwordHash == "$argon2id$new")
+        #expect(try store.user(named: "alice")?.totpLastStep == 101, "a password change keeps the TOTP step")
+        #expect(throws: VaultError.unknownUser("nobody")) { try store.setPasswordHash(user: "nobody", hash: "h") }
 
         // Sessions belong to existing users and go with them.
         let session = SessionRecord(

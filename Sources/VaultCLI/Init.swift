@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Identity
 import Keyring
 import VaultCore
 import VaultServices
@@ -28,6 +29,12 @@ struct Init: ParsableCommand {
     @Option(help: "Read the passphrase from this file (first line) instead of prompting.")
     var passphraseFile: String?
 
+    @Option(help: "Create the first administrator with this user name (asks for a password).")
+    var admin: String?
+
+    @Option(help: "Read the administrator's password from this file (first line) instead of prompting.")
+    var adminPasswordFile: String?
+
     @Option(
         name: .customLong("name"),
         help:
@@ -43,9 +50,19 @@ struct Init: ParsableCommand {
             method = .shamir(shares: shares, threshold: threshold)
         }
         let url = URL(fileURLWithPath: directory)
+        var adminRecord: UserRecord?
+        if let admin {
+            try UserName.validate(admin)
+            let password = try readSecret(file: adminPasswordFile, prompt: "Password for \(admin): ", confirm: true)
+            try PasswordPolicy.standard.check(password, username: admin)
+            adminRecord = UserRecord(
+                name: admin, passwordHash: try PasswordHashing.standard.hash(password), roles: ["admin"],
+                createdAt: Date())
+        }
         let created = try LocalVault.create(
-            at: url, method: method, serverNames: names.isEmpty ? TLSNames.defaults : names)
+            at: url, method: method, serverNames: names.isEmpty ? TLSNames.defaults : names, admin: adminRecord)
         print("Created vault at \(url.standardizedFileURL.path)")
+        if let admin { print("Administrator: \(admin) (log in with POST /v1/auth/login)") }
         print("TLS: clients trust \(url.standardizedFileURL.path)/tls/ca.crt (the vault's own CA)")
         if created.shares.isEmpty {
             print("Unseal it with: mvault unseal --vault \(directory)   (you will be asked for the passphrase)")
@@ -63,18 +80,23 @@ struct Init: ParsableCommand {
     }
 
     func readNewPassphrase() throws -> String {
-        if let passphraseFile {
-            guard let text = try? String(contentsOfFile: passphraseFile, encoding: .utf8) else {
-                throw VaultError.inputMissing(path: passphraseFile)
+        try readSecret(file: passphraseFile, prompt: "New passphrase: ", confirm: true)
+    }
+
+    /// The first line of `file`, or a line typed at the terminal (twice when `confirm`), or stdin.
+    func readSecret(file: String?, prompt: String, confirm: Bool) throws -> String {
+        if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw VaultError.inputMissing(path: file)
             }
             return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
         }
-        guard let first = Terminal.readSecret(prompt: "New passphrase: ") else {
-            throw VaultError.invalidArgument("no passphrase given on standard input")
+        guard let first = Terminal.readSecret(prompt: prompt) else {
+            throw VaultError.invalidArgument("nothing given on standard input for: \(prompt)")
         }
-        if Terminal.stdinIsTTY {
-            guard Terminal.readSecret(prompt: "Repeat passphrase: ") == first else {
-                throw VaultError.invalidArgument("the passphrases differ; nothing was created")
+        if confirm && Terminal.stdinIsTTY {
+            guard Terminal.readSecret(prompt: "Repeat: ") == first else {
+                throw VaultError.invalidArgument("the two entries differ; nothing was created")
             }
         }
         return first

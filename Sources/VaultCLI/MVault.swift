@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Identity
 import Keyring
 import SealedFormat
 import VaultCore
@@ -44,6 +45,8 @@ public struct MVault: AsyncParsableCommand {
         } catch let error as KeyringError {
             fail(error.description, hint: nil)
         } catch let error as SealedFormatError {
+            fail(error.description, hint: nil)
+        } catch let error as IdentityError {
             fail(error.description, hint: nil)
         } catch let error as AgentError {
             fail(error.message, hint: nil)

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Identity
 import Keyring
 import VaultCore
 
@@ -8,11 +9,14 @@ public struct APIError: HTTPResponseError, Sendable {
     public var status: HTTPResponse.Status
     public var message: String
     public var hint: String?
+    /// Seconds for a Retry-After header (429 and 503).
+    public var retryAfter: Int?
 
-    public init(_ status: HTTPResponse.Status, _ message: String, hint: String? = nil) {
+    public init(_ status: HTTPResponse.Status, _ message: String, hint: String? = nil, retryAfter: Int? = nil) {
         self.status = status
         self.message = message
         self.hint = hint
+        self.retryAfter = retryAfter
     }
 
     struct Body: Encodable {
@@ -27,7 +31,7 @@ public struct APIError: HTTPResponseError, Sendable {
         var response = Response(
             status: status, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: data)))
-        if status == .serviceUnavailable || status == .tooManyRequests { response.headers[.init("Retry-After")!] = "5" }
+        if let retryAfter { response.headers[.init("Retry-After")!] = String(retryAfter) }
         return response
     }
 
@@ -39,6 +43,7 @@ public struct APIError: HTTPResponseError, Sendable {
             return APIError(.serviceUnavailable, VaultError.sealed.description, hint: "unseal it: POST /v1/sys/unseal")
         case let error as VaultError: return APIError(.badRequest, error.description, hint: error.hint)
         case let error as KeyringError: return APIError(.badRequest, error.description)
+        case let error as IdentityError: return APIError(.badRequest, error.description)
         default: return APIError(.internalServerError, "internal error")
         }
     }

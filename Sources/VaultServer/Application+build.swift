@@ -5,6 +5,7 @@ import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOSSL
+import Storage
 import VaultCore
 import VaultServices
 
@@ -20,10 +21,10 @@ public func buildApplication(
     let layout = VaultLayout(root: URL(fileURLWithPath: configuration.vault))
     try layout.requireVault()
     let keys = try KeyHolder(layout: layout)
-    let router = Router()
+    let router = Router(context: VaultRequestContext.self)
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ErrorMappingMiddleware())
-    VaultAPI(layout: layout, keys: keys, limits: configuration.limits).register(on: router)
+    try makeAPI(configuration: configuration, layout: layout, keys: keys).register(on: router)
     let tls = try serverTLSConfiguration(configuration)
     let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.limits.idleTimeoutSeconds)))
     return Application(
@@ -37,8 +38,13 @@ public func buildApplication(
 /// Every route the application built from `configuration` answers — the same list it registers.
 public func apiRoutes(configuration: ServerConfiguration) throws -> [APIRoute] {
     let layout = VaultLayout(root: URL(fileURLWithPath: configuration.vault))
-    return VaultAPI(layout: layout, keys: try KeyHolder(layout: layout), limits: configuration.limits).endpoints.map(
-        \.0)
+    return try makeAPI(configuration: configuration, layout: layout, keys: KeyHolder(layout: layout)).endpoints.map(\.0)
+}
+
+func makeAPI(configuration: ServerConfiguration, layout: VaultLayout, keys: KeyHolder) throws -> VaultAPI {
+    VaultAPI(
+        layout: layout, keys: keys, identities: try SQLiteMetadataStore(path: layout.metadataFile.path),
+        limits: configuration.limits)
 }
 
 /// TLS 1.2 and 1.3 only; for 1.2, ECDHE key exchange with AEAD ciphers only (1.3 has no others).

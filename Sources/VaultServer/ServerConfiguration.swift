@@ -7,7 +7,7 @@ import VaultCore
 /// { "vault": "/srv/vault",
 ///   "listen": { "host": "127.0.0.1", "port": 8443 },
 ///   "tls": { "certificate": "tls/server.crt", "key": "tls/server.key" },
-///   "limits": { "maxJSONBodyBytes": 65536, "idleTimeoutSeconds": 30 } }
+///   "limits": { "maxJSONBodyBytes": 65536, "idleTimeoutSeconds": 30, "sessionTTLSeconds": 3600 } }
 /// ```
 /// Environment overrides: `MVAULT_VAULT`, `MVAULT_LISTEN` (`host:port`), `MVAULT_TLS_CERT`,
 /// `MVAULT_TLS_KEY`. Relative TLS paths are relative to the vault directory.
@@ -45,14 +45,18 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         public var maxJSONBodyBytes: Int = 64 << 10
         /// Connections idle this long are closed (slow clients cannot hold them).
         public var idleTimeoutSeconds: Int = 30
-        public init(maxJSONBodyBytes: Int = 64 << 10, idleTimeoutSeconds: Int = 30) {
+        /// How long a login session lasts.
+        public var sessionTTLSeconds: Int = 3600
+        public init(maxJSONBodyBytes: Int = 64 << 10, idleTimeoutSeconds: Int = 30, sessionTTLSeconds: Int = 3600) {
             self.maxJSONBodyBytes = maxJSONBodyBytes
             self.idleTimeoutSeconds = idleTimeoutSeconds
+            self.sessionTTLSeconds = sessionTTLSeconds
         }
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             maxJSONBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxJSONBodyBytes) ?? 64 << 10
             idleTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .idleTimeoutSeconds) ?? 30
+            sessionTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .sessionTTLSeconds) ?? 3600
         }
     }
 

@@ -1,6 +1,9 @@
 import Foundation
 import Hummingbird
+import Identity
 import Keyring
+import Storage
+import Synchronization
 import VaultServices
 
 /// One endpoint of the `/v1` API: method, path, and what the OpenAPI document calls it.
@@ -14,28 +17,60 @@ public struct APIRoute: Hashable, Sendable {
 }
 
 /// The API: every route is registered from `endpoints`, which is also what the OpenAPI test
-/// compares against the committed document — the router has no other routes.
+/// compares against the committed document — the router has no other routes. Each endpoint's
+/// access level is enforced here, at registration, and nowhere else.
 struct VaultAPI: Sendable {
-    typealias Handler = @Sendable (Request, BasicRequestContext) async throws -> Response
+    typealias Handler = @Sendable (Request, VaultRequestContext) async throws -> Response
+    typealias AuthenticatedHandler =
+        @Sendable (Request, VaultRequestContext, AuthenticatedUser) async throws -> Response
+
+    enum Access {
+        /// No credential: health, seal status, unseal (the shares are the credential), login.
+        case open
+        /// A valid session token.
+        case authenticated(AuthenticatedHandler)
+    }
 
     let layout: VaultLayout
     let keys: KeyHolder
+    let identities: any IdentityStore
     let limits: ServerConfiguration.Limits
+    let throttle = LoginThrottle()
+    let passwordHashing = PasswordHashing.standard
+    let dummyPasswordHash = DummyHash()
+    var sessionTTLSeconds: Int { limits.sessionTTLSeconds }
     static let version = "0.1.0"
 
-    var endpoints: [(APIRoute, Handler)] {
+    var endpoints: [(APIRoute, Access, Handler?)] {
         [
-            (APIRoute(.get, "/v1/sys/health"), health),
-            (APIRoute(.get, "/v1/sys/seal-status"), sealStatus),
-            (APIRoute(.post, "/v1/sys/unseal"), unseal),
-            (APIRoute(.get, "/v1/openapi.json"), openAPI),
+            (APIRoute(.get, "/v1/sys/health"), .open, health),
+            (APIRoute(.get, "/v1/sys/seal-status"), .open, sealStatus),
+            (APIRoute(.post, "/v1/sys/unseal"), .open, unseal),
+            (APIRoute(.get, "/v1/openapi.json"), .open, openAPI),
+            (APIRoute(.post, "/v1/auth/login"), .open, login),
+            (APIRoute(.get, "/v1/auth/whoami"), .authenticated(whoami), nil),
+            (APIRoute(.post, "/v1/auth/logout"), .authenticated(logout), nil),
         ]
     }
 
-    func register(on router: Router<BasicRequestContext>) {
-        for (route, handler) in endpoints {
-            router.on(RouterPath(route.path), method: route.method) { request, context in
-                try await handler(request, context)
+    func register(on router: Router<VaultRequestContext>) {
+        for (route, access, handler) in endpoints {
+            switch access {
+            case .open:
+                router.on(RouterPath(route.path), method: route.method) { request, context in
+                    try await handler!(request, context)
+                }
+            case .authenticated(let authenticated):
+                router.on(RouterPath(route.path), method: route.method) { request, context in
+                    guard let caller = try authenticate(request) else {
+                        throw APIError(
+                            .unauthorized, "authentication required",
+                            hint: "send Authorization: Bearer TOKEN from POST /v1/auth/login")
+                    }
+                    var context = context
+                    context.identity = caller
+                    return try await authenticated(request, context, caller)
+                }
             }
         }
     }
@@ -138,7 +173,21 @@ struct VaultAPI: Sendable {
 func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
     return Response(
         status: status, headers: [.contentType: "application/json"],
         body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+}
+
+/// An Argon2id hash of a random password, made once, so logins of unknown users cost the same.
+final class DummyHash: Sendable {
+    let cached = Mutex<String?>(nil)
+    var value: String {
+        cached.withLock { cached in
+            if let cached { return cached }
+            let hash = (try? PasswordHashing.standard.hash(SecretGenerator.token())) ?? ""
+            cached = hash
+            return hash
+        }
+    }
 }

@@ -139,6 +139,9 @@ public final class KeyHolder: VaultKeys, Sendable {
 
     public func newestVersion() throws -> UInt32 { try unsealed().newestVersion }
 
+    /// A purpose-specific key derived from the keyring; throws `.sealed` while sealed.
+    public func derivedKey(purpose: String) throws -> [UInt8] { try unsealed().derivedKey(purpose: purpose) }
+
     public func minimumDecryptionVersion() throws -> UInt32 { try unsealed().minimumDecryptionVersion }
 
     static func status(of s: State) -> KeyStatus {

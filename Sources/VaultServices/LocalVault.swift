@@ -49,8 +49,9 @@ public final class LocalVault {
     /// Creates a new vault in `root` (which must be missing or empty), with a local certificate
     /// authority and a TLS server certificate for `serverNames` (DNS names or IP addresses).
     /// - Returns: the unseal shares to hand out (empty for a passphrase vault).
+    /// - Parameter admin: the first administrator (password already hashed), if any.
     public static func create(
-        at root: URL, method: KeyringFile.Method, serverNames: [String] = TLSNames.defaults
+        at root: URL, method: KeyringFile.Method, serverNames: [String] = TLSNames.defaults, admin: UserRecord? = nil
     ) throws -> (shares: [UnsealShare], keyring: Keyring) {
         let layout = VaultLayout(root: root)
         let fm = FileManager.default
@@ -74,7 +75,8 @@ public final class LocalVault {
         try AtomicFile.write(Data(try ca.certificatePEM.utf8), to: layout.caCertificate, mode: 0o644)
         try AtomicFile.write(Data(server.certificatePEM.utf8), to: layout.serverCertificate, mode: 0o644)
         try AtomicFile.write(Data(server.keyPEM.utf8), to: layout.serverKey, mode: 0o600)
-        _ = try SQLiteMetadataStore(path: layout.metadataFile.path)
+        let store = try SQLiteMetadataStore(path: layout.metadataFile.path)
+        if let admin { try store.createUser(admin) }
         _ = try DirectoryBlobStore(root: root)
         // The keyring file is written last: its presence is what makes the directory a vault.
         try created.file.write(to: layout.keyringFile)

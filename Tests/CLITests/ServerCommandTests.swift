@@ -12,27 +12,8 @@ struct ServerCommandTests {
         let cli = try CLI()
         defer { cli.cleanup() }
         let shares = try cli.initVault()
-        let process = Process()
-        process.executableURL = CLI.binary
-        process.arguments = ["server"]
-        process.environment = ["MVAULT_VAULT": cli.vault.path, "MVAULT_LISTEN": "127.0.0.1:0"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let (process, base) = try startServer(cli)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-
-        // Read until the listening line names the port.
-        var text = ""
-        let deadline = Date().addingTimeInterval(20)
-        while !text.contains("trust the vault CA"), Date() < deadline {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        let base = try #require(
-            text.split(separator: "\n").first { $0.contains("listening on https://") }?
-                .split(separator: " ").first { $0.hasPrefix("https://") }.map(String.init))
         #expect(!base.hasSuffix(":0"))
         let ca = cli.vault.appendingPathComponent("tls/ca.crt").path
 
@@ -58,6 +39,51 @@ struct ServerCommandTests {
         #expect(process.terminationStatus == 0)
     }
 
+    @Test("init --admin creates the first administrator, who logs in over HTTPS; weak passwords create nothing")
+    func adminLogin() throws {
+        let cli = try CLI()
+        defer { cli.cleanup() }
+        let weak = cli.root.appendingPathComponent("weak")
+        try Data("1qaz2wsx3edc\n".utf8).write(to: weak)
+        var r = try cli.run(
+            ["init", cli.vault.path, "--admin", "ops", "--admin-password-file", weak.path], vaultFlag: false)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("10,000 most common"))
+        #expect(!FileManager.default.fileExists(atPath: cli.vault.path))
+        r = try cli.run(["init", cli.vault.path, "--admin", "Bad Name"], vaultFlag: false)
+        #expect(r.stderr.contains("invalid user name"))
+
+        let good = cli.root.appendingPathComponent("good")
+        try Data("violet-quarry-ledger-42\n".utf8).write(to: good)
+        r = try cli.run(
+            ["init", cli.vault.path, "--admin", "ops", "--admin-password-file", good.path], vaultFlag: false)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("Administrator: ops"))
+        let shares = r.stdout.split(separator: "\n").compactMap { line in
+            line.split(separator: " ").last.map(String.init).flatMap { $0.hasPrefix("mvs1-") ? $0 : nil }
+        }
+
+        let (process, base) = try startServer(cli)
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let ca = cli.vault.appendingPathComponent("tls/ca.crt").path
+        func curl(_ args: [String]) throws -> CLI.Result {
+            try CLI.system(["/usr/bin/curl", "-s", "--cacert", ca, "--max-time", "10"] + args, cwd: cli.root)
+        }
+        for share in shares.prefix(3) {
+            _ = try curl(["-X", "POST", base + "/v1/sys/unseal", "-d", "{\"share\": \"\(share)\"}"])
+        }
+        r = try curl([
+            "-X", "POST", base + "/v1/auth/login", "-d", #"{"username": "ops", "password": "violet-quarry-ledger-42"}"#,
+        ])
+        let token = try #require(
+            (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["token"] as? String)
+        r = try curl(["-H", "Authorization: Bearer \(token)", base + "/v1/auth/whoami"])
+        #expect(r.stdout == #"{"roles":["admin"],"user":"ops"}"#)
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+
     @Test("a bad config file stops the server before it listens, with a clear error")
     func badConfig() throws {
         let cli = try CLI()
@@ -72,4 +98,35 @@ struct ServerCommandTests {
         #expect(r.status == 1)
         #expect(r.stderr.contains("is not a ModelVault vault"))
     }
+
+    /// Starts `mvault server` on 127.0.0.1:0 for `cli`'s vault and reads the URL it prints.
+    func startServer(_ cli: CLI) throws -> (Process, String) {
+        let process = Process()
+        process.executableURL = CLI.binary
+        process.arguments = ["server"]
+        process.environment = ["MVAULT_VAULT": cli.vault.path, "MVAULT_LISTEN": "127.0.0.1:0"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        let deadline = Date().addingTimeInterval(20)
+        while !text.contains("trust the vault CA"), Date() < deadline {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        guard
+            let base = text.split(separator: "\n").first(where: { $0.contains("listening on https://") })?
+                .split(separator: " ").first(where: { $0.hasPrefix("https://") }).map(String.init)
+        else {
+            kill(process.processIdentifier, SIGKILL)
+            throw CLIFailure(message: "the server printed no address: \(text)")
+        }
+        return (process, base)
+    }
+}
+
+struct CLIFailure: Error {
+    var message: String
 }

@@ -1,16 +1,20 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import Identity
 import Keyring
 import NIOCore
 import NIOHTTP1
 import NIOSSL
 import Testing
+import VaultCore
 import VaultServer
 import VaultServices
 
 /// A vault with a real server on 127.0.0.1:0 over TLS, and an HTTPS client trusting its CA.
 struct ServerFixture {
+    static let adminPassword = "violet-quarry-ledger-42"
+    var adminPassword: String { Self.adminPassword }
     let root: URL
     let shares: [String]
     let port: Int
@@ -24,9 +28,15 @@ struct ServerFixture {
     ) async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("mvault-srv-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
+        // The admin's hash uses cheap parameters, so logins are fast and the upgrade to the
+        // configured cost (rehash at login) can be observed.
+        let admin = UserRecord(
+            name: "admin",
+            passwordHash: try PasswordHashing(iterations: 1, memoryBytes: 8 << 20).hash(Self.adminPassword),
+            roles: ["admin"], createdAt: Date())
         let created = try LocalVault.create(
             at: root.appendingPathComponent("vault"), method: .shamir(shares: 3, threshold: 2),
-            serverNames: ["localhost", "127.0.0.1"])
+            serverNames: ["localhost", "127.0.0.1"], admin: admin)
         var config = ServerConfiguration(vault: root.appendingPathComponent("vault").path)
         config.listen.port = 0
         config.limits = limits
@@ -70,11 +80,20 @@ struct ServerFixture {
         var json: [String: Any]
     }
 
+    /// Gives the first two shares.
+    func unseal() async throws {
+        for share in shares.prefix(2) {
+            _ = try await request(.POST, "/v1/sys/unseal", body: #"{"share": "\#(share)"}"#)
+        }
+    }
+
     func request(
-        _ method: HTTPMethod, _ path: String, body: String? = nil, client: HTTPClient? = nil, timeout: Int64 = 10
+        _ method: HTTPMethod, _ path: String, body: String? = nil, client: HTTPClient? = nil, timeout: Int64 = 10,
+        token: String? = nil
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
+        if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
         if let body {
             request.headers.add(name: "content-type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: body))

@@ -1,0 +1,128 @@
+import Foundation
+import Hummingbird
+import Identity
+import Storage
+import VaultCore
+
+/// Bearer session tokens: `mvsess_<id>_<secret>`; only HMAC(secret) is stored.
+struct SessionToken {
+    static let prefix = "mvsess"
+    var id: String
+    var secret: String
+
+    var text: String { "\(Self.prefix)_\(id)_\(secret)" }
+
+    init(id: String, secret: String) {
+        self.id = id
+        self.secret = secret
+    }
+
+    init?(text: String) {
+        let parts = text.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == Self.prefix, !parts[1].isEmpty, !parts[2].isEmpty else { return nil }
+        id = String(parts[1])
+        secret = String(parts[2])
+    }
+}
+
+extension VaultAPI {
+    struct LoginRequest: Decodable {
+        var username: String
+        var password: String
+        var totp: String?
+    }
+
+    struct LoginResponse: Encodable {
+        var token: String
+        var user: String
+        var roles: [String]
+        var expiresAt: Date
+    }
+
+    static let invalidLogin = "invalid user name, password or TOTP code"
+
+    /// Password (and TOTP code when enrolled) → a short-lived session token.
+    var login: Handler {
+        { request, context in
+            let body = try await decode(LoginRequest.self, from: request)
+            if let wait = throttle.retryAfter(account: body.username, ip: context.remoteIP) {
+                throw APIError(
+                    .tooManyRequests, "too many failed logins; try again in \(wait) seconds", retryAfter: wait)
+            }
+            let hasher = try SecretHasher(key: keys.derivedKey(purpose: "session"))
+            let user = try identities.user(named: body.username)
+            // Unknown users cost the same Argon2id work as known ones.
+            let passwordOK = passwordHashing.verify(
+                body.password, against: user?.passwordHash ?? dummyPasswordHash.value)
+            guard let user, passwordOK, try checkTOTP(body.totp, for: user) else {
+                throttle.recordFailure(account: body.username, ip: context.remoteIP)
+                throw APIError(.unauthorized, Self.invalidLogin)
+            }
+            throttle.recordSuccess(account: user.name)
+            if passwordHashing.needsRehash(user.passwordHash) {
+                try identities.setPasswordHash(user: user.name, hash: passwordHashing.hash(body.password))
+            }
+            let now = Date()
+            let token = SessionToken(id: hexString(SecretGenerator.bytes(8)), secret: SecretGenerator.token())
+            let expires = now.addingTimeInterval(TimeInterval(sessionTTLSeconds))
+            try identities.createSession(
+                SessionRecord(
+                    id: token.id, secretHash: hasher.hash(token.secret), user: user.name, createdAt: now,
+                    expiresAt: expires))
+            return try json(LoginResponse(token: token.text, user: user.name, roles: user.roles, expiresAt: expires))
+        }
+    }
+
+    /// True when the user has no TOTP enrolled, or `code` is valid and not yet used.
+    func checkTOTP(_ code: String?, for user: UserRecord) throws -> Bool {
+        guard let sealed = user.sealedTOTPSecret else { return true }
+        guard let code, let secret = try? openTOTPSecret(sealed) else { return false }
+        guard let step = TOTP(secret: secret).validate(code, at: Date(), lastUsedStep: user.totpLastStep) else {
+            return false
+        }
+        return try identities.consumeTOTPStep(user: user.name, step: step)
+    }
+
+    struct WhoAmI: Encodable {
+        var user: String
+        var roles: [String]
+    }
+
+    var whoami: AuthenticatedHandler {
+        { _, _, caller in try json(WhoAmI(user: caller.name, roles: caller.roles)) }
+    }
+
+    var logout: AuthenticatedHandler {
+        { _, _, caller in
+            try identities.deleteSession(id: caller.sessionID)
+            return Response(status: .noContent)
+        }
+    }
+
+    /// Resolves `Authorization: Bearer mvsess_…` to the caller, or nil.
+    /// - Throws: `APIError(.unauthorized)` for a token that is malformed, unknown, expired or wrong.
+    func authenticate(_ request: Request) throws -> AuthenticatedUser? {
+        guard let header = request.headers[.authorization] else { return nil }
+        let unauthorized = APIError(
+            .unauthorized, "invalid or expired token", hint: "log in again: POST /v1/auth/login")
+        guard header.hasPrefix("Bearer "), let token = SessionToken(text: String(header.dropFirst(7))) else {
+            throw unauthorized
+        }
+        let hasher = try SecretHasher(key: keys.derivedKey(purpose: "session"))
+        guard let session = try identities.session(id: token.id),
+            hasher.verify(token.secret, against: session.secretHash)
+        else { throw unauthorized }
+        guard session.expiresAt > Date() else {
+            try identities.deleteSession(id: session.id)
+            throw unauthorized
+        }
+        guard let user = try identities.user(named: session.user) else { throw unauthorized }
+        return AuthenticatedUser(name: user.name, roles: user.roles, sessionID: session.id)
+    }
+
+    func openTOTPSecret(_ sealed: String) throws -> [UInt8] {
+        try SealedSecret.open(sealed, key: keys.derivedKey(purpose: "totp"))
+    }
+}
+
+func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }

@@ -1,0 +1,129 @@
+import Foundation
+import Identity
+import Storage
+import Testing
+import VaultCore
+
+@Suite("Server: login, sessions, brute-force defence", .serialized)
+struct AuthTests {
+    func login(_ f: ServerFixture, _ user: String, _ password: String, totp: String? = nil) async throws
+        -> ServerFixture.Reply
+    {
+        let totpField = totp.map { #", "totp": "\#($0)""# } ?? ""
+        return try await f.request(
+            .POST, "/v1/auth/login", body: #"{"username": "\#(user)", "password": "\#(password)"\#(totpField)}"#)
+    }
+
+    @Test("the right password gives a session token; whoami names the caller; logout ends it")
+    func sessionLifecycle() async throws {
+        try await ServerFixture.with { f in
+            try await f.unseal()
+            var r = try await login(f, "admin", f.adminPassword)
+            #expect(r.status == 200)
+            let token = try #require(r.json["token"] as? String)
+            #expect(token.hasPrefix("mvsess_"))
+            #expect(r.json["roles"] as? [String] == ["admin"])
+            #expect((r.json["expiresAt"] as? String)?.hasSuffix("Z") == true)
+            #expect(r.headers["cache-control"] == "no-store")
+
+            r = try await f.request(.GET, "/v1/auth/whoami", token: token)
+            #expect(r.status == 200)
+            #expect(r.json["user"] as? String == "admin")
+
+            // Only a keyed hash of the secret is stored.
+            let store = try SQLiteMetadataStore(path: f.root.appendingPathComponent("vault/metadata.sqlite").path)
+            let id = String(token.split(separator: "_")[1])
+            let secret = String(token.split(separator: "_")[2])
+            let session = try #require(try store.session(id: id))
+            #expect(session.secretHash != secret)
+            #expect(!session.secretHash.contains(secret))
+
+            r = try await f.request(.POST, "/v1/auth/logout", token: token)
+            #expect(r.status == 204)
+            r = try await f.request(.GET, "/v1/auth/whoami", token: token)
+            #expect(r.status == 401)
+        }
+    }
+
+    @Test("wrong password and unknown user get the same 401; bad tokens get 401 with a hint")
+    func refusals() async throws {
+        try await ServerFixture.with { f in
+            try await f.unseal()
+            let wrong = try await login(f, "admin", "not-the-password-at-all")
+            let unknown = try await login(f, "mallory", "whatever-password-1")
+            #expect(wrong.status == 401)
+            #expect(unknown.status == 401)
+            #expect(wrong.json["error"] as? String == unknown.json["error"] as? String)
+
+            var r = try await f.request(.GET, "/v1/auth/whoami")
+            #expect(r.status == 401)
+            #expect(r.json["error"] as? String == "authentication required")
+            #expect((r.json["hint"] as? String)?.contains("POST /v1/auth/login") == true)
+            for token in ["garbage", "mvsess_x", "mvsess_0011_deadbeef", "mvsess__"] {
+                r = try await f.request(.GET, "/v1/auth/whoami", token: token)
+                #expect(r.status == 401, "\(token)")
+                #expect(r.json["error"] as? String == "invalid or expired token")
+            }
+            r = try await f.request(.POST, "/v1/auth/login", body: #"{"username": "admin"}"#)
+            #expect(r.status == 400)
+        }
+    }
+
+    @Test("login needs an unsealed vault")
+    func sealed() async throws {
+        try await ServerFixture.with { f in
+            let r = try await login(f, "admin", f.adminPassword)
+            #expect(r.status == 503)
+            #expect(r.json["error"] as? String == "the vault is sealed")
+        }
+    }
+
+    @Test("after 5 failures the account is locked out with 429 and Retry-After, even for the right password")
+    func bruteForce() async throws {
+        try await ServerFixture.with { f in
+            try await f.unseal()
+            for _ in 0..<5 {
+                #expect(try await login(f, "admin", "wrong-password-guess").status == 401)
+            }
+            let r = try await login(f, "admin", f.adminPassword)
+            #expect(r.status == 429)
+            #expect(Int(r.headers["retry-after"] ?? "") ?? 0 >= 1)
+            #expect((r.json["error"] as? String)?.hasPrefix("too many failed logins") == true)
+            try await Task.sleep(for: .seconds(2))
+            #expect(try await login(f, "admin", f.adminPassword).status == 200)
+        }
+    }
+
+    @Test("a hash made at a lower cost is upgraded at login")
+    func rehashAtLogin() async throws {
+        try await ServerFixture.with { f in
+            try await f.unseal()
+            let store = try SQLiteMetadataStore(path: f.root.appendingPathComponent("vault/metadata.sqlite").path)
+            #expect(try store.user(named: "admin")?.passwordHash.contains("m=8192,t=1") == true)
+            #expect(try await login(f, "admin", f.adminPassword).status == 200)
+            let upgraded = try #require(try store.user(named: "admin")?.passwordHash)
+            #expect(upgraded.contains("m=65536,t=3"))
+            #expect(try await login(f, "admin", f.adminPassword).status == 200)
+        }
+    }
+
+    @Test("with TOTP enrolled, login needs a fresh code, and a code works only once")
+    func totp() async throws {
+        try await ServerFixture.with { f in
+            try await f.unseal()
+            // Enroll directly in the store, sealing the seed the way the server opens it.
+            let keyring = try KeyringFixture.open(f)
+            let secret = TOTP.generateSecret()
+            let store = try SQLiteMetadataStore(path: f.root.appendingPathComponent("vault/metadata.sqlite").path)
+            var admin = try #require(try store.user(named: "admin"))
+            admin.sealedTOTPSecret = try SealedSecret.seal(secret, key: keyring.derivedKey(purpose: "totp"))
+            try store.updateUser(admin)
+
+            #expect(try await login(f, "admin", f.adminPassword).status == 401)
+            #expect(try await login(f, "admin", f.adminPassword, totp: "000000").status == 401)
+            let code = TOTP(secret: secret).code(at: Date())
+            #expect(try await login(f, "admin", f.adminPassword, totp: code).status == 200)
+            #expect(try await login(f, "admin", f.adminPassword, totp: code).status == 401, "replayed code")
+        }
+    }
+}
