@@ -20,6 +20,9 @@ public protocol IdentityStore: Sendable {
     func createSession(_ session: SessionRecord) throws
     func session(id: String) throws -> SessionRecord?
     func deleteSession(id: String) throws
+    /// Removes one recovery code hash from `user`, atomically.
+    /// - Returns: false if the user does not hold it (unknown or already used).
+    func consumeRecoveryCode(user: String, hash: String) throws -> Bool
     /// Records `step` as `user`'s last TOTP step if it is later than the stored one, atomically.
     /// - Returns: false when it is not (the code was already used: a replay).
     func consumeTOTPStep(user: String, step: Int64) throws -> Bool

@@ -22,6 +22,13 @@ extension SQLiteMetadataStore: IdentityStore {
                         expires_at DOUBLE NOT NULL);
                     """)
         }
+        m.registerMigration("v3-mfa-enrollment") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE users ADD COLUMN totp_pending TEXT;
+                    ALTER TABLE users ADD COLUMN recovery_codes TEXT NOT NULL DEFAULT '[]';
+                    """)
+        }
     }
 
     public func createUser(_ user: UserRecord) throws {
@@ -31,12 +38,14 @@ extension SQLiteMetadataStore: IdentityStore {
                 else { throw VaultError.userExists(user.name) }
                 try db.execute(
                     sql: """
-                        INSERT INTO users (name, password_hash, roles, totp_secret, totp_last_step, created_at)
-                        VALUES (?, ?, ?, ?, ?, ?)
+                        INSERT INTO users (name, password_hash, roles, totp_secret, totp_last_step, totp_pending,
+                                           recovery_codes, created_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
-                        user.name, user.passwordHash, try Self.encodeRoles(user.roles), user.sealedTOTPSecret,
-                        user.totpLastStep, user.createdAt.timeIntervalSince1970,
+                        user.name, user.passwordHash, try Self.encodeList(user.roles), user.sealedTOTPSecret,
+                        user.totpLastStep, user.pendingTOTPSecret, try Self.encodeList(user.recoveryCodeHashes),
+                        user.createdAt.timeIntervalSince1970,
                     ])
             }
         }
@@ -55,12 +64,13 @@ extension SQLiteMetadataStore: IdentityStore {
             try db.write { db in
                 try db.execute(
                     sql: """
-                        UPDATE users SET password_hash = ?, roles = ?, totp_secret = ?, totp_last_step = ?
+                        UPDATE users SET password_hash = ?, roles = ?, totp_secret = ?, totp_last_step = ?,
+                                         totp_pending = ?, recovery_codes = ?
                         WHERE name = ?
                         """,
                     arguments: [
-                        user.passwordHash, try Self.encodeRoles(user.roles), user.sealedTOTPSecret, user.totpLastStep,
-                        user.name,
+                        user.passwordHash, try Self.encodeList(user.roles), user.sealedTOTPSecret, user.totpLastStep,
+                        user.pendingTOTPSecret, try Self.encodeList(user.recoveryCodeHashes), user.name,
                     ])
                 guard db.changesCount == 1 else { throw VaultError.unknownUser(user.name) }
             }
@@ -121,6 +131,24 @@ extension SQLiteMetadataStore: IdentityStore {
         try run { try db.write { try $0.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [id]) } }
     }
 
+    public func consumeRecoveryCode(user: String, hash: String) throws -> Bool {
+        try run {
+            try db.write { db in
+                guard
+                    let row = try Row.fetchOne(
+                        db, sql: "SELECT recovery_codes FROM users WHERE name = ?", arguments: [user])
+                else { return false }
+                var codes = Self.decodeList(row["recovery_codes"])
+                guard let index = codes.firstIndex(of: hash) else { return false }
+                codes.remove(at: index)
+                try db.execute(
+                    sql: "UPDATE users SET recovery_codes = ? WHERE name = ?",
+                    arguments: [try Self.encodeList(codes), user])
+                return true
+            }
+        }
+    }
+
     public func consumeTOTPStep(user: String, step: Int64) throws -> Bool {
         try run {
             try db.write { db in
@@ -134,14 +162,19 @@ extension SQLiteMetadataStore: IdentityStore {
         }
     }
 
-    static func encodeRoles(_ roles: [String]) throws -> String {
-        String(decoding: try JSONEncoder().encode(roles), as: UTF8.self)
+    static func encodeList(_ list: [String]) throws -> String {
+        String(decoding: try JSONEncoder().encode(list), as: UTF8.self)
+    }
+
+    static func decodeList(_ text: String) -> [String] {
+        (try? JSONDecoder().decode([String].self, from: Data(text.utf8))) ?? []
     }
 
     static func user(_ row: Row) -> UserRecord {
-        let roles = (try? JSONDecoder().decode([String].self, from: Data((row["roles"] as String).utf8))) ?? []
-        return UserRecord(
-            name: row["name"], passwordHash: row["password_hash"], roles: roles, sealedTOTPSecret: row["totp_secret"],
-            totpLastStep: row["totp_last_step"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
+        UserRecord(
+            name: row["name"], passwordHash: row["password_hash"], roles: decodeList(row["roles"]),
+            sealedTOTPSecret: row["totp_secret"], totpLastStep: row["totp_last_step"],
+            pendingTOTPSecret: row["totp_pending"], recoveryCodeHashes: decodeList(row["recovery_codes"]),
+            createdAt: Date(timeIntervalSince1970: row["created_at"]))
     }
 }

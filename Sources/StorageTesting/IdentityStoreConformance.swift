@@ -36,6 +36,17 @@ public enum IdentityStoreConformance {
         #expect(try store.user(named: "alice")?.totpLastStep == 101, "a password change keeps the TOTP step")
         #expect(throws: VaultError.unknownUser("nobody")) { try store.setPasswordHash(user: "nobody", hash: "h") }
 
+        // Recovery codes are used once.
+        var withCodes = try #require(try store.user(named: "alice"))
+        withCodes.recoveryCodeHashes = ["h1", "h2"]
+        withCodes.pendingTOTPSecret = "pending"
+        try store.updateUser(withCodes)
+        #expect(try store.user(named: "alice")?.pendingTOTPSecret == "pending")
+        #expect(try store.consumeRecoveryCode(user: "alice", hash: "h1"))
+        #expect(try !store.consumeRecoveryCode(user: "alice", hash: "h1"))
+        #expect(try !store.consumeRecoveryCode(user: "nobody", hash: "h2"))
+        #expect(try store.user(named: "alice")?.recoveryCodeHashes == ["h2"])
+
         // Sessions belong to existing users and go with them.
         let session = SessionRecord(
             id: "s1", secretHash: "h", user: "bob", createdAt: now, expiresAt: now.addingTimeInterval(3600))

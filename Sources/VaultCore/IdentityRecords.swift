@@ -11,17 +11,25 @@ public struct UserRecord: Codable, Hashable, Sendable {
     public var sealedTOTPSecret: String?
     /// The last TOTP step accepted, so a code is never accepted twice.
     public var totpLastStep: Int64?
+    /// A TOTP secret being enrolled, sealed; it becomes `sealedTOTPSecret` once a code from it is
+    /// confirmed, so a botched enrollment never locks the user out.
+    public var pendingTOTPSecret: String?
+    /// Keyed hashes of the unused recovery codes.
+    public var recoveryCodeHashes: [String]
     public var createdAt: Date
 
     public init(
         name: String, passwordHash: String, roles: [String], sealedTOTPSecret: String? = nil,
-        totpLastStep: Int64? = nil, createdAt: Date
+        totpLastStep: Int64? = nil, pendingTOTPSecret: String? = nil, recoveryCodeHashes: [String] = [],
+        createdAt: Date
     ) {
         self.name = name
         self.passwordHash = passwordHash
         self.roles = roles
         self.sealedTOTPSecret = sealedTOTPSecret
         self.totpLastStep = totpLastStep
+        self.pendingTOTPSecret = pendingTOTPSecret
+        self.recoveryCodeHashes = recoveryCodeHashes
         self.createdAt = createdAt
     }
 }

@@ -30,6 +30,8 @@ extension VaultAPI {
         var username: String
         var password: String
         var totp: String?
+        /// A recovery code, in place of `totp`, when the authenticator is lost.
+        var recoveryCode: String?
     }
 
     struct LoginResponse: Encodable {
@@ -54,7 +56,9 @@ extension VaultAPI {
             // Unknown users cost the same Argon2id work as known ones.
             let passwordOK = passwordHashing.verify(
                 body.password, against: user?.passwordHash ?? dummyPasswordHash.value)
-            guard let user, passwordOK, try checkTOTP(body.totp, for: user) else {
+            guard let user, passwordOK,
+                try checkTOTP(body.totp, for: user) || checkRecoveryCode(body.recoveryCode, for: user)
+            else {
                 throttle.recordFailure(account: body.username, ip: context.remoteIP)
                 throw APIError(.unauthorized, Self.invalidLogin)
             }
@@ -76,7 +80,7 @@ extension VaultAPI {
     /// True when the user has no TOTP enrolled, or `code` is valid and not yet used.
     func checkTOTP(_ code: String?, for user: UserRecord) throws -> Bool {
         guard let sealed = user.sealedTOTPSecret else { return true }
-        guard let code, let secret = try? openTOTPSecret(sealed) else { return false }
+        guard let code, !code.isEmpty, let secret = try? openTOTPSecret(sealed) else { return false }
         guard let step = TOTP(secret: secret).validate(code, at: Date(), lastUsedStep: user.totpLastStep) else {
             return false
         }

@@ -50,6 +50,8 @@ struct VaultAPI: Sendable {
             (APIRoute(.post, "/v1/auth/login"), .open, login),
             (APIRoute(.get, "/v1/auth/whoami"), .authenticated(whoami), nil),
             (APIRoute(.post, "/v1/auth/logout"), .authenticated(logout), nil),
+            (APIRoute(.post, "/v1/auth/mfa/enroll"), .authenticated(enrollMFA), nil),
+            (APIRoute(.post, "/v1/auth/mfa/confirm"), .authenticated(confirmMFA), nil),
         ]
     }
 

@@ -6,12 +6,14 @@ import VaultCore
 
 @Suite("Server: login, sessions, brute-force defence", .serialized)
 struct AuthTests {
-    func login(_ f: ServerFixture, _ user: String, _ password: String, totp: String? = nil) async throws
-        -> ServerFixture.Reply
-    {
+    func login(
+        _ f: ServerFixture, _ user: String, _ password: String, totp: String? = nil, recoveryCode: String? = nil
+    ) async throws -> ServerFixture.Reply {
         let totpField = totp.map { #", "totp": "\#($0)""# } ?? ""
+        let recoveryField = recoveryCode.map { #", "recoveryCode": "\#($0)""# } ?? ""
         return try await f.request(
-            .POST, "/v1/auth/login", body: #"{"username": "\#(user)", "password": "\#(password)"\#(totpField)}"#)
+            .POST, "/v1/auth/login",
+            body: #"{"username": "\#(user)", "password": "\#(password)"\#(totpField)\#(recoveryField)}"#)
     }
 
     @Test("the right password gives a session token; whoami names the caller; logout ends it")
@@ -124,6 +126,43 @@ struct AuthTests {
             let code = TOTP(secret: secret).code(at: Date())
             #expect(try await login(f, "admin", f.adminPassword, totp: code).status == 200)
             #expect(try await login(f, "admin", f.adminPassword, totp: code).status == 401, "replayed code")
+        }
+    }
+
+    @Test("TOTP enrollment over the API: confirm with a code, then login needs one; recovery codes work once")
+    func enrollment() async throws {
+        try await ServerFixture.with { f in
+            try await f.unseal()
+            let token = try #require(try await login(f, "admin", f.adminPassword).json["token"] as? String)
+            var r = try await f.request(.POST, "/v1/auth/mfa/confirm", body: #"{"code": "123456"}"#, token: token)
+            #expect(r.status == 409)
+            r = try await f.request(.POST, "/v1/auth/mfa/enroll", token: token)
+            #expect(r.status == 200)
+            #expect(r.headers["cache-control"] == "no-store")
+            let uri = try #require(r.json["uri"] as? String)
+            #expect(uri.hasPrefix("otpauth://totp/ModelVault%3Aadmin?secret="))
+            let secretText = try #require(r.json["secret"] as? String)
+            let secret = try #require(Base32.decode(secretText))
+            let totp = TOTP(secret: secret)
+
+            // Until confirmed, MFA is not required.
+            #expect(try await login(f, "admin", f.adminPassword).status == 200)
+            r = try await f.request(.POST, "/v1/auth/mfa/confirm", body: #"{"code": "000000"}"#, token: token)
+            #expect(r.status == 400)
+            let step = totp.step(at: Date())
+            r = try await f.request(
+                .POST, "/v1/auth/mfa/confirm", body: #"{"code": "\#(totp.code(forStep: step))"}"#, token: token)
+            #expect(r.status == 200)
+            let codes = try #require(r.json["recoveryCodes"] as? [String])
+            #expect(codes.count == 10)
+
+            #expect(try await login(f, "admin", f.adminPassword).status == 401)
+            #expect(try await login(f, "admin", f.adminPassword, totp: totp.code(forStep: step)).status == 401)
+            #expect(try await login(f, "admin", f.adminPassword, totp: totp.code(forStep: step + 1)).status == 200)
+            #expect(try await login(f, "admin", f.adminPassword, recoveryCode: codes[3]).status == 200)
+            #expect(try await login(f, "admin", f.adminPassword, recoveryCode: codes[3]).status == 401)
+            #expect(try await login(f, "admin", "wrong-password-here", recoveryCode: codes[4]).status == 401)
+            #expect(try await login(f, "admin", f.adminPassword, recoveryCode: codes[4]).status == 200)
         }
     }
 }
