@@ -113,6 +113,7 @@ let package = Package(
             name: "VaultServerTests",
             dependencies: [
                 "VaultServer", "VaultServices", "Keyring", "VaultPKI", "VaultCore", "Identity", "Storage",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

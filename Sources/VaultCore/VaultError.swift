@@ -55,6 +55,14 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Whether the error means "no such thing" (HTTP 404).
+    public var isNotFound: Bool {
+        switch self {
+        case .unknownModel, .unknownVersion, .noVersions, .unknownUser: true
+        default: false
+        }
+    }
+
     /// What the user can do about it, when there is something to say.
     public var hint: String? {
         switch self {

@@ -11,12 +11,18 @@ public struct APIError: HTTPResponseError, Sendable {
     public var hint: String?
     /// Seconds for a Retry-After header (429 and 503).
     public var retryAfter: Int?
+    /// A Content-Range header (416).
+    public var contentRange: String?
 
-    public init(_ status: HTTPResponse.Status, _ message: String, hint: String? = nil, retryAfter: Int? = nil) {
+    public init(
+        _ status: HTTPResponse.Status, _ message: String, hint: String? = nil, retryAfter: Int? = nil,
+        contentRange: String? = nil
+    ) {
         self.status = status
         self.message = message
         self.hint = hint
         self.retryAfter = retryAfter
+        self.contentRange = contentRange
     }
 
     struct Body: Encodable {
@@ -32,6 +38,7 @@ public struct APIError: HTTPResponseError, Sendable {
             status: status, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: data)))
         if let retryAfter { response.headers[.init("Retry-After")!] = String(retryAfter) }
+        if let contentRange { response.headers[.contentRange] = contentRange }
         return response
     }
 
@@ -41,6 +48,8 @@ public struct APIError: HTTPResponseError, Sendable {
         case let error as APIError: return error
         case VaultError.sealed:
             return APIError(.serviceUnavailable, VaultError.sealed.description, hint: "unseal it: POST /v1/sys/unseal")
+        case let error as VaultError where error.isNotFound:
+            return APIError(.notFound, error.description, hint: error.hint)
         case let error as VaultError: return APIError(.badRequest, error.description, hint: error.hint)
         case let error as KeyringError: return APIError(.badRequest, error.description)
         case let error as IdentityError: return APIError(.badRequest, error.description)

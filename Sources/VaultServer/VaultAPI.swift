@@ -4,6 +4,7 @@ import Identity
 import Keyring
 import Storage
 import Synchronization
+import VaultCore
 import VaultServices
 
 /// One endpoint of the `/v1` API: method, path, and what the OpenAPI document calls it.
@@ -23,12 +24,16 @@ struct VaultAPI: Sendable {
     typealias Handler = @Sendable (Request, VaultRequestContext) async throws -> Response
     typealias AuthenticatedHandler =
         @Sendable (Request, VaultRequestContext, AuthenticatedUser) async throws -> Response
+    typealias AuthorizedHandler = AuthenticatedHandler
 
     enum Access {
         /// No credential: health, seal status, unseal (the shares are the credential), login.
         case open
         /// A valid session token.
         case authenticated(AuthenticatedHandler)
+        /// A valid session token, and the policy allowing `Capability` on the route's model
+        /// (from its `namespace`/`name` parameters) or on the vault.
+        case authorized(Capability, AuthorizedHandler)
     }
 
     let layout: VaultLayout
@@ -38,6 +43,7 @@ struct VaultAPI: Sendable {
     let throttle = LoginThrottle()
     let passwordHashing = PasswordHashing.standard
     let dummyPasswordHash = DummyHash()
+    let policy = Policy()
     var sessionTTLSeconds: Int { limits.sessionTTLSeconds }
     static let version = "0.1.0"
 
@@ -52,6 +58,12 @@ struct VaultAPI: Sendable {
             (APIRoute(.post, "/v1/auth/logout"), .authenticated(logout), nil),
             (APIRoute(.post, "/v1/auth/mfa/enroll"), .authenticated(enrollMFA), nil),
             (APIRoute(.post, "/v1/auth/mfa/confirm"), .authenticated(confirmMFA), nil),
+            (APIRoute(.get, "/v1/models"), .authorized(.list, listModels), nil),
+            (APIRoute(.get, "/v1/models/{namespace}/{name}"), .authorized(.read, showModel), nil),
+            (
+                APIRoute(.get, "/v1/models/{namespace}/{name}/versions/{version}/files/**"),
+                .authorized(.pull, downloadFile), nil
+            ),
         ]
     }
 
@@ -64,17 +76,32 @@ struct VaultAPI: Sendable {
                 }
             case .authenticated(let authenticated):
                 router.on(RouterPath(route.path), method: route.method) { request, context in
-                    guard let caller = try authenticate(request) else {
-                        throw APIError(
-                            .unauthorized, "authentication required",
-                            hint: "send Authorization: Bearer TOKEN from POST /v1/auth/login")
-                    }
+                    let caller = try requireCaller(request)
                     var context = context
                     context.identity = caller
                     return try await authenticated(request, context, caller)
                 }
+            case .authorized(let capability, let authorized):
+                router.on(RouterPath(route.path), method: route.method) { request, context in
+                    let caller = try requireCaller(request)
+                    let model = try? modelName(context).description
+                    let decision = policy.decide(roles: caller.roles, capability: capability, model: model)
+                    guard decision.allowed else { throw APIError(.forbidden, "access denied: \(decision.reason)") }
+                    var context = context
+                    context.identity = caller
+                    return try await authorized(request, context, caller)
+                }
             }
         }
+    }
+
+    func requireCaller(_ request: Request) throws -> AuthenticatedUser {
+        guard let caller = try authenticate(request) else {
+            throw APIError(
+                .unauthorized, "authentication required",
+                hint: "send Authorization: Bearer TOKEN from POST /v1/auth/login")
+        }
+        return caller
     }
 
     // MARK: sys

@@ -244,6 +244,18 @@ public final class LocalVault {
         }
     }
 
+    /// Decrypts plaintext bytes `range` of `file` and passes them to `sink`, authenticating every
+    /// segment it reads. Errors name the file (and segment) as `pull` does.
+    public func read(
+        _ file: FileRecord, of version: VersionRecord, range: Range<UInt64>,
+        to sink: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        let name = "\(version.model)@\(version.number)/\(file.path)"
+        try withReader(file, named: name) { reader in
+            try mapSealedErrors(file: name, blobID: file.blobID) { try reader.read(range, to: sink) }
+        }
+    }
+
     /// Opens the sealed blob of `file`, translating format and key errors into `VaultError`s
     /// that name the file.
     func withReader<T>(_ file: FileRecord, named name: String, _ body: (SealedFileReader<BlobSource>) throws -> T)

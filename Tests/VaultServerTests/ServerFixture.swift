@@ -87,6 +87,27 @@ struct ServerFixture {
         }
     }
 
+    struct RawReply {
+        var status: Int
+        var headers: [String: String]
+        var body: Data
+    }
+
+    /// A request whose body is returned as bytes.
+    func raw(_ method: HTTPMethod, _ path: String, token: String? = nil, headers: [String: String] = [:]) async throws
+        -> RawReply
+    {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 64 << 20)
+        var fields: [String: String] = [:]
+        for header in response.headers { fields[header.name.lowercased()] = header.value }
+        return RawReply(status: Int(response.status.code), headers: fields, body: Data(bytes.readableBytesView))
+    }
+
     func request(
         _ method: HTTPMethod, _ path: String, body: String? = nil, client: HTTPClient? = nil, timeout: Int64 = 10,
         token: String? = nil
@@ -99,7 +120,7 @@ struct ServerFixture {
             request.body = .bytes(ByteBuffer(string: body))
         }
         let response = try await (client ?? self.client).execute(request, timeout: .seconds(timeout))
-        let bytes = try await response.body.collect(upTo: 1 << 20)
+        let bytes = try await response.body.collect(upTo: 64 << 20)
         let json = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
         var headers: [String: String] = [:]
         for header in response.headers { headers[header.name.lowercased()] = header.value }

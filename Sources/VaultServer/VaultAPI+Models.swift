@@ -1,0 +1,120 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import VaultCore
+import VaultServices
+
+extension VaultAPI {
+    struct ModelList: Encodable {
+        var models: [ModelSummary]
+    }
+
+    /// The models the caller may list.
+    var listModels: AuthorizedHandler {
+        { _, _, caller in
+            let vault = try openVault()
+            let visible = try vault.list(namespace: nil).filter {
+                policy.decide(roles: caller.roles, capability: .list, model: $0.name).allowed
+            }
+            return try json(ModelList(models: visible))
+        }
+    }
+
+    struct ModelVersions: Encodable {
+        var name: String
+        var versions: [VersionRecord]
+    }
+
+    var showModel: AuthorizedHandler {
+        { _, context, _ in
+            let model = try modelName(context)
+            return try json(ModelVersions(name: model.description, versions: try openVault().versions(of: model)))
+        }
+    }
+
+    /// Streams one file, decrypting 1 MiB at a time; supports one `Range: bytes=a-b` and
+    /// If-None-Match. The ETag is the plaintext SHA-256.
+    var downloadFile: AuthorizedHandler {
+        { request, context, _ in
+            let model = try modelName(context)
+            guard let number = context.parameters.get("version").flatMap(Int.init), number > 0 else {
+                throw APIError(.badRequest, "the version must be a positive integer")
+            }
+            let path = context.parameters.getCatchAll().joined(separator: "/")
+            let vault = try openVault()
+            let version = try vault.version(ModelReference(model: model, version: number))
+            guard let file = version.files.first(where: { $0.path == path }) else {
+                throw APIError(.notFound, "\(model)@\(number) has no file \(path)")
+            }
+            let etag = "\"\(file.sha256)\""
+            if request.headers[.ifNoneMatch] == etag {
+                return Response(status: .notModified, headers: [.eTag: etag])
+            }
+            var headers: HTTPFields = [
+                .eTag: etag, .acceptRanges: "bytes", .contentType: "application/octet-stream",
+            ]
+            var range: Range<UInt64> = 0..<file.size
+            var status = HTTPResponse.Status.ok
+            if let header = request.headers[.range] {
+                guard let requested = ByteRange(header: header, size: file.size) else {
+                    throw APIError(
+                        .rangeNotSatisfiable, "range \(header) is outside the file (\(file.size) bytes)",
+                        contentRange: "bytes */\(file.size)")
+                }
+                range = requested.range
+                status = .partialContent
+                headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(file.size)"
+            }
+            let sent = range
+            let body = ResponseBody(contentLength: Int(sent.count)) { writer in
+                let vault = try openVault()
+                var offset = sent.lowerBound
+                while offset < sent.upperBound {
+                    let end = min(offset + (1 << 20), sent.upperBound)
+                    var buffer = ByteBuffer()
+                    buffer.reserveCapacity(Int(end - offset))
+                    try vault.read(file, of: version, range: offset..<end) { buffer.writeBytes($0) }
+                    try await writer.write(buffer)
+                    offset = end
+                }
+                try await writer.finish(nil)
+            }
+            return Response(status: status, headers: headers, body: body)
+        }
+    }
+
+    func openVault() throws -> LocalVault {
+        try LocalVault(layout: layout, keys: keys)
+    }
+}
+
+/// `namespace/name` from the route's parameters.
+func modelName(_ context: VaultRequestContext) throws -> ModelName {
+    guard let namespace = context.parameters.get("namespace"), let name = context.parameters.get("name") else {
+        throw APIError(.badRequest, "missing model name")
+    }
+    return try ModelName(parsing: "\(namespace)/\(name)")
+}
+
+/// A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range, clamped to the file.
+struct ByteRange {
+    var range: Range<UInt64>
+
+    init?(header: String, size: UInt64) {
+        guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
+        let spec = header.dropFirst(6).split(separator: "-", omittingEmptySubsequences: false)
+        guard spec.count == 2 else { return nil }
+        if spec[0].isEmpty {
+            guard let suffix = UInt64(spec[1]), suffix > 0, size > 0 else { return nil }
+            range = (size - min(suffix, size))..<size
+        } else {
+            guard let start = UInt64(spec[0]), start < size else { return nil }
+            if spec[1].isEmpty {
+                range = start..<size
+            } else {
+                guard let last = UInt64(spec[1]), last >= start else { return nil }
+                range = start..<min(last + 1, size)
+            }
+        }
+    }
+}
