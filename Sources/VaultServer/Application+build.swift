@@ -24,6 +24,10 @@ public func buildApplication(
     let router = Router(context: VaultRequestContext.self)
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ErrorMappingMiddleware())
+    router.add(
+        middleware: RateLimitMiddleware(
+            limiter: RateLimiter(
+                perSecond: configuration.limits.requestsPerSecondPerIP, burst: configuration.limits.requestBurstPerIP)))
     try makeAPI(configuration: configuration, layout: layout, keys: keys).register(on: router)
     let tls = try serverTLSConfiguration(configuration)
     let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.limits.idleTimeoutSeconds)))

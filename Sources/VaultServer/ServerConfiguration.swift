@@ -7,7 +7,8 @@ import VaultCore
 /// { "vault": "/srv/vault",
 ///   "listen": { "host": "127.0.0.1", "port": 8443 },
 ///   "tls": { "certificate": "tls/server.crt", "key": "tls/server.key" },
-///   "limits": { "maxJSONBodyBytes": 65536, "idleTimeoutSeconds": 30, "sessionTTLSeconds": 3600 } }
+///   "limits": { "maxJSONBodyBytes": 65536, "idleTimeoutSeconds": 30, "sessionTTLSeconds": 3600,
+///               "requestsPerSecondPerIP": 50, "requestBurstPerIP": 200 } }
 /// ```
 /// Environment overrides: `MVAULT_VAULT`, `MVAULT_LISTEN` (`host:port`), `MVAULT_TLS_CERT`,
 /// `MVAULT_TLS_KEY`. Relative TLS paths are relative to the vault directory.
@@ -47,16 +48,27 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         public var idleTimeoutSeconds: Int = 30
         /// How long a login session lasts.
         public var sessionTTLSeconds: Int = 3600
-        public init(maxJSONBodyBytes: Int = 64 << 10, idleTimeoutSeconds: Int = 30, sessionTTLSeconds: Int = 3600) {
+        /// Sustained requests per second allowed from one address.
+        public var requestsPerSecondPerIP: Double = 50
+        /// Requests one address may make at once before the rate applies.
+        public var requestBurstPerIP: Int = 200
+        public init(
+            maxJSONBodyBytes: Int = 64 << 10, idleTimeoutSeconds: Int = 30, sessionTTLSeconds: Int = 3600,
+            requestsPerSecondPerIP: Double = 50, requestBurstPerIP: Int = 200
+        ) {
             self.maxJSONBodyBytes = maxJSONBodyBytes
             self.idleTimeoutSeconds = idleTimeoutSeconds
             self.sessionTTLSeconds = sessionTTLSeconds
+            self.requestsPerSecondPerIP = requestsPerSecondPerIP
+            self.requestBurstPerIP = requestBurstPerIP
         }
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             maxJSONBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxJSONBodyBytes) ?? 64 << 10
             idleTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .idleTimeoutSeconds) ?? 30
             sessionTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .sessionTTLSeconds) ?? 3600
+            requestsPerSecondPerIP = try c.decodeIfPresent(Double.self, forKey: .requestsPerSecondPerIP) ?? 50
+            requestBurstPerIP = try c.decodeIfPresent(Int.self, forKey: .requestBurstPerIP) ?? 200
         }
     }
 

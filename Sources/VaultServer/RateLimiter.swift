@@ -1,0 +1,53 @@
+import Foundation
+import Hummingbird
+import Synchronization
+
+/// A token bucket per key: `burst` requests at once, refilled at `perSecond`.
+final class RateLimiter: Sendable {
+    struct Bucket {
+        var tokens: Double
+        var updated: Date
+    }
+
+    let perSecond: Double
+    let burst: Double
+    let buckets = Mutex<[String: Bucket]>([:])
+
+    init(perSecond: Double, burst: Int) {
+        self.perSecond = perSecond
+        self.burst = Double(burst)
+    }
+
+    /// Takes one token for `key`.
+    /// - Returns: nil when allowed, else the seconds until a token is available.
+    func take(_ key: String, now: Date = Date()) -> Int? {
+        buckets.withLock { buckets in
+            var bucket = buckets[key] ?? Bucket(tokens: burst, updated: now)
+            bucket.tokens = min(burst, bucket.tokens + now.timeIntervalSince(bucket.updated) * perSecond)
+            bucket.updated = now
+            defer {
+                buckets[key] = bucket
+                if buckets.count > 100_000 { buckets.removeAll() }
+            }
+            guard bucket.tokens >= 1 else { return max(1, Int(((1 - bucket.tokens) / perSecond).rounded(.up))) }
+            bucket.tokens -= 1
+            return nil
+        }
+    }
+}
+
+/// Limits requests per source address before any routing or authentication work.
+struct RateLimitMiddleware: RouterMiddleware {
+    typealias Context = VaultRequestContext
+    let limiter: RateLimiter
+
+    func handle(
+        _ request: Request, context: VaultRequestContext,
+        next: (Request, VaultRequestContext) async throws -> Response
+    ) async throws -> Response {
+        if let wait = limiter.take("ip:\(context.remoteIP)") {
+            throw APIError(.tooManyRequests, "too many requests from \(context.remoteIP)", retryAfter: wait)
+        }
+        return try await next(request, context)
+    }
+}
