@@ -84,6 +84,61 @@ struct ServerCommandTests {
         #expect(process.terminationStatus == 0)
     }
 
+    @Test("SIGTERM lets an in-flight download finish intact, then the server exits 0")
+    func gracefulShutdown() throws {
+        let cli = try CLI()
+        defer { cli.cleanup() }
+        let password = cli.root.appendingPathComponent("pw")
+        try Data("violet-quarry-ledger-42\n".utf8).write(to: password)
+        let initOut = try cli.run(
+            ["init", cli.vault.path, "--admin", "ops", "--admin-password-file", password.path], vaultFlag: false)
+        let shares = initOut.stdout.split(separator: "\n").compactMap { line in
+            line.split(separator: " ").last.map(String.init).flatMap { $0.hasPrefix("mvs1-") ? $0 : nil }
+        }
+        for share in shares.prefix(3) { try cli.run(["unseal"], stdin: share) }
+        let weights = try cli.file("in/weights.bin", size: 8_000_000)
+        try cli.run(["push", weights.path, "--model", "acme/big"])
+        try cli.run(["seal"])
+
+        let (process, base) = try startServer(cli)
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let ca = cli.vault.appendingPathComponent("tls/ca.crt").path
+        func curl(_ args: [String]) throws -> CLI.Result {
+            try CLI.system(["/usr/bin/curl", "-s", "--cacert", ca, "--max-time", "60"] + args, cwd: cli.root)
+        }
+        for share in shares.prefix(3) {
+            _ = try curl(["-X", "POST", base + "/v1/sys/unseal", "-d", "{\"share\": \"\(share)\"}"])
+        }
+        let login = try curl([
+            "-X", "POST", base + "/v1/auth/login", "-d", #"{"username": "ops", "password": "violet-quarry-ledger-42"}"#,
+        ])
+        let token = try #require(
+            (try JSONSerialization.jsonObject(with: Data(login.stdout.utf8)) as? [String: Any])?["token"] as? String)
+
+        // A download throttled to about 4 s, interrupted after 1 s by SIGTERM.
+        let output = cli.root.appendingPathComponent("downloaded.bin")
+        let download = Process()
+        download.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        download.arguments = [
+            "-s", "--cacert", ca, "--limit-rate", "2M", "-o", output.path, "-w", "%{http_code}",
+            "-H", "Authorization: Bearer \(token)", base + "/v1/models/acme/big/versions/1/files/weights.bin",
+        ]
+        let status = Pipe()
+        download.standardOutput = status
+        try download.run()
+        Thread.sleep(forTimeInterval: 1)
+        kill(process.processIdentifier, SIGTERM)
+        download.waitUntilExit()
+        process.waitUntilExit()
+        let code = String(decoding: status.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(code == "200")
+        #expect(download.terminationStatus == 0)
+        #expect(try Data(contentsOf: output) == Data(contentsOf: weights))
+        #expect(process.terminationStatus == 0)
+        // New connections are refused once it has stopped.
+        #expect(try curl([base + "/v1/sys/health"]).status != 0)
+    }
+
     @Test("a bad config file stops the server before it listens, with a clear error")
     func badConfig() throws {
         let cli = try CLI()
