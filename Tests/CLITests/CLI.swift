@@ -64,9 +64,29 @@ struct CLI {
     func initVault(extra: [String] = []) throws -> [String] {
         let r = try run(["init", vault.path] + extra, vaultFlag: false)
         #expect(r.status == 0, "\(r.stderr)")
-        return r.stdout.split(separator: "\n").compactMap { line in
-            line.split(separator: " ").last.map(String.init).flatMap { $0.hasPrefix("mvs1-") ? $0 : nil }
+        return Self.shares(in: r.stdout)
+    }
+
+    /// The unseal shares `mvault init` printed.
+    static func shares(in output: String) -> [String] {
+        output.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init).filter { $0.hasPrefix("mvs1-") }
+    }
+
+    /// curl against a server that uses this vault's CA.
+    func curl(_ args: [String], maxTime: Int = 10) throws -> Result {
+        let ca = vault.appendingPathComponent("tls/ca.crt").path
+        return try Self.system(
+            ["/usr/bin/curl", "-s", "--cacert", ca, "--max-time", String(maxTime)] + args, cwd: root)
+    }
+
+    /// Gives `shares` to the server at `base` through its unseal endpoint.
+    @discardableResult
+    func unsealOverHTTPS(_ base: String, shares: [String]) throws -> Result? {
+        var last: Result?
+        for share in shares {
+            last = try curl(["-X", "POST", base + "/v1/sys/unseal", "-d", "{\"share\": \"\(share)\"}"])
         }
+        return last
     }
 
     func unsealed() throws -> [String] {

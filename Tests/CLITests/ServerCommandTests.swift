@@ -15,18 +15,11 @@ struct ServerCommandTests {
         let (process, base) = try startServer(cli)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         #expect(!base.hasSuffix(":0"))
-        let ca = cli.vault.appendingPathComponent("tls/ca.crt").path
-
-        func curl(_ args: [String]) throws -> CLI.Result {
-            try CLI.system(["/usr/bin/curl", "-s", "--cacert", ca, "--max-time", "10"] + args, cwd: cli.root)
-        }
-        var r = try curl([base + "/v1/sys/seal-status"])
+        var r = try cli.curl([base + "/v1/sys/seal-status"])
         #expect(r.stdout.contains("\"sealed\":true"))
-        for share in shares.prefix(3) {
-            r = try curl(["-X", "POST", base + "/v1/sys/unseal", "-d", "{\"share\": \"\(share)\"}"])
-        }
+        r = try #require(try cli.unsealOverHTTPS(base, shares: Array(shares.prefix(3))))
         #expect(r.stdout.contains("\"sealed\":false"), "\(r.stdout)")
-        r = try curl(["-o", "/dev/null", "-w", "%{http_code}", base + "/v1/sys/health"])
+        r = try cli.curl(["-o", "/dev/null", "-w", "%{http_code}", base + "/v1/sys/health"])
         #expect(r.stdout == "200")
         // Without the vault CA, curl refuses the server's certificate.
         let untrusted = try CLI.system(
@@ -59,25 +52,17 @@ struct ServerCommandTests {
             ["init", cli.vault.path, "--admin", "ops", "--admin-password-file", good.path], vaultFlag: false)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("Administrator: ops"))
-        let shares = r.stdout.split(separator: "\n").compactMap { line in
-            line.split(separator: " ").last.map(String.init).flatMap { $0.hasPrefix("mvs1-") ? $0 : nil }
-        }
+        let shares = CLI.shares(in: r.stdout)
 
         let (process, base) = try startServer(cli)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        let ca = cli.vault.appendingPathComponent("tls/ca.crt").path
-        func curl(_ args: [String]) throws -> CLI.Result {
-            try CLI.system(["/usr/bin/curl", "-s", "--cacert", ca, "--max-time", "10"] + args, cwd: cli.root)
-        }
-        for share in shares.prefix(3) {
-            _ = try curl(["-X", "POST", base + "/v1/sys/unseal", "-d", "{\"share\": \"\(share)\"}"])
-        }
-        r = try curl([
+        try cli.unsealOverHTTPS(base, shares: Array(shares.prefix(3)))
+        r = try cli.curl([
             "-X", "POST", base + "/v1/auth/login", "-d", #"{"username": "ops", "password": "violet-quarry-ledger-42"}"#,
         ])
         let token = try #require(
             (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["token"] as? String)
-        r = try curl(["-H", "Authorization: Bearer \(token)", base + "/v1/auth/whoami"])
+        r = try cli.curl(["-H", "Authorization: Bearer \(token)", base + "/v1/auth/whoami"])
         #expect(r.stdout == #"{"roles":["admin"],"user":"ops"}"#)
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
@@ -92,9 +77,7 @@ struct ServerCommandTests {
         try Data("violet-quarry-ledger-42\n".utf8).write(to: password)
         let initOut = try cli.run(
             ["init", cli.vault.path, "--admin", "ops", "--admin-password-file", password.path], vaultFlag: false)
-        let shares = initOut.stdout.split(separator: "\n").compactMap { line in
-            line.split(separator: " ").last.map(String.init).flatMap { $0.hasPrefix("mvs1-") ? $0 : nil }
-        }
+        let shares = CLI.shares(in: initOut.stdout)
         for share in shares.prefix(3) { try cli.run(["unseal"], stdin: share) }
         let weights = try cli.file("in/weights.bin", size: 8_000_000)
         try cli.run(["push", weights.path, "--model", "acme/big"])
@@ -102,14 +85,8 @@ struct ServerCommandTests {
 
         let (process, base) = try startServer(cli)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        let ca = cli.vault.appendingPathComponent("tls/ca.crt").path
-        func curl(_ args: [String]) throws -> CLI.Result {
-            try CLI.system(["/usr/bin/curl", "-s", "--cacert", ca, "--max-time", "60"] + args, cwd: cli.root)
-        }
-        for share in shares.prefix(3) {
-            _ = try curl(["-X", "POST", base + "/v1/sys/unseal", "-d", "{\"share\": \"\(share)\"}"])
-        }
-        let login = try curl([
+        try cli.unsealOverHTTPS(base, shares: Array(shares.prefix(3)))
+        let login = try cli.curl([
             "-X", "POST", base + "/v1/auth/login", "-d", #"{"username": "ops", "password": "violet-quarry-ledger-42"}"#,
         ])
         let token = try #require(
@@ -117,6 +94,7 @@ struct ServerCommandTests {
 
         // A download throttled to about 4 s, interrupted after 1 s by SIGTERM.
         let output = cli.root.appendingPathComponent("downloaded.bin")
+        let ca = cli.vault.appendingPathComponent("tls/ca.crt").path
         let download = Process()
         download.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
         download.arguments = [
@@ -136,7 +114,7 @@ struct ServerCommandTests {
         #expect(try Data(contentsOf: output) == Data(contentsOf: weights))
         #expect(process.terminationStatus == 0)
         // New connections are refused once it has stopped.
-        #expect(try curl([base + "/v1/sys/health"]).status != 0)
+        #expect(try cli.curl([base + "/v1/sys/health"]).status != 0)
     }
 
     @Test("a bad config file stops the server before it listens, with a clear error")

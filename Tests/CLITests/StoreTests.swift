@@ -197,8 +197,7 @@ struct CrashTests {
         }
         let vault = mountPoint.appendingPathComponent("v").path
         let initOut = try CLI.run(["init", vault, "--shares", "2", "--threshold", "2"], cwd: cli.root)
-        let shares = initOut.stdout.split(separator: " ").map(String.init).filter { $0.hasPrefix("mvs1-") }
-            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let shares = CLI.shares(in: initOut.stdout)
         for share in shares { _ = try CLI.run(["unseal", "--vault", vault], stdin: share, cwd: cli.root) }
         let small = try cli.file("in/small.bin", size: 500_000)
         #expect(try CLI.run(["push", small.path, "--model", "acme/f", "--vault", vault], cwd: cli.root).status == 0)
