@@ -47,34 +47,39 @@ extension VaultAPI {
     var login: Handler {
         { request, context in
             let body = try await decode(LoginRequest.self, from: request)
-            if let wait = throttle.retryAfter(account: body.username, ip: context.remoteIP) {
-                throw APIError(
-                    .tooManyRequests, "too many failed logins; try again in \(wait) seconds", retryAfter: wait)
-            }
-            let hasher = try SecretHasher(key: keys.derivedKey(purpose: "session"))
-            let user = try identities.user(named: body.username)
-            // Unknown users cost the same Argon2id work as known ones.
-            let passwordOK = passwordHashing.verify(
-                body.password, against: user?.passwordHash ?? dummyPasswordHash.value)
-            guard let user, passwordOK,
-                try checkTOTP(body.totp, for: user) || checkRecoveryCode(body.recoveryCode, for: user)
-            else {
-                throttle.recordFailure(account: body.username, ip: context.remoteIP)
-                throw APIError(.unauthorized, Self.invalidLogin)
-            }
-            throttle.recordSuccess(account: user.name)
-            if passwordHashing.needsRehash(user.passwordHash) {
-                try identities.setPasswordHash(user: user.name, hash: passwordHashing.hash(body.password))
-            }
-            let now = Date()
-            let token = SessionToken(id: hexString(SecretGenerator.bytes(8)), secret: SecretGenerator.token())
-            let expires = now.addingTimeInterval(TimeInterval(sessionTTLSeconds))
-            try identities.createSession(
-                SessionRecord(
-                    id: token.id, secretHash: hasher.hash(token.secret), user: user.name, createdAt: now,
-                    expiresAt: expires))
-            return try json(LoginResponse(token: token.text, user: user.name, roles: user.roles, expiresAt: expires))
+            return try await blocking { try login(body, from: context.remoteIP) }
         }
+    }
+
+    /// Password (and TOTP code when enrolled) → a session token. Blocks (Argon2id, SQLite).
+    func login(_ body: LoginRequest, from remoteIP: String) throws -> Response {
+        if let wait = throttle.retryAfter(account: body.username, ip: remoteIP) {
+            throw APIError(
+                .tooManyRequests, "too many failed logins; try again in \(wait) seconds", retryAfter: wait)
+        }
+        let hasher = try SecretHasher(key: keys.derivedKey(purpose: "session"))
+        let user = try identities.user(named: body.username)
+        // Unknown users cost the same Argon2id work as known ones.
+        let passwordOK = passwordHashing.verify(
+            body.password, against: user?.passwordHash ?? dummyPasswordHash.value)
+        guard let user, passwordOK,
+            try checkTOTP(body.totp, for: user) || checkRecoveryCode(body.recoveryCode, for: user)
+        else {
+            throttle.recordFailure(account: body.username, ip: remoteIP)
+            throw APIError(.unauthorized, Self.invalidLogin)
+        }
+        throttle.recordSuccess(account: user.name)
+        if passwordHashing.needsRehash(user.passwordHash) {
+            try identities.setPasswordHash(user: user.name, hash: passwordHashing.hash(body.password))
+        }
+        let now = Date()
+        let token = SessionToken(id: hexString(SecretGenerator.bytes(8)), secret: SecretGenerator.token())
+        let expires = now.addingTimeInterval(TimeInterval(sessionTTLSeconds))
+        try identities.createSession(
+            SessionRecord(
+                id: token.id, secretHash: hasher.hash(token.secret), user: user.name, createdAt: now,
+                expiresAt: expires))
+        return try json(LoginResponse(token: token.text, user: user.name, roles: user.roles, expiresAt: expires))
     }
 
     /// True when the user has no TOTP enrolled, or `code` is valid and not yet used.
@@ -98,7 +103,7 @@ extension VaultAPI {
 
     var logout: AuthenticatedHandler {
         { _, _, caller in
-            try identities.deleteSession(id: caller.sessionID)
+            try await blocking { try identities.deleteSession(id: caller.sessionID) }
             return Response(status: .noContent)
         }
     }

@@ -13,17 +13,19 @@ extension VaultAPI {
 
     /// Starts TOTP enrollment: a new secret, kept pending until a code from it is confirmed.
     var enrollMFA: AuthenticatedHandler {
-        { _, _, caller in
-            guard var user = try identities.user(named: caller.name) else {
-                throw APIError(.unauthorized, "unknown user")
-            }
-            let secret = TOTP.generateSecret()
-            user.pendingTOTPSecret = try SealedSecret.seal(secret, key: keys.derivedKey(purpose: "totp"))
-            try identities.updateUser(user)
-            let totp = TOTP(secret: secret)
-            return try json(
-                EnrollResponse(secret: Base32.encode(secret), uri: totp.provisioningURI(account: user.name)))
+        { _, _, caller in try await blocking { try enrollMFA(caller) } }
+    }
+
+    func enrollMFA(_ caller: AuthenticatedUser) throws -> Response {
+        guard var user = try identities.user(named: caller.name) else {
+            throw APIError(.unauthorized, "unknown user")
         }
+        let secret = TOTP.generateSecret()
+        user.pendingTOTPSecret = try SealedSecret.seal(secret, key: keys.derivedKey(purpose: "totp"))
+        try identities.updateUser(user)
+        let totp = TOTP(secret: secret)
+        return try json(
+            EnrollResponse(secret: Base32.encode(secret), uri: totp.provisioningURI(account: user.name)))
     }
 
     struct ConfirmRequest: Decodable {
@@ -39,27 +41,31 @@ extension VaultAPI {
     var confirmMFA: AuthenticatedHandler {
         { request, _, caller in
             let body = try await decode(ConfirmRequest.self, from: request)
-            guard var user = try identities.user(named: caller.name) else {
-                throw APIError(.unauthorized, "unknown user")
-            }
-            guard let pending = user.pendingTOTPSecret else {
-                throw APIError(.conflict, "no TOTP enrollment in progress", hint: "start one: POST /v1/auth/mfa/enroll")
-            }
-            let secret = try openTOTPSecret(pending)
-            guard let step = TOTP(secret: secret).validate(body.code, at: Date(), lastUsedStep: nil) else {
-                throw APIError(
-                    .badRequest, "that code does not match the new secret",
-                    hint: "check the authenticator's clock and enter the current code")
-            }
-            let codes = SecretGenerator.recoveryCodes()
-            let hasher = try SecretHasher(key: keys.derivedKey(purpose: "recovery"))
-            user.sealedTOTPSecret = pending
-            user.pendingTOTPSecret = nil
-            user.totpLastStep = step
-            user.recoveryCodeHashes = codes.map(hasher.hash)
-            try identities.updateUser(user)
-            return try json(ConfirmResponse(recoveryCodes: codes))
+            return try await blocking { try confirmMFA(body, caller) }
         }
+    }
+
+    func confirmMFA(_ body: ConfirmRequest, _ caller: AuthenticatedUser) throws -> Response {
+        guard var user = try identities.user(named: caller.name) else {
+            throw APIError(.unauthorized, "unknown user")
+        }
+        guard let pending = user.pendingTOTPSecret else {
+            throw APIError(.conflict, "no TOTP enrollment in progress", hint: "start one: POST /v1/auth/mfa/enroll")
+        }
+        let secret = try openTOTPSecret(pending)
+        guard let step = TOTP(secret: secret).validate(body.code, at: Date(), lastUsedStep: nil) else {
+            throw APIError(
+                .badRequest, "that code does not match the new secret",
+                hint: "check the authenticator's clock and enter the current code")
+        }
+        let codes = SecretGenerator.recoveryCodes()
+        let hasher = try SecretHasher(key: keys.derivedKey(purpose: "recovery"))
+        user.sealedTOTPSecret = pending
+        user.pendingTOTPSecret = nil
+        user.totpLastStep = step
+        user.recoveryCodeHashes = codes.map(hasher.hash)
+        try identities.updateUser(user)
+        return try json(ConfirmResponse(recoveryCodes: codes))
     }
 
     /// A recovery code in place of a TOTP code: valid once.

@@ -12,11 +12,12 @@ extension VaultAPI {
     /// The models the caller may list.
     var listModels: AuthorizedHandler {
         { _, _, caller in
-            let vault = try openVault()
-            let visible = try vault.list(namespace: nil).filter {
-                policy.decide(roles: caller.roles, capability: .list, model: $0.name).allowed
+            try await blocking {
+                let visible = try openVault().list(namespace: nil).filter {
+                    policy.decide(roles: caller.roles, capability: .list, model: $0.name).allowed
+                }
+                return try json(ModelList(models: visible))
             }
-            return try json(ModelList(models: visible))
         }
     }
 
@@ -28,7 +29,9 @@ extension VaultAPI {
     var showModel: AuthorizedHandler {
         { _, context, _ in
             let model = try modelName(context)
-            return try json(ModelVersions(name: model.description, versions: try openVault().versions(of: model)))
+            return try await blocking {
+                try json(ModelVersions(name: model.description, versions: try openVault().versions(of: model)))
+            }
         }
     }
 
@@ -41,8 +44,7 @@ extension VaultAPI {
                 throw APIError(.badRequest, "the version must be a positive integer")
             }
             let path = context.parameters.getCatchAll().joined(separator: "/")
-            let vault = try openVault()
-            let version = try vault.version(ModelReference(model: model, version: number))
+            let version = try await blocking { try openVault().version(ModelReference(model: model, version: number)) }
             guard let file = version.files.first(where: { $0.path == path }) else {
                 throw APIError(.notFound, "\(model)@\(number) has no file \(path)")
             }
@@ -67,15 +69,18 @@ extension VaultAPI {
             }
             let sent = range
             let body = ResponseBody(contentLength: Int(sent.count)) { writer in
-                let vault = try openVault()
+                let opened = try await blocking { try openVault().openFile(file, of: version) }
                 var offset = sent.lowerBound
                 while offset < sent.upperBound {
-                    let end = min(offset + (1 << 20), sent.upperBound)
-                    var buffer = ByteBuffer()
-                    buffer.reserveCapacity(Int(end - offset))
-                    try vault.read(file, of: version, range: offset..<end) { buffer.writeBytes($0) }
+                    let piece = offset..<min(offset + (1 << 20), sent.upperBound)
+                    let buffer = try await blocking {
+                        var buffer = ByteBuffer()
+                        buffer.reserveCapacity(Int(piece.count))
+                        try opened.read(piece) { buffer.writeBytes($0) }
+                        return buffer
+                    }
                     try await writer.write(buffer)
-                    offset = end
+                    offset = piece.upperBound
                 }
                 try await writer.finish(nil)
             }

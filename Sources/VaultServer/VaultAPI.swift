@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Identity
 import Keyring
+import NIOPosix
 import Storage
 import Synchronization
 import VaultCore
@@ -76,14 +77,14 @@ struct VaultAPI: Sendable {
                 }
             case .authenticated(let authenticated):
                 router.on(RouterPath(route.path), method: route.method) { request, context in
-                    let caller = try requireCaller(request)
+                    let caller = try await requireCaller(request)
                     var context = context
                     context.identity = caller
                     return try await authenticated(request, context, caller)
                 }
             case .authorized(let capability, let authorized):
                 router.on(RouterPath(route.path), method: route.method) { request, context in
-                    let caller = try requireCaller(request)
+                    let caller = try await requireCaller(request)
                     let model = try? modelName(context).description
                     let decision = policy.decide(roles: caller.roles, capability: capability, model: model)
                     guard decision.allowed else { throw APIError(.forbidden, "access denied: \(decision.reason)") }
@@ -95,8 +96,8 @@ struct VaultAPI: Sendable {
         }
     }
 
-    func requireCaller(_ request: Request) throws -> AuthenticatedUser {
-        guard let caller = try authenticate(request) else {
+    func requireCaller(_ request: Request) async throws -> AuthenticatedUser {
+        guard let caller = try await blocking({ try authenticate(request) }) else {
             throw APIError(
                 .unauthorized, "authentication required",
                 hint: "send Authorization: Bearer TOKEN from POST /v1/auth/login")
@@ -163,7 +164,7 @@ struct VaultAPI: Sendable {
                     hint: "e.g. {\"share\": \"mvs1-…\"}")
             }
             do {
-                _ = try keys.unseal(share: body.share, passphrase: body.passphrase)
+                _ = try await blocking { try keys.unseal(share: body.share, passphrase: body.passphrase) }
             } catch let error as KeyringError {
                 throw APIError(.badRequest, error.description)
             }
@@ -197,6 +198,12 @@ struct VaultAPI: Sendable {
             throw APIError(.badRequest, "malformed JSON body", hint: "see /v1/openapi.json for the request schema")
         }
     }
+}
+
+/// Runs blocking work — SQLite, Argon2id, sealed-file reads — on NIO's thread pool, so the few
+/// threads of Swift's concurrency pool stay free to serve other requests meanwhile.
+func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await NIOThreadPool.singleton.runIfActive(work)
 }
 
 func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {

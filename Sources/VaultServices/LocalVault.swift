@@ -256,6 +256,28 @@ public final class LocalVault {
         }
     }
 
+    /// Opens and authenticates `file` once, for serving many ranges of it (an HTTP download reads
+    /// it piece by piece). Errors name the file as `read` does.
+    public func openFile(_ file: FileRecord, of version: VersionRecord) throws -> OpenedFile {
+        let name = "\(version.model)@\(version.number)/\(file.path)"
+        return try withReader(file, named: name) { OpenedFile(vault: self, file: file, name: name, reader: $0) }
+    }
+
+    /// One authenticated sealed file, open for reading (see `LocalVault.openFile`).
+    ///
+    /// It holds a file descriptor; use it from one task at a time.
+    public struct OpenedFile: @unchecked Sendable {
+        let vault: LocalVault
+        let file: FileRecord
+        let name: String
+        let reader: SealedFileReader<BlobSource>
+
+        /// Decrypts plaintext bytes `range`, authenticating every segment it reads.
+        public func read(_ range: Range<UInt64>, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+            try vault.mapSealedErrors(file: name, blobID: file.blobID) { try reader.read(range, to: sink) }
+        }
+    }
+
     /// Opens the sealed blob of `file`, translating format and key errors into `VaultError`s
     /// that name the file.
     func withReader<T>(_ file: FileRecord, named name: String, _ body: (SealedFileReader<BlobSource>) throws -> T)
