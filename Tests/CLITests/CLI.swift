@@ -34,11 +34,15 @@ struct CLI {
 
     /// Runs `mvault ARGS --vault ROOT/vault` (the vault flag is added for commands that take it).
     @discardableResult
-    func run(_ args: [String], stdin: String? = nil, vaultFlag: Bool = true) throws -> Result {
-        try Self.run(args + (vaultFlag ? ["--vault", vault.path] : []), stdin: stdin, cwd: root)
+    func run(_ args: [String], stdin: String? = nil, vaultFlag: Bool = true) async throws -> Result {
+        try await Self.run(args + (vaultFlag ? ["--vault", vault.path] : []), stdin: stdin, cwd: root)
     }
 
-    static func run(_ args: [String], stdin: String? = nil, cwd: URL, executable: URL = binary) throws -> Result {
+    static func run(_ args: [String], stdin: String? = nil, cwd: URL, executable: URL = binary) async throws -> Result {
+        try await offPool { try runBlocking(args, stdin: stdin, cwd: cwd, executable: executable) }
+    }
+
+    static func runBlocking(_ args: [String], stdin: String?, cwd: URL, executable: URL) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = args
@@ -61,8 +65,8 @@ struct CLI {
     }
 
     /// `mvault init` with 5/3 shares; returns the shares printed.
-    func initVault(extra: [String] = []) throws -> [String] {
-        let r = try run(["init", vault.path] + extra, vaultFlag: false)
+    func initVault(extra: [String] = []) async throws -> [String] {
+        let r = try await run(["init", vault.path] + extra, vaultFlag: false)
         #expect(r.status == 0, "\(r.stderr)")
         return Self.shares(in: r.stdout)
     }
@@ -73,25 +77,25 @@ struct CLI {
     }
 
     /// curl against a server that uses this vault's CA.
-    func curl(_ args: [String], maxTime: Int = 10) throws -> Result {
+    func curl(_ args: [String], maxTime: Int = 10) async throws -> Result {
         let ca = vault.appendingPathComponent("tls/ca.crt").path
-        return try Self.system(
+        return try await Self.system(
             ["/usr/bin/curl", "-s", "--cacert", ca, "--max-time", String(maxTime)] + args, cwd: root)
     }
 
     /// Gives `shares` to the server at `base` through its unseal endpoint.
     @discardableResult
-    func unsealOverHTTPS(_ base: String, shares: [String]) throws -> Result? {
+    func unsealOverHTTPS(_ base: String, shares: [String]) async throws -> Result? {
         var last: Result?
         for share in shares {
-            last = try curl(["-X", "POST", base + "/v1/sys/unseal", "-d", "{\"share\": \"\(share)\"}"])
+            last = try await curl(["-X", "POST", base + "/v1/sys/unseal", "-d", "{\"share\": \"\(share)\"}"])
         }
         return last
     }
 
-    func unsealed() throws -> [String] {
-        let shares = try initVault()
-        for share in shares.prefix(3) { try run(["unseal"], stdin: share) }
+    func unsealed() async throws -> [String] {
+        let shares = try await initVault()
+        for share in shares.prefix(3) { try await run(["unseal"], stdin: share) }
         return shares
     }
 
@@ -112,12 +116,52 @@ struct CLI {
     }
 
     /// Runs another program (mount, sh…).
-    static func system(_ args: [String], cwd: URL) throws -> Result {
-        try run(Array(args.dropFirst()), cwd: cwd, executable: URL(fileURLWithPath: args[0]))
+    static func system(_ args: [String], cwd: URL) async throws -> Result {
+        try await run(Array(args.dropFirst()), cwd: cwd, executable: URL(fileURLWithPath: args[0]))
     }
 
+    /// Seals the vault (stopping its key agent) and removes the test's files. Synchronous, for
+    /// `defer`; the work runs on its own thread.
     func cleanup() {
-        _ = try? run(["seal"])
-        try? FileManager.default.removeItem(at: root)
+        let args = ["seal", "--vault", vault.path]
+        let root = root
+        Self.onOwnThread {
+            _ = try? Self.runBlocking(args, stdin: nil, cwd: root, executable: Self.binary)
+            try? FileManager.default.removeItem(at: root)
+        }
+    }
+
+    /// Runs `/path/to/program ARGS…` to completion from synchronous code such as `defer`.
+    static func systemNow(_ args: [String], cwd: URL) {
+        onOwnThread {
+            _ = try? runBlocking(
+                Array(args.dropFirst()), stdin: nil, cwd: cwd, executable: URL(fileURLWithPath: args[0]))
+        }
+    }
+
+    /// Runs `work` on a new thread and waits for it (for `defer` blocks, which cannot await).
+    static func onOwnThread(_ work: @escaping @Sendable () -> Void) {
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            work()
+            done.signal()
+        }.start()
+        done.wait()
+    }
+
+    /// Polls until `process` has exited, without holding a thread while it waits.
+    static func waitForExit(_ process: Process) async {
+        while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+    }
+}
+
+/// Runs blocking work (waiting on a child process, reading its pipes) on a thread of its own.
+///
+/// The test bundle also runs servers in-process, whose handlers need the few threads of Swift's
+/// concurrency pool (two on a two-core machine); a test that blocked one of those threads on a
+/// child process would stall them.
+func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Swift.Result { try work() }) }.start()
     }
 }

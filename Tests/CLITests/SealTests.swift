@@ -5,61 +5,61 @@ import Testing
 @Suite("CLI: init, unseal, seal, status", .serialized)
 struct SealTests {
     @Test("shares are printed once; unseal takes them one per run and reports progress")
-    func shamirUnseal() throws {
+    func shamirUnseal() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
-        let shares = try cli.initVault()
+        let shares = try await cli.initVault()
         #expect(shares.count == 5)
         let keyring = try String(contentsOf: cli.vault.appendingPathComponent("keyring.json"), encoding: .utf8)
         for share in shares { #expect(!keyring.contains(String(share.dropFirst(5)))) }
 
-        var r = try cli.run(["status"])
+        var r = try await cli.run(["status"])
         #expect(r.stdout.contains("sealed (0 of 3 shares given)"))
-        r = try cli.run(["unseal"], stdin: shares[0])
+        r = try await cli.run(["unseal"], stdin: shares[0])
         #expect(r.status == 0)
         #expect(r.stdout.contains("1 of 3"))
-        r = try cli.run(["unseal"], stdin: shares[0])
+        r = try await cli.run(["unseal"], stdin: shares[0])
         #expect(r.status == 1)
         #expect(r.stderr.contains("error: that share was already given"))
-        r = try cli.run(["unseal"], stdin: shares[3])
+        r = try await cli.run(["unseal"], stdin: shares[3])
         #expect(r.stdout.contains("2 of 3"))
-        r = try cli.run(["status"])
+        r = try await cli.run(["status"])
         #expect(r.stdout.contains("sealed (2 of 3 shares given)"))
-        r = try cli.run(["unseal"], stdin: shares[4])
+        r = try await cli.run(["unseal"], stdin: shares[4])
         #expect(r.stdout.contains("Vault unsealed"))
-        r = try cli.run(["status"])
+        r = try await cli.run(["status"])
         #expect(r.stdout.contains("State:        unsealed"))
         #expect(r.stdout.contains("v1"))
 
-        r = try cli.run(["seal"])
+        r = try await cli.run(["seal"])
         #expect(r.status == 0)
-        r = try cli.run(["ls"])
+        r = try await cli.run(["ls"])
         #expect(r.status == 1)
         #expect(r.stderr.contains("error: the vault is sealed"))
         #expect(r.stderr.contains("hint: unseal it with `mvault unseal`"))
     }
 
     @Test("mistyped, foreign and non-reconstructing shares are refused with clear errors")
-    func badShares() throws {
+    func badShares() async throws {
         let cli = try CLI()
         let other = try CLI()
         defer {
             cli.cleanup()
             other.cleanup()
         }
-        let shares = try cli.initVault()
-        let foreign = try other.initVault()
+        let shares = try await cli.initVault()
+        let foreign = try await other.initVault()
 
         var typo = Array(shares[0])
         typo[20] = typo[20] == "a" ? "b" : "a"
-        var r = try cli.run(["unseal"], stdin: String(typo))
+        var r = try await cli.run(["unseal"], stdin: String(typo))
         #expect(r.status == 1)
         #expect(r.stderr.contains("checksum mismatch"))
 
-        r = try cli.run(["unseal"], stdin: foreign[0])
+        r = try await cli.run(["unseal"], stdin: foreign[0])
         #expect(r.status == 1)
         #expect(r.stderr.contains("belongs to a different vault"))
-        #expect(try cli.run(["status"]).stdout.contains("0 of 3"))
+        #expect(try await cli.run(["status"]).stdout.contains("0 of 3"))
 
         // Well-formed shares of this vault that do not lie on its polynomial.
         let genuine = try UnsealShare(text: shares[0])
@@ -68,57 +68,57 @@ struct SealTests {
                 vaultID: genuine.vaultID, threshold: 3,
                 point: .init(x: UInt8(x), y: (0..<32).map { _ in UInt8.random(in: 0...255) }))
         }
-        try cli.run(["unseal"], stdin: forged[0].text)
-        try cli.run(["unseal"], stdin: forged[1].text)
-        r = try cli.run(["unseal"], stdin: forged[2].text)
+        try await cli.run(["unseal"], stdin: forged[0].text)
+        try await cli.run(["unseal"], stdin: forged[1].text)
+        r = try await cli.run(["unseal"], stdin: forged[2].text)
         #expect(r.status == 1)
         #expect(r.stderr.contains("do not reconstruct this vault's unseal key"))
-        r = try cli.run(["status"])
+        r = try await cli.run(["status"])
         #expect(r.stdout.contains("sealed (0 of 3 shares given)"))
 
-        r = try cli.run(["unseal"], stdin: "")
+        r = try await cli.run(["unseal"], stdin: "")
         #expect(r.status == 1)
         #expect(r.stderr.contains("no share given"))
-        for share in shares.suffix(3) { try cli.run(["unseal"], stdin: share) }
-        #expect(try cli.run(["status"]).stdout.contains("unsealed"))
+        for share in shares.suffix(3) { try await cli.run(["unseal"], stdin: share) }
+        #expect(try await cli.run(["status"]).stdout.contains("unsealed"))
     }
 
     @Test("a passphrase vault unseals with the right passphrase only")
-    func passphrase() throws {
+    func passphrase() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
         let pass = cli.root.appendingPathComponent("pass.txt")
         try Data("a long enough passphrase\n".utf8).write(to: pass)
-        var r = try cli.run(["init", cli.vault.path, "--passphrase-file", pass.path], vaultFlag: false)
+        var r = try await cli.run(["init", cli.vault.path, "--passphrase-file", pass.path], vaultFlag: false)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!r.stdout.contains("mvs1-"))
-        r = try cli.run(["unseal"], stdin: "a long enough passphrasE")
+        r = try await cli.run(["unseal"], stdin: "a long enough passphrasE")
         #expect(r.status == 1)
         #expect(r.stderr.contains("error: wrong passphrase"))
-        #expect(try cli.run(["status"]).stdout.contains("sealed"))
-        r = try cli.run(["unseal"], stdin: "a long enough passphrase")
+        #expect(try await cli.run(["status"]).stdout.contains("sealed"))
+        r = try await cli.run(["unseal"], stdin: "a long enough passphrase")
         #expect(r.status == 0)
         #expect(r.stdout.contains("Vault unsealed"))
     }
 
     @Test("init refuses a weak passphrase, bad thresholds and an existing vault, creating nothing")
-    func initErrors() throws {
+    func initErrors() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
         let pass = cli.root.appendingPathComponent("p")
         try Data("short\n".utf8).write(to: pass)
-        var r = try cli.run(["init", cli.vault.path, "--passphrase-file", pass.path], vaultFlag: false)
+        var r = try await cli.run(["init", cli.vault.path, "--passphrase-file", pass.path], vaultFlag: false)
         #expect(r.status == 1)
         #expect(r.stderr.contains("at least 12 characters"))
-        r = try cli.run(["init", cli.vault.path, "--shares", "3", "--threshold", "4"], vaultFlag: false)
+        r = try await cli.run(["init", cli.vault.path, "--shares", "3", "--threshold", "4"], vaultFlag: false)
         #expect(r.status == 1)
         #expect(r.stderr.contains("--threshold must be between 1 and --shares"))
         #expect(!FileManager.default.fileExists(atPath: cli.vault.path))
-        _ = try cli.initVault()
-        r = try cli.run(["init", cli.vault.path], vaultFlag: false)
+        _ = try await cli.initVault()
+        r = try await cli.run(["init", cli.vault.path], vaultFlag: false)
         #expect(r.status == 1)
         #expect(r.stderr.contains("already holds a vault"))
-        r = try cli.run(["status", "--vault", cli.root.appendingPathComponent("none").path], vaultFlag: false)
+        r = try await cli.run(["status", "--vault", cli.root.appendingPathComponent("none").path], vaultFlag: false)
         #expect(r.status == 1)
         #expect(r.stderr.contains("is not a ModelVault vault"))
         #expect(r.stderr.contains("hint: create one with `mvault init DIR`"))

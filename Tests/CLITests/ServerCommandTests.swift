@@ -8,85 +8,85 @@ import Testing
 @Suite("CLI: mvault server", .serialized)
 struct ServerCommandTests {
     @Test("the binary serves HTTPS on the port it prints, unseals through curl, and exits cleanly on SIGTERM")
-    func serveAndStop() throws {
+    func serveAndStop() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
-        let shares = try cli.initVault()
-        let (process, base) = try startServer(cli)
+        let shares = try await cli.initVault()
+        let (process, base) = try await startServer(cli)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         #expect(!base.hasSuffix(":0"))
-        var r = try cli.curl([base + "/v1/sys/seal-status"])
+        var r = try await cli.curl([base + "/v1/sys/seal-status"])
         #expect(r.stdout.contains("\"sealed\":true"))
-        r = try #require(try cli.unsealOverHTTPS(base, shares: Array(shares.prefix(3))))
+        r = try #require(try await cli.unsealOverHTTPS(base, shares: Array(shares.prefix(3))))
         #expect(r.stdout.contains("\"sealed\":false"), "\(r.stdout)")
-        r = try cli.curl(["-o", "/dev/null", "-w", "%{http_code}", base + "/v1/sys/health"])
+        r = try await cli.curl(["-o", "/dev/null", "-w", "%{http_code}", base + "/v1/sys/health"])
         #expect(r.stdout == "200")
         // Without the vault CA, curl refuses the server's certificate.
-        let untrusted = try CLI.system(
+        let untrusted = try await CLI.system(
             ["/usr/bin/curl", "-s", "--max-time", "10", base + "/v1/sys/health"], cwd: cli.root)
         #expect(untrusted.status == 60)
 
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        await CLI.waitForExit(process)
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0)
     }
 
     @Test("init --admin creates the first administrator, who logs in over HTTPS; weak passwords create nothing")
-    func adminLogin() throws {
+    func adminLogin() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
         let weak = cli.root.appendingPathComponent("weak")
         try Data("1qaz2wsx3edc\n".utf8).write(to: weak)
-        var r = try cli.run(
+        var r = try await cli.run(
             ["init", cli.vault.path, "--admin", "ops", "--admin-password-file", weak.path], vaultFlag: false)
         #expect(r.status == 1)
         #expect(r.stderr.contains("10,000 most common"))
         #expect(!FileManager.default.fileExists(atPath: cli.vault.path))
-        r = try cli.run(["init", cli.vault.path, "--admin", "Bad Name"], vaultFlag: false)
+        r = try await cli.run(["init", cli.vault.path, "--admin", "Bad Name"], vaultFlag: false)
         #expect(r.stderr.contains("invalid user name"))
 
         let good = cli.root.appendingPathComponent("good")
         try Data("violet-quarry-ledger-42\n".utf8).write(to: good)
-        r = try cli.run(
+        r = try await cli.run(
             ["init", cli.vault.path, "--admin", "ops", "--admin-password-file", good.path], vaultFlag: false)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("Administrator: ops"))
         let shares = CLI.shares(in: r.stdout)
 
-        let (process, base) = try startServer(cli)
+        let (process, base) = try await startServer(cli)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        try cli.unsealOverHTTPS(base, shares: Array(shares.prefix(3)))
-        r = try cli.curl([
+        try await cli.unsealOverHTTPS(base, shares: Array(shares.prefix(3)))
+        r = try await cli.curl([
             "-X", "POST", base + "/v1/auth/login", "-d", #"{"username": "ops", "password": "violet-quarry-ledger-42"}"#,
         ])
         let token = try #require(
             (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["token"] as? String)
-        r = try cli.curl(["-H", "Authorization: Bearer \(token)", base + "/v1/auth/whoami"])
+        r = try await cli.curl(["-H", "Authorization: Bearer \(token)", base + "/v1/auth/whoami"])
         #expect(r.stdout == #"{"roles":["admin"],"user":"ops"}"#)
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        await CLI.waitForExit(process)
         #expect(process.terminationStatus == 0)
     }
 
     @Test("SIGTERM lets an in-flight download finish intact, then the server exits 0")
-    func gracefulShutdown() throws {
+    func gracefulShutdown() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
         let password = cli.root.appendingPathComponent("pw")
         try Data("violet-quarry-ledger-42\n".utf8).write(to: password)
-        let initOut = try cli.run(
+        let initOut = try await cli.run(
             ["init", cli.vault.path, "--admin", "ops", "--admin-password-file", password.path], vaultFlag: false)
         let shares = CLI.shares(in: initOut.stdout)
-        for share in shares.prefix(3) { try cli.run(["unseal"], stdin: share) }
+        for share in shares.prefix(3) { try await cli.run(["unseal"], stdin: share) }
         let weights = try cli.file("in/weights.bin", size: 8_000_000)
-        try cli.run(["push", weights.path, "--model", "acme/big"])
-        try cli.run(["seal"])
+        try await cli.run(["push", weights.path, "--model", "acme/big"])
+        try await cli.run(["seal"])
 
-        let (process, base) = try startServer(cli)
+        let (process, base) = try await startServer(cli)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        try cli.unsealOverHTTPS(base, shares: Array(shares.prefix(3)))
-        let login = try cli.curl([
+        try await cli.unsealOverHTTPS(base, shares: Array(shares.prefix(3)))
+        let login = try await cli.curl([
             "-X", "POST", base + "/v1/auth/login", "-d", #"{"username": "ops", "password": "violet-quarry-ledger-42"}"#,
         ])
         let token = try #require(
@@ -104,36 +104,36 @@ struct ServerCommandTests {
         let status = Pipe()
         download.standardOutput = status
         try download.run()
-        Thread.sleep(forTimeInterval: 1)
+        try await Task.sleep(for: .seconds(1))
         kill(process.processIdentifier, SIGTERM)
-        download.waitUntilExit()
-        process.waitUntilExit()
+        await CLI.waitForExit(download)
+        await CLI.waitForExit(process)
         let code = String(decoding: status.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(code == "200")
         #expect(download.terminationStatus == 0)
         #expect(try Data(contentsOf: output) == Data(contentsOf: weights))
         #expect(process.terminationStatus == 0)
         // New connections are refused once it has stopped.
-        #expect(try cli.curl([base + "/v1/sys/health"]).status != 0)
+        #expect(try await cli.curl([base + "/v1/sys/health"]).status != 0)
     }
 
     @Test("a bad config file stops the server before it listens, with a clear error")
-    func badConfig() throws {
+    func badConfig() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
         let config = cli.root.appendingPathComponent("server.json")
         try Data(#"{"listen": {"port": 8443}}"#.utf8).write(to: config)
-        var r = try cli.run(["server", "--config", config.path], vaultFlag: false)
+        var r = try await cli.run(["server", "--config", config.path], vaultFlag: false)
         #expect(r.status == 1)
         #expect(r.stderr.contains("missing setting 'vault'"))
         try Data(#"{"vault": "\#(cli.root.path)/none"}"#.utf8).write(to: config)
-        r = try cli.run(["server", "--config", config.path], vaultFlag: false)
+        r = try await cli.run(["server", "--config", config.path], vaultFlag: false)
         #expect(r.status == 1)
         #expect(r.stderr.contains("is not a ModelVault vault"))
     }
 
     /// Starts `mvault server` on 127.0.0.1:0 for `cli`'s vault and reads the URL it prints.
-    func startServer(_ cli: CLI) throws -> (Process, String) {
+    func startServer(_ cli: CLI) async throws -> (Process, String) {
         let process = Process()
         process.executableURL = CLI.binary
         process.arguments = ["server"]
@@ -142,12 +142,16 @@ struct ServerCommandTests {
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         try process.run()
-        var text = ""
-        let deadline = Date().addingTimeInterval(20)
-        while !text.contains("trust the vault CA"), Date() < deadline {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
+        let reader = out.fileHandleForReading
+        let text = try await offPool {
+            var text = ""
+            let deadline = Date().addingTimeInterval(20)
+            while !text.contains("trust the vault CA"), Date() < deadline {
+                let chunk = reader.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return text
         }
         guard
             let base = text.split(separator: "\n").first(where: { $0.contains("listening on https://") })?

@@ -8,17 +8,17 @@ import Testing
 @Suite("CLI: push, pull, ls, show, rm", .serialized)
 struct StoreTests {
     @Test("push and pull through the real binary give byte-identical files")
-    func pushPull() throws {
+    func pushPull() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
-        _ = try cli.unsealed()
+        _ = try await cli.unsealed()
         let weights = try cli.file("in/model.safetensors", size: 5_000_000)
         let config = try cli.file("in/config.json", size: 100)
-        var r = try cli.run(["push", weights.path, config.path, "--model", "acme/llama", "--note", "base"])
+        var r = try await cli.run(["push", weights.path, config.path, "--model", "acme/llama", "--note", "base"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("pushed acme/llama@1 (2 file(s)"))
         #expect(!r.stdout.contains("\r"), "no progress bar when stdout is not a terminal")
-        r = try cli.run(["pull", "acme/llama@1", "-o", cli.root.appendingPathComponent("out").path])
+        r = try await cli.run(["pull", "acme/llama@1", "-o", cli.root.appendingPathComponent("out").path])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("(verified)"))
         for name in ["model.safetensors", "config.json"] {
@@ -26,31 +26,31 @@ struct StoreTests {
             let b = try Data(contentsOf: cli.root.appendingPathComponent("out/\(name)"))
             #expect(a == b)
         }
-        r = try cli.run(["ls"])
+        r = try await cli.run(["ls"])
         #expect(r.stdout.contains("acme/llama  1 version(s)  latest @1"))
-        r = try cli.run(["ls", "acme/"])
+        r = try await cli.run(["ls", "acme/"])
         #expect(r.stdout.contains("acme/llama"))
-        r = try cli.run(["show", "acme/llama"])
+        r = try await cli.run(["show", "acme/llama"])
         #expect(r.stdout.contains("@1"))
         #expect(r.stdout.contains("\"base\""))
-        r = try cli.run(["show", "acme/llama@1"])
+        r = try await cli.run(["show", "acme/llama@1"])
         #expect(r.stdout.contains("model.safetensors  5000000 bytes  sha256:"))
-        r = try cli.run(["verify"])
+        r = try await cli.run(["verify"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("2 file(s) checked, 0 failed"))
-        r = try cli.run(["rm", "acme/llama@1"])
+        r = try await cli.run(["rm", "acme/llama@1"])
         #expect(r.status == 0)
-        r = try cli.run(["show", "acme/llama"])
+        r = try await cli.run(["show", "acme/llama"])
         #expect(r.stdout.contains("0 version(s)"))
     }
 
     @Test("bad input: each gets a one-line error, exit 1, and changes nothing")
-    func badInput() throws {
+    func badInput() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
-        _ = try cli.unsealed()
+        _ = try await cli.unsealed()
         let file = try cli.file("in/a.bin", size: 1000)
-        try cli.run(["push", file.path, "--model", "acme/a"])
+        try await cli.run(["push", file.path, "--model", "acme/a"])
         let out = cli.root.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         try Data("mine".utf8).write(to: out.appendingPathComponent("a.bin"))
@@ -70,23 +70,23 @@ struct StoreTests {
             (["rm", "acme/a@9"], "model acme/a has no version 9"),
         ]
         for (args, message) in cases {
-            let r = try cli.run(args)
+            let r = try await cli.run(args)
             #expect(r.status == 1, "\(args)")
             #expect(r.stderr.hasPrefix("error: "), "\(args): \(r.stderr)")
             #expect(r.stderr.contains(message), "\(args): \(r.stderr)")
         }
         #expect(try Data(contentsOf: out.appendingPathComponent("a.bin")) == Data("mine".utf8))
-        let r = try cli.run(["show", "acme/a"])
+        let r = try await cli.run(["show", "acme/a"])
         #expect(r.stdout.contains("acme/a: 1 version(s)"))
-        #expect(try cli.run(["ls"]).stdout.split(separator: "\n").count == 1)
+        #expect(try await cli.run(["ls"]).stdout.split(separator: "\n").count == 1)
     }
 
     @Test("corrupt ciphertext: pull and verify name the file and the segment")
-    func corruption() throws {
+    func corruption() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
-        _ = try cli.unsealed()
-        try cli.run(["push", try cli.file("in/w.bin", size: 1_000_000).path, "--model", "acme/w"])
+        _ = try await cli.unsealed()
+        try await cli.run(["push", try cli.file("in/w.bin", size: 1_000_000).path, "--model", "acme/w"])
         let blobs = cli.vault.appendingPathComponent("blobs")
         let prefix = try #require(try FileManager.default.contentsOfDirectory(atPath: blobs.path).first)
         let name = try #require(
@@ -95,41 +95,41 @@ struct StoreTests {
         var bytes = try Data(contentsOf: blob)
         bytes[132 + 5 * (65536 + 16) + 100] ^= 1
         try bytes.write(to: blob)
-        var r = try cli.run(["pull", "acme/w", "-o", cli.root.appendingPathComponent("out").path])
+        var r = try await cli.run(["pull", "acme/w", "-o", cli.root.appendingPathComponent("out").path])
         #expect(r.status == 1)
         #expect(r.stderr.contains("error: acme/w@1/w.bin is corrupt: segment 5 failed authentication"))
         #expect(!FileManager.default.fileExists(atPath: cli.root.appendingPathComponent("out/w.bin").path))
-        r = try cli.run(["verify"])
+        r = try await cli.run(["verify"])
         #expect(r.status == 1)
         #expect(r.stdout.contains("FAILED acme/w@1/w.bin"))
     }
 
     @Test("key rotate, retire and rewrap through the CLI")
-    func keys() throws {
+    func keys() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
-        let shares = try cli.unsealed()
-        try cli.run(["push", try cli.file("in/w.bin", size: 300_000).path, "--model", "acme/w"])
-        var r = try cli.run(["key", "rotate"])
+        let shares = try await cli.unsealed()
+        try await cli.run(["push", try cli.file("in/w.bin", size: 300_000).path, "--model", "acme/w"])
+        var r = try await cli.run(["key", "rotate"])
         #expect(r.stdout.contains("Key version 2 is now active"))
-        r = try cli.run(["key", "retire", "--below", "9"])
+        r = try await cli.run(["key", "retire", "--below", "9"])
         #expect(r.status == 1)
         #expect(r.stderr.contains("error: key version 9 is not in this keyring"))
-        r = try cli.run(["key", "retire", "--below", "2"])
+        r = try await cli.run(["key", "retire", "--below", "2"])
         #expect(r.stdout.contains("1 file(s) are still wrapped under retired versions"))
         #expect(r.stdout.contains("acme/w@1/w.bin  (key version 1)"))
-        r = try cli.run(["pull", "acme/w", "-o", cli.root.appendingPathComponent("o1").path])
+        r = try await cli.run(["pull", "acme/w", "-o", cli.root.appendingPathComponent("o1").path])
         #expect(r.status == 1)
         #expect(r.stderr.contains("retired key version 1"))
         #expect(r.stderr.contains("hint: run `mvault key rewrap`"))
-        r = try cli.run(["key", "rewrap"])
+        r = try await cli.run(["key", "rewrap"])
         #expect(r.stdout.contains("1 file(s) rewrapped to key version 2"))
-        r = try cli.run(["pull", "acme/w", "-o", cli.root.appendingPathComponent("o2").path])
+        r = try await cli.run(["pull", "acme/w", "-o", cli.root.appendingPathComponent("o2").path])
         #expect(r.status == 0)
         // The keyring change survives sealing: after a fresh unseal, v2 is active and v1 retired.
-        try cli.run(["seal"])
-        for share in shares.suffix(3) { try cli.run(["unseal"], stdin: share) }
-        r = try cli.run(["status"])
+        try await cli.run(["seal"])
+        for share in shares.suffix(3) { try await cli.run(["unseal"], stdin: share) }
+        r = try await cli.run(["status"])
         #expect(r.stdout.contains("v1  created"))
         #expect(r.stdout.contains("0 file(s)  retired"))
         #expect(r.stdout.contains("1 file(s)  active for new files"))
@@ -139,12 +139,12 @@ struct StoreTests {
 @Suite("CLI: crashes and full disks", .serialized)
 struct CrashTests {
     @Test("SIGKILL at many points during a push never leaves a half-visible version")
-    func killDuringPush() throws {
+    func killDuringPush() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
-        _ = try cli.unsealed()
+        _ = try await cli.unsealed()
         let base = try cli.file("in/base.bin", size: 100_000)
-        try cli.run(["push", base.path, "--model", "acme/k"])
+        try await cli.run(["push", base.path, "--model", "acme/k"])
         let big = try cli.file("in/big.bin", size: 64_000_000)
         let small = try cli.file("in/small.json", size: 10)
         for delay in [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0] {
@@ -154,73 +154,78 @@ struct CrashTests {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            Thread.sleep(forTimeInterval: delay)
+            try await Task.sleep(for: .seconds(delay))
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            await CLI.waitForExit(process)
             // Every listed version is whole: verify authenticates every byte of every file.
-            let show = try cli.run(["show", "acme/k"])
+            let show = try await cli.run(["show", "acme/k"])
             #expect(show.status == 0)
             let versions = show.stdout.split(separator: "\n").filter { $0.contains("  @") }
             for line in versions where !line.contains("@1 ") {
                 #expect(line.contains("2 file(s)"), "half-visible version: \(line)")
             }
-            let verify = try cli.run(["verify"])
+            let verify = try await cli.run(["verify"])
             #expect(verify.status == 0, "\(verify.stdout)")
         }
         let finished =
-            try cli.run(["show", "acme/k"]).stdout.split(separator: "\n").filter { $0.contains("  @") }.count - 1
+            try await cli.run(["show", "acme/k"]).stdout.split(separator: "\n").filter { $0.contains("  @") }.count - 1
         #expect(finished < 10, "no kill landed before its push finished")
         // The next push succeeds, leftovers are cleaned, and the first version is intact.
-        let r = try cli.run(["push", small.path, big.path, "--model", "acme/k"])
+        let r = try await cli.run(["push", small.path, big.path, "--model", "acme/k"])
         #expect(r.status == 0, "\(r.stderr)")
         let staging = try FileManager.default.contentsOfDirectory(atPath: cli.vault.appendingPathComponent("tmp").path)
         #expect(staging.isEmpty)
         let out = cli.root.appendingPathComponent("out")
-        #expect(try cli.run(["pull", "acme/k@1", "-o", out.path]).status == 0)
+        #expect(try await cli.run(["pull", "acme/k@1", "-o", out.path]).status == 0)
         #expect(try Data(contentsOf: out.appendingPathComponent("base.bin")) == Data(contentsOf: base))
     }
 
     static var canMountTmpfs: Bool { getuid() == 0 && FileManager.default.fileExists(atPath: "/bin/mount") }
 
     @Test("a full disk fails the push with a clear error and changes nothing", .enabled(if: canMountTmpfs))
-    func fullDisk() throws {
+    func fullDisk() async throws {
         let cli = try CLI()
         let mountPoint = cli.root.appendingPathComponent("small")
         try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
-        let mount = try CLI.system(
+        let mount = try await CLI.system(
             ["/bin/mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mountPoint.path], cwd: cli.root)
         try #require(mount.status == 0, "cannot mount tmpfs: \(mount.stderr)")
         defer {
-            _ = try? CLI.run(["seal", "--vault", mountPoint.appendingPathComponent("v").path], cwd: cli.root)
-            _ = try? CLI.system(["/bin/umount", mountPoint.path], cwd: cli.root)
+            CLI.systemNow(
+                [CLI.binary.path, "seal", "--vault", mountPoint.appendingPathComponent("v").path], cwd: cli.root)
+            CLI.systemNow(["/bin/umount", mountPoint.path], cwd: cli.root)
             cli.cleanup()
         }
         let vault = mountPoint.appendingPathComponent("v").path
-        let initOut = try CLI.run(["init", vault, "--shares", "2", "--threshold", "2"], cwd: cli.root)
+        let initOut = try await CLI.run(["init", vault, "--shares", "2", "--threshold", "2"], cwd: cli.root)
         let shares = CLI.shares(in: initOut.stdout)
-        for share in shares { _ = try CLI.run(["unseal", "--vault", vault], stdin: share, cwd: cli.root) }
+        for share in shares { _ = try await CLI.run(["unseal", "--vault", vault], stdin: share, cwd: cli.root) }
         let small = try cli.file("in/small.bin", size: 500_000)
-        #expect(try CLI.run(["push", small.path, "--model", "acme/f", "--vault", vault], cwd: cli.root).status == 0)
+        #expect(
+            try await CLI.run(["push", small.path, "--model", "acme/f", "--vault", vault], cwd: cli.root).status == 0)
         let big = try cli.file("in/big.bin", size: 8_000_000)
-        let r = try CLI.run(["push", big.path, "--model", "acme/f", "--vault", vault], cwd: cli.root)
+        let r = try await CLI.run(["push", big.path, "--model", "acme/f", "--vault", vault], cwd: cli.root)
         #expect(r.status == 1)
         #expect(r.stderr.contains("error: no space left on the device"))
         #expect(r.stderr.contains("hint: free some space; nothing was changed"))
-        let show = try CLI.run(["show", "acme/f", "--vault", vault], cwd: cli.root)
+        let show = try await CLI.run(["show", "acme/f", "--vault", vault], cwd: cli.root)
         #expect(show.stdout.contains("acme/f: 1 version(s)"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: vault + "/tmp").isEmpty)
-        #expect(try CLI.run(["verify", "--vault", vault], cwd: cli.root).status == 0)
-        #expect(try CLI.run(["push", small.path, "--model", "acme/f", "--vault", vault], cwd: cli.root).status == 0)
+        #expect(try await CLI.run(["verify", "--vault", vault], cwd: cli.root).status == 0)
+        #expect(
+            try await CLI.run(["push", small.path, "--model", "acme/f", "--vault", vault], cwd: cli.root).status == 0)
 
         // Pulling onto a full device: clear error, no partial file left behind.
         let outMount = cli.root.appendingPathComponent("tiny")
         try FileManager.default.createDirectory(at: outMount, withIntermediateDirectories: true)
         try #require(
-            try CLI.system(["/bin/mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", outMount.path], cwd: cli.root)
-                .status
+            try await CLI.system(
+                ["/bin/mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", outMount.path], cwd: cli.root
+            )
+            .status
                 == 0)
-        defer { _ = try? CLI.system(["/bin/umount", outMount.path], cwd: cli.root) }
-        let pull = try CLI.run(["pull", "acme/f@1", "-o", outMount.path, "--vault", vault], cwd: cli.root)
+        defer { CLI.systemNow(["/bin/umount", outMount.path], cwd: cli.root) }
+        let pull = try await CLI.run(["pull", "acme/f@1", "-o", outMount.path, "--vault", vault], cwd: cli.root)
         #expect(pull.status == 1)
         #expect(pull.stderr.contains("error: no space left on the device"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: outMount.path).isEmpty)
