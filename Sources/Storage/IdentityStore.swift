@@ -20,6 +20,8 @@ public protocol IdentityStore: Sendable {
     func createSession(_ session: SessionRecord) throws
     func session(id: String) throws -> SessionRecord?
     func deleteSession(id: String) throws
+    /// Ends every session of `user` (after a password change or an MFA reset).
+    func deleteSessions(user: String) throws
     /// Removes one recovery code hash from `user`, atomically.
     /// - Returns: false if the user does not hold it (unknown or already used).
     func consumeRecoveryCode(user: String, hash: String) throws -> Bool

@@ -91,6 +91,8 @@ extension SQLiteMetadataStore: IdentityStore {
             try db.write { db in
                 try db.execute(sql: "DELETE FROM users WHERE name = ?", arguments: [name])
                 guard db.changesCount == 1 else { throw VaultError.unknownUser(name) }
+                try db.execute(
+                    sql: "DELETE FROM grants WHERE subject_kind = 'user' AND subject = ?", arguments: [name])
             }
         }
     }
@@ -129,6 +131,10 @@ extension SQLiteMetadataStore: IdentityStore {
 
     public func deleteSession(id: String) throws {
         try run { try db.write { try $0.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [id]) } }
+    }
+
+    public func deleteSessions(user: String) throws {
+        try run { try db.write { try $0.execute(sql: "DELETE FROM sessions WHERE user = ?", arguments: [user]) } }
     }
 
     public func consumeRecoveryCode(user: String, hash: String) throws -> Bool {

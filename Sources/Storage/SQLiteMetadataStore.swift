@@ -50,6 +50,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                     """)
         }
         registerIdentityMigration(&m)
+        registerAccessMigration(&m)
         return m
     }
 

@@ -1,9 +1,91 @@
+import Foundation
+
 /// What a caller may do to a model.
 public enum Capability: String, CaseIterable, Sendable, Codable, Comparable {
     case list, read, pull, push, delete, grant, admin
 
     public static func < (a: Capability, b: Capability) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+
+    /// Parses `pull,read` (or `all`).
+    public static func parseList(_ text: String) throws(VaultError) -> Set<Capability> {
+        if text == "all" { return Set(allCases) }
+        var result = Set<Capability>()
+        for part in text.split(separator: ",") {
+            guard let capability = Capability(rawValue: part.trimmingCharacters(in: .whitespaces)) else {
+                throw .invalidArgument(
+                    "unknown capability '\(part)': use \(allCases.map(\.rawValue).joined(separator: ", ")) or all")
+            }
+            result.insert(capability)
+        }
+        guard !result.isEmpty else { throw .invalidArgument("give at least one capability, e.g. pull,read") }
+        return result
+    }
+}
+
+/// What a request is about.
+public enum AccessTarget: Sendable, Equatable, CustomStringConvertible {
+    /// One model, by name.
+    case model(String)
+    /// The vault as a whole (users, roles, grants): only roles and grants on `*` count.
+    case vault
+    /// Some model: allowed when any model could be (listing, which then filters per model).
+    case anyModel
+
+    public var description: String {
+        switch self {
+        case .model(let name): name
+        case .vault: "the vault"
+        case .anyModel: "any model"
+        }
+    }
+
+    func covered(by pattern: ModelPattern) -> Bool {
+        switch self {
+        case .model(let name): pattern.matches(name)
+        case .vault: pattern.text == "*"
+        case .anyModel: true
+        }
+    }
+
+    /// A deny on `pattern` refuses this target: for `.anyModel` only a deny on every model does.
+    func refused(by pattern: ModelPattern) -> Bool {
+        switch self {
+        case .model(let name): pattern.matches(name)
+        case .vault, .anyModel: pattern.text == "*"
+        }
+    }
+}
+
+/// Everything the policy needs to answer one question.
+public struct AccessRequest: Sendable {
+    public var user: String
+    /// The roles the user holds (roles that no longer exist are simply absent).
+    public var roles: [RoleRecord]
+    public var mfaEnrolled: Bool
+    /// Grants to the user and to the roles they hold; expired ones are ignored here.
+    public var grants: [GrantRecord]
+    /// The API token the request came with, if any: the answer is narrowed to its scopes.
+    public var token: TokenRecord?
+    public var capability: Capability
+    public var target: AccessTarget
+    public var sourceIP: String
+    public var now: Date
+
+    public init(
+        user: String, roles: [RoleRecord], mfaEnrolled: Bool, grants: [GrantRecord], token: TokenRecord? = nil,
+        capability: Capability, target: AccessTarget, sourceIP: String, now: Date
+    ) {
+        self.user = user
+        self.roles = roles
+        self.mfaEnrolled = mfaEnrolled
+        self.grants = grants
+        self.token = token
+        self.capability = capability
+        self.target = target
+        self.sourceIP = sourceIP
+        self.now = now
     }
 }
 
@@ -12,31 +94,80 @@ public struct AccessDecision: Sendable, Equatable {
     public var allowed: Bool
     /// e.g. "role consumer allows pull on *", or "no role or grant allows push on acme/x".
     public var reason: String
+    /// The grant that decided, when one did (its last use is recorded).
+    public var grantID: String?
+
+    public init(allowed: Bool, reason: String, grantID: String? = nil) {
+        self.allowed = allowed
+        self.reason = reason
+        self.grantID = grantID
+    }
 }
 
-/// The single policy decision point. Deny by default: a request is allowed only when one of the
-/// caller's roles grants the capability on the model.
-///
-/// Built-in roles (on every model): admin — everything; publisher — list, read, pull, push;
-/// consumer — list, read, pull; auditor — list, read.
+/// The single policy decision point. Deny by default; in order:
+/// 1. a deny grant matching the capability and model refuses, whatever else allows;
+/// 2. an API token must have a scope covering the capability and model;
+/// 3. a role the user holds allows its capabilities on every model — if the user meets the
+///    role's MFA and network requirements;
+/// 4. an allow grant (to the user, or to a role they hold and meet the requirements of) allows
+///    its capabilities on the models its pattern matches, until it expires.
 public struct Policy: Sendable {
-    public static let builtInRoles: [String: Set<Capability>] = [
-        "admin": Set(Capability.allCases),
-        "publisher": [.list, .read, .pull, .push],
-        "consumer": [.list, .read, .pull],
-        "auditor": [.list, .read],
-    ]
-
     public init() {}
 
-    /// - Parameter model: the model the request is about, or nil for vault-wide requests.
-    public func decide(roles: [String], capability: Capability, model: String?) -> AccessDecision {
-        let target = model ?? "the vault"
-        for role in roles.sorted() {
-            if let granted = Self.builtInRoles[role], granted.contains(capability) {
-                return AccessDecision(allowed: true, reason: "role \(role) allows \(capability.rawValue) on *")
+    public func decide(_ q: AccessRequest) -> AccessDecision {
+        let capability = q.capability.rawValue
+        let held = Dictionary(q.roles.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let grants = q.grants.filter { grant in
+            guard grant.isActive(at: q.now), grant.capabilities.contains(q.capability) else { return false }
+            switch grant.subject {
+            case .user(let name): return name == q.user
+            case .role(let name): return held[name] != nil
             }
         }
-        return AccessDecision(allowed: false, reason: "no role or grant allows \(capability.rawValue) on \(target)")
+        for grant in grants where grant.effect == .deny && q.target.refused(by: grant.pattern) {
+            return AccessDecision(
+                allowed: false,
+                reason: "grant \(grant.id) denies \(capability) on \(grant.pattern) to \(grant.subject)",
+                grantID: grant.id)
+        }
+        if let token = q.token,
+            !token.scopes.contains(where: { $0.capabilities.contains(q.capability) && q.target.covered(by: $0.pattern) }
+            )
+        {
+            return AccessDecision(
+                allowed: false, reason: "token \(token.id) is not scoped for \(capability) on \(q.target)")
+        }
+        var unmet: [String] = []
+        /// Why `role` gives nothing to this request, or nil when it applies.
+        func requirementUnmet(_ role: RoleRecord) -> String? {
+            if role.requireMFA && !q.mfaEnrolled {
+                return "role \(role.name) requires MFA, which \(q.user) has not enrolled"
+            }
+            if !role.allowedNetworks.isEmpty && !role.allowedNetworks.contains(where: { $0.contains(q.sourceIP) }) {
+                return
+                    "role \(role.name) is limited to \(role.allowedNetworks.map(\.description).joined(separator: ", "))"
+            }
+            return nil
+        }
+        for role in q.roles.sorted(by: { $0.name < $1.name }) where role.capabilities.contains(q.capability) {
+            if let why = requirementUnmet(role) {
+                unmet.append(why)
+                continue
+            }
+            return AccessDecision(allowed: true, reason: "role \(role.name) allows \(capability) on *")
+        }
+        for grant in grants where grant.effect == .allow && q.target.covered(by: grant.pattern) {
+            if case .role(let name) = grant.subject, let role = held[name], let why = requirementUnmet(role) {
+                unmet.append(why)
+                continue
+            }
+            return AccessDecision(
+                allowed: true,
+                reason: "grant \(grant.id) allows \(capability) on \(grant.pattern) to \(grant.subject)",
+                grantID: grant.id)
+        }
+        var reason = "no role or grant allows \(capability) on \(q.target)"
+        if !unmet.isEmpty { reason += " (\(Set(unmet).sorted().joined(separator: "; ")))" }
+        return AccessDecision(allowed: false, reason: reason)
     }
 }

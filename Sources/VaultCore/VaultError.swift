@@ -25,6 +25,12 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidArgument(String)
     case userExists(String)
     case unknownUser(String)
+    case roleExists(String)
+    case unknownRole(String)
+    case unknownGrant(String)
+    case unknownToken(String)
+    /// The request contradicts the current state (e.g. deleting a role still in use).
+    case conflict(String, hint: String?)
 
     public var description: String {
         switch self {
@@ -52,13 +58,18 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidArgument(let detail): detail
         case .userExists(let name): "a user named \(name) already exists"
         case .unknownUser(let name): "no user named \(name)"
+        case .roleExists(let name): "a role named \(name) already exists"
+        case .unknownRole(let name): "no role named \(name)"
+        case .unknownGrant(let id): "no grant with id \(id)"
+        case .unknownToken(let id): "no token with id \(id)"
+        case .conflict(let detail, _): detail
         }
     }
 
     /// Whether the error means "no such thing" (HTTP 404).
     public var isNotFound: Bool {
         switch self {
-        case .unknownModel, .unknownVersion, .noVersions, .unknownUser: true
+        case .unknownModel, .unknownVersion, .noVersions, .unknownUser, .unknownRole, .unknownGrant, .unknownToken: true
         default: false
         }
     }
@@ -75,6 +86,10 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
         case .outputExists: "pass --force to overwrite it"
         case .retiredKey: "run `mvault key rewrap` to move it to the newest key version"
         case .noSpace: "free some space; nothing was changed"
+        case .unknownRole: "list roles with `mvault role ls`"
+        case .unknownGrant: "list grants with `mvault grant ls`"
+        case .unknownToken: "list tokens with `mvault token ls`"
+        case .conflict(_, let hint): hint
         case .corrupt, .integrity:
             "the stored copy was modified or damaged; restore it from a backup"
         default: nil

@@ -30,6 +30,12 @@ struct BackendTests {
         try IdentityStoreConformance.run { try SQLiteMetadataStore(path: dir.appendingPathComponent("m.sqlite").path) }
     }
 
+    @Test func sqliteAccessStore() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try AccessStoreConformance.run { try SQLiteMetadataStore(path: dir.appendingPathComponent("m.sqlite").path) }
+    }
+
     @Test("the SQLite store survives reopening")
     func reopen() throws {
         let dir = try temporaryDirectory()

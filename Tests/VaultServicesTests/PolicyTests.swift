@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+import VaultCore
+
+@Suite("Policy: roles, grants, denies, expiry, MFA, networks, token scopes")
+struct PolicyTests {
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+    let consumer = RoleRecord(name: "consumer", capabilities: [.list, .read, .pull], builtIn: true, createdAt: .now)
+
+    func grant(
+        _ id: String, _ subject: GrantSubject, _ pattern: String, _ capabilities: Set<Capability>,
+        _ effect: GrantRecord.Effect = .allow, expires: Date? = nil
+    ) throws -> GrantRecord {
+        GrantRecord(
+            id: id, subject: subject, pattern: try ModelPattern(pattern), capabilities: capabilities, effect: effect,
+            expiresAt: expires, createdAt: now, createdBy: "admin")
+    }
+
+    func ask(
+        _ capability: Capability, _ target: AccessTarget, roles: [RoleRecord] = [], grants: [GrantRecord] = [],
+        mfa: Bool = false, token: TokenRecord? = nil, ip: String = "127.0.0.1"
+    ) -> AccessDecision {
+        Policy().decide(
+            AccessRequest(
+                user: "bob", roles: roles, mfaEnrolled: mfa, grants: grants, token: token, capability: capability,
+                target: target, sourceIP: ip, now: now))
+    }
+
+    @Test("model patterns: * matches any run of characters, nothing else is special")
+    func patterns() throws {
+        let cases: [(String, String, Bool)] = [
+            ("*", "acme/x", true), ("acme/*", "acme/llama-7b", true), ("acme/*", "acmex/y", false),
+            ("acme/llama-*", "acme/llama-7b", true), ("acme/llama-*", "acme/mistral", false),
+            ("acme/llama-7b", "acme/llama-7b", true), ("acme/llama-7b", "acme/llama-7b2", false),
+            ("*/llama-*", "other/llama-2", true), ("a*b*c", "aXbYc", true), ("a*b*c", "aXbY", false),
+        ]
+        for (pattern, name, expected) in cases {
+            #expect(try ModelPattern(pattern).matches(name) == expected, "\(pattern) ~ \(name)")
+        }
+        for bad in ["", "Acme/*", "acme/ x", "acme/?"] {
+            #expect(throws: VaultError.self) { try ModelPattern(bad) }
+        }
+    }
+
+    @Test("deny by default; a role allows on every model; a grant only on its pattern")
+    func allows() throws {
+        var d = ask(.pull, .model("acme/x"))
+        #expect(!d.allowed)
+        #expect(d.reason == "no role or grant allows pull on acme/x")
+        d = ask(.pull, .model("acme/x"), roles: [consumer])
+        #expect(d.allowed && d.reason == "role consumer allows pull on *")
+        #expect(!ask(.push, .model("acme/x"), roles: [consumer]).allowed)
+        let g = try grant("g1", .user("bob"), "acme/*", [.pull])
+        d = ask(.pull, .model("acme/x"), grants: [g])
+        #expect(d.allowed && d.grantID == "g1")
+        #expect(!ask(.pull, .model("other/x"), grants: [g]).allowed)
+        #expect(!ask(.pull, .vault, grants: [g]).allowed, "a pattern grant says nothing about the whole vault")
+        #expect(ask(.pull, .anyModel, grants: [g]).allowed)
+        // A grant to someone else, or to a role bob does not hold, gives bob nothing.
+        #expect(!ask(.pull, .model("acme/x"), grants: [try grant("g2", .user("eve"), "*", [.pull])]).allowed)
+        #expect(!ask(.pull, .model("acme/x"), grants: [try grant("g3", .role("ml"), "*", [.pull])]).allowed)
+        let ml = RoleRecord(name: "ml", capabilities: [.list], createdAt: now)
+        #expect(ask(.pull, .model("acme/x"), roles: [ml], grants: [try grant("g3", .role("ml"), "*", [.pull])]).allowed)
+    }
+
+    @Test("an explicit deny beats every allow, from a role or a grant")
+    func denies() throws {
+        let admin = RoleRecord(name: "admin", capabilities: Set(Capability.allCases), builtIn: true, createdAt: now)
+        let deny = try grant("g9", .user("bob"), "acme/secret-*", [.pull], .deny)
+        let allow = try grant("g1", .user("bob"), "acme/*", [.pull])
+        let d = ask(.pull, .model("acme/secret-llm"), roles: [admin], grants: [allow, deny])
+        #expect(!d.allowed)
+        #expect(d.reason == "grant g9 denies pull on acme/secret-* to user bob")
+        #expect(ask(.pull, .model("acme/public"), roles: [admin], grants: [allow, deny]).allowed)
+        #expect(ask(.read, .model("acme/secret-llm"), roles: [admin], grants: [deny]).allowed)
+        // Listing is still allowed when only some models are denied; a deny on * refuses it.
+        #expect(ask(.pull, .anyModel, roles: [admin], grants: [deny]).allowed)
+        #expect(
+            !ask(.pull, .anyModel, roles: [admin], grants: [try grant("g8", .role("admin"), "*", [.pull], .deny)])
+                .allowed)
+    }
+
+    @Test("expired grants, allow or deny, no longer count")
+    func expiry() throws {
+        let past = now.addingTimeInterval(-1)
+        let future = now.addingTimeInterval(60)
+        #expect(
+            !ask(.pull, .model("a/b"), grants: [try grant("g1", .user("bob"), "*", [.pull], expires: past)]).allowed)
+        #expect(
+            ask(.pull, .model("a/b"), grants: [try grant("g1", .user("bob"), "*", [.pull], expires: future)]).allowed)
+        let oldDeny = try grant("g2", .user("bob"), "*", [.pull], .deny, expires: past)
+        #expect(ask(.pull, .model("a/b"), roles: [consumer], grants: [oldDeny]).allowed)
+    }
+
+    @Test("a role that requires MFA gives nothing until the user enrolls; the reason says so")
+    func mfa() throws {
+        var strict = consumer
+        strict.requireMFA = true
+        let d = ask(.pull, .model("a/b"), roles: [strict])
+        #expect(!d.allowed)
+        #expect(
+            d.reason == "no role or grant allows pull on a/b (role consumer requires MFA, which bob has not enrolled)")
+        #expect(ask(.pull, .model("a/b"), roles: [strict], mfa: true).allowed)
+        // Grants to that role are held back the same way.
+        let g = try grant("g1", .role("consumer"), "*", [.push])
+        #expect(!ask(.push, .model("a/b"), roles: [strict], grants: [g]).allowed)
+        #expect(ask(.push, .model("a/b"), roles: [strict], grants: [g], mfa: true).allowed)
+    }
+
+    @Test("a role limited to networks applies only to requests from them")
+    func networks() throws {
+        var office = consumer
+        office.allowedNetworks = [try IPNetwork("10.0.0.0/8"), try IPNetwork("2001:db8::/32")]
+        #expect(ask(.pull, .model("a/b"), roles: [office], ip: "10.1.2.3").allowed)
+        #expect(ask(.pull, .model("a/b"), roles: [office], ip: "2001:db8::5").allowed)
+        #expect(ask(.pull, .model("a/b"), roles: [office], ip: "::ffff:10.0.0.1").allowed)
+        let d = ask(.pull, .model("a/b"), roles: [office], ip: "192.168.1.1")
+        #expect(!d.allowed)
+        #expect(d.reason.contains("role consumer is limited to 10.0.0.0/8, 2001:db8:0:0:0:0:0:0/32"))
+        for bad in ["10.0.0.0/33", "10.0.0/8", "host", "::/129", ""] {
+            #expect(throws: VaultError.self) { try IPNetwork(bad) }
+        }
+        #expect(try IPNetwork("0.0.0.0/0").contains("8.8.8.8"))
+        #expect(try !IPNetwork("10.0.0.1").contains("10.0.0.2"))
+    }
+
+    @Test("an API token narrows its owner's rights to its scopes, never widens them")
+    func tokenScopes() throws {
+        let token = TokenRecord(
+            id: "t1", name: "ci", owner: "bob", secretHash: "",
+            scopes: [
+                TokenScope(pattern: try ModelPattern("acme/*"), capabilities: [.pull, .push])
+            ], expiresAt: now.addingTimeInterval(60), createdAt: now)
+        #expect(ask(.pull, .model("acme/x"), roles: [consumer], token: token).allowed)
+        let d = ask(.pull, .model("other/x"), roles: [consumer], token: token)
+        #expect(!d.allowed && d.reason == "token t1 is not scoped for pull on other/x")
+        // In scope, but the owner cannot push: still denied.
+        #expect(!ask(.push, .model("acme/x"), roles: [consumer], token: token).allowed)
+    }
+}
