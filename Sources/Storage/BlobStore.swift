@@ -17,7 +17,7 @@ public protocol BlobStore: Sendable {
     func delete(_ id: String) throws
     /// Every committed blob id, sorted.
     func list() throws -> [String]
-    /// Removes staged bytes of writers that never committed. Call only while no writer is open.
+    /// Removes staged bytes of writers that never committed and whose process has ended.
     func removeAbandonedStaging()
 }
 

@@ -61,10 +61,17 @@ public struct DirectoryBlobStore: BlobStore {
         return ids.sorted()
     }
 
-    /// Removes staged files left behind by writers that never committed (e.g. a killed push).
+    /// Removes staged files left behind by writers that never committed (e.g. a killed push):
+    /// those of processes that no longer run. A live process's writers (an upload in progress in
+    /// the server, a push from another shell) are left alone.
     public func removeAbandonedStaging() {
         let tmp = root.appendingPathComponent("tmp")
         for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? [] {
+            if let pid = name.split(separator: ".").first.flatMap({ pid_t($0) }), pid > 0,
+                kill(pid, 0) == 0 || errno == EPERM
+            {
+                continue
+            }
             unlink(tmp.appendingPathComponent(name).path)
         }
     }

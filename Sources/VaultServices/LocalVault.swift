@@ -92,14 +92,14 @@ public final class LocalVault {
     ) throws -> VersionRecord {
         let inputs = try Self.collectInputs(paths)
         try keys.requireUnsealed()
-        return try withWriteLock {
-            try collectGarbage()
-            var records: [FileRecord] = []
-            for input in inputs {
-                records.append(try store(input.url, as: input.name, progress: progress))
-            }
-            return try metadata.addVersion(model: model, note: note, files: records, createdAt: Date())
+        var staged: [StagedFile] = []
+        defer { for file in staged { file.abort() } }
+        for input in inputs {
+            staged.append(try stage(input.url, as: input.name, progress: progress))
         }
+        let version = try commit(staged, to: model, note: note)
+        staged = []
+        return version
     }
 
     struct Input {
@@ -146,35 +146,22 @@ public final class LocalVault {
         return inputs
     }
 
-    /// Seals one file into a staged blob while hashing it, then commits it under its address
-    /// (or drops it when an identical file is already stored).
-    func store(_ url: URL, as name: String, progress: ((TransferProgress) -> Void)?) throws -> FileRecord {
+    /// Seals one local file into a staged blob.
+    func stage(_ url: URL, as name: String, progress: ((TransferProgress) -> Void)?) throws -> StagedFile {
         var st = stat()
         guard stat(url.path, &st) == 0 else { throw AtomicFile.errnoError(path: url.path) }
         let total = UInt64(st.st_size)
-        let writer = try blobs.makeWriter()
-        var committed = false
-        defer { if !committed { writer.abort() } }
-        var sealer = try SealedFileWriter(keys: keys)
-        try sealer.header.encoded.withUnsafeBytes { try writer.write($0) }
-        var hasher = SHA256()
-        var done: UInt64 = 0
-        try MappedInput.forEachChunk(path: url.path) { chunk in
-            hasher.update(bufferPointer: chunk)
-            try sealer.append(chunk) { try writer.write($0) }
-            done += UInt64(chunk.count)
-            progress?(TransferProgress(file: name, bytesDone: done, bytesTotal: max(total, done)))
+        let sealer = try makeSealer(name: name)
+        do {
+            try MappedInput.forEachChunk(path: url.path) { chunk in
+                try sealer.append(chunk)
+                progress?(TransferProgress(file: name, bytesDone: sealer.size, bytesTotal: max(total, sealer.size)))
+            }
+            return try sealer.finish()
+        } catch {
+            sealer.abort()
+            throw error
         }
-        try sealer.finish { try writer.write($0) }
-        let digest = Array(hasher.finalize())
-        let address = try keys.blobAddress(forSHA256: digest)
-        if try blobs.exists(address) {
-            writer.abort()
-        } else {
-            try writer.commit(as: address)
-        }
-        committed = true
-        return FileRecord(path: name, size: done, sha256: Hex.encode(digest), blobID: address)
     }
 
     // MARK: - Pull
