@@ -48,6 +48,10 @@ public struct APIError: HTTPResponseError, Sendable {
         case let error as APIError: return error
         case VaultError.sealed:
             return APIError(.serviceUnavailable, VaultError.sealed.description, hint: "unseal it: POST /v1/sys/unseal")
+        case VaultError.conflict(let detail, let hint):
+            return APIError(.conflict, detail, hint: hint)
+        case VaultError.userExists, VaultError.roleExists:
+            return APIError(.conflict, "\(error)")
         case let error as VaultError where error.isNotFound:
             return APIError(.notFound, error.description, hint: error.hint)
         case let error as VaultError: return APIError(.badRequest, error.description, hint: error.hint)

@@ -21,6 +21,11 @@ final class RateLimiter: Sendable {
     /// Takes one token for `key`.
     /// - Returns: nil when allowed, else the seconds until a token is available.
     func take(_ key: String, now: Date = Date()) -> Int? {
+        take(key, perSecond: perSecond, burst: burst, now: now)
+    }
+
+    /// Takes one token for `key` from a bucket with its own rate (an API token's limit).
+    func take(_ key: String, perSecond: Double, burst: Double, now: Date = Date()) -> Int? {
         buckets.withLock { buckets in
             var bucket = buckets[key] ?? Bucket(tokens: burst, updated: now)
             bucket.tokens = min(burst, bucket.tokens + now.timeIntervalSince(bucket.updated) * perSecond)

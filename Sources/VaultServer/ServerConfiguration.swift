@@ -8,7 +8,8 @@ import VaultCore
 ///   "listen": { "host": "127.0.0.1", "port": 8443 },
 ///   "tls": { "certificate": "tls/server.crt", "key": "tls/server.key" },
 ///   "limits": { "maxJSONBodyBytes": 65536, "idleTimeoutSeconds": 30, "sessionTTLSeconds": 3600,
-///               "requestsPerSecondPerIP": 50, "requestBurstPerIP": 200 } }
+///               "requestsPerSecondPerIP": 50, "requestBurstPerIP": 200,
+///               "maxTokenTTLSeconds": 31536000, "uploadIdleSeconds": 3600 } }
 /// ```
 /// Environment overrides: `MVAULT_VAULT`, `MVAULT_LISTEN` (`host:port`), `MVAULT_TLS_CERT`,
 /// `MVAULT_TLS_KEY`. Relative TLS paths are relative to the vault directory.
@@ -52,10 +53,17 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         public var requestsPerSecondPerIP: Double = 50
         /// Requests one address may make at once before the rate applies.
         public var requestBurstPerIP: Int = 200
+        /// The longest lifetime an API token may be given.
+        public var maxTokenTTLSeconds: Int = 365 * 86_400
+        /// An upload with no activity for this long is discarded.
+        public var uploadIdleSeconds: Int = 3600
         public init(
             maxJSONBodyBytes: Int = 64 << 10, idleTimeoutSeconds: Int = 30, sessionTTLSeconds: Int = 3600,
-            requestsPerSecondPerIP: Double = 50, requestBurstPerIP: Int = 200
+            requestsPerSecondPerIP: Double = 50, requestBurstPerIP: Int = 200, maxTokenTTLSeconds: Int = 365 * 86_400,
+            uploadIdleSeconds: Int = 3600
         ) {
+            self.maxTokenTTLSeconds = maxTokenTTLSeconds
+            self.uploadIdleSeconds = uploadIdleSeconds
             self.maxJSONBodyBytes = maxJSONBodyBytes
             self.idleTimeoutSeconds = idleTimeoutSeconds
             self.sessionTTLSeconds = sessionTTLSeconds
@@ -69,6 +77,8 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
             sessionTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .sessionTTLSeconds) ?? 3600
             requestsPerSecondPerIP = try c.decodeIfPresent(Double.self, forKey: .requestsPerSecondPerIP) ?? 50
             requestBurstPerIP = try c.decodeIfPresent(Int.self, forKey: .requestBurstPerIP) ?? 200
+            maxTokenTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .maxTokenTTLSeconds) ?? 365 * 86_400
+            uploadIdleSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadIdleSeconds) ?? 3600
         }
     }
 

@@ -4,26 +4,36 @@ import Identity
 import Storage
 import VaultCore
 
-/// Bearer session tokens: `mvsess_<id>_<secret>`; only HMAC(secret) is stored.
+/// Bearer tokens: `mvsess_<id>_<secret>` for a login session, `mvtok_<id>_<secret>` for an API
+/// token. The id is public (listed, logged); only a keyed hash of the secret is stored.
 struct SessionToken {
-    static let prefix = "mvsess"
+    static let sessionPrefix = "mvsess"
+    static let apiPrefix = "mvtok"
+    var prefix = Self.sessionPrefix
     var id: String
     var secret: String
 
-    var text: String { "\(Self.prefix)_\(id)_\(secret)" }
+    var text: String { "\(prefix)_\(id)_\(secret)" }
+    var isAPIToken: Bool { prefix == Self.apiPrefix }
 
-    init(id: String, secret: String) {
+    init(prefix: String = Self.sessionPrefix, id: String, secret: String) {
+        self.prefix = prefix
         self.id = id
         self.secret = secret
     }
 
     init?(text: String) {
         let parts = text.split(separator: "_", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == Self.prefix, !parts[1].isEmpty, !parts[2].isEmpty else { return nil }
+        guard parts.count == 3, parts[0] == Self.sessionPrefix || parts[0] == Self.apiPrefix, !parts[1].isEmpty,
+            !parts[2].isEmpty
+        else { return nil }
+        prefix = String(parts[0])
         id = String(parts[1])
         secret = String(parts[2])
     }
 }
+
+func iso8601(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
 
 extension VaultAPI {
     struct LoginRequest: Decodable {
@@ -103,30 +113,64 @@ extension VaultAPI {
 
     var logout: AuthenticatedHandler {
         { _, _, caller in
-            try await blocking { try identities.deleteSession(id: caller.sessionID) }
+            if let id = caller.sessionID { try await blocking { try identities.deleteSession(id: id) } }
             return Response(status: .noContent)
         }
     }
 
-    /// Resolves `Authorization: Bearer mvsess_…` to the caller, or nil.
-    /// - Throws: `APIError(.unauthorized)` for a token that is malformed, unknown, expired or wrong.
-    func authenticate(_ request: Request) throws -> AuthenticatedUser? {
+    /// Resolves `Authorization: Bearer mvsess_…` (a session) or `mvtok_…` (an API token) to the
+    /// caller, or nil when there is no Authorization header.
+    /// - Throws: `APIError(.unauthorized)` for a token that is malformed, unknown, expired, revoked
+    ///   or wrong; 403 for an API token used from outside its networks; 429 over its rate.
+    func authenticate(_ request: Request, from ip: String) throws -> AuthenticatedUser? {
         guard let header = request.headers[.authorization] else { return nil }
         let unauthorized = APIError(
             .unauthorized, "invalid or expired token", hint: "log in again: POST /v1/auth/login")
         guard header.hasPrefix("Bearer "), let token = SessionToken(text: String(header.dropFirst(7))) else {
             throw unauthorized
         }
+        let now = Date()
+        if token.isAPIToken {
+            let hasher = try SecretHasher(key: keys.derivedKey(purpose: "api-token"))
+            guard let record = try identities.token(id: token.id),
+                hasher.verify(token.secret, against: record.secretHash)
+            else { throw unauthorized }
+            if let revoked = record.revokedAt {
+                throw APIError(
+                    .unauthorized, "token \(record.id) was revoked at \(iso8601(revoked))",
+                    hint: "ask its owner for a new one: mvault token create")
+            }
+            guard record.expiresAt > now else {
+                throw APIError(
+                    .unauthorized, "token \(record.id) expired at \(iso8601(record.expiresAt))",
+                    hint: "create a new one: mvault token create")
+            }
+            if !record.allowedNetworks.isEmpty && !record.allowedNetworks.contains(where: { $0.contains(ip) }) {
+                throw APIError(.forbidden, "token \(record.id) may not be used from \(ip)")
+            }
+            if let rate = record.requestsPerSecond,
+                let wait = tokenLimiter.take("token:\(record.id)", perSecond: rate, burst: max(1, rate))
+            {
+                throw APIError(.tooManyRequests, "token \(record.id) is over its rate limit", retryAfter: wait)
+            }
+            guard let user = try identities.user(named: record.owner) else { throw unauthorized }
+            try identities.touchToken(id: record.id, at: now)
+            return AuthenticatedUser(
+                name: user.name, roles: user.roles, sessionID: nil, token: record,
+                mfaEnrolled: user.sealedTOTPSecret != nil)
+        }
         let hasher = try SecretHasher(key: keys.derivedKey(purpose: "session"))
         guard let session = try identities.session(id: token.id),
             hasher.verify(token.secret, against: session.secretHash)
         else { throw unauthorized }
-        guard session.expiresAt > Date() else {
+        guard session.expiresAt > now else {
             try identities.deleteSession(id: session.id)
             throw unauthorized
         }
         guard let user = try identities.user(named: session.user) else { throw unauthorized }
-        return AuthenticatedUser(name: user.name, roles: user.roles, sessionID: session.id)
+        return AuthenticatedUser(
+            name: user.name, roles: user.roles, sessionID: session.id, token: nil,
+            mfaEnrolled: user.sealedTOTPSecret != nil)
     }
 
     func openTOTPSecret(_ sealed: String) throws -> [UInt8] {

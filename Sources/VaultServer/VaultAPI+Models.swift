@@ -11,10 +11,13 @@ extension VaultAPI {
 
     /// The models the caller may list.
     var listModels: AuthorizedHandler {
-        { _, _, caller in
+        { _, context, caller in
             try await blocking {
-                let visible = try openVault().list(namespace: nil).filter {
-                    policy.decide(roles: caller.roles, capability: .list, model: $0.name).allowed
+                let question = try accessRequest(caller, .list, .anyModel, from: context.remoteIP)
+                let visible = try openVault().list(namespace: nil).filter { model in
+                    var q = question
+                    q.target = .model(model.name)
+                    return policy.decide(q).allowed
                 }
                 return try json(ModelList(models: visible))
             }
@@ -43,7 +46,7 @@ extension VaultAPI {
             guard let number = context.parameters.get("version").flatMap(Int.init), number > 0 else {
                 throw APIError(.badRequest, "the version must be a positive integer")
             }
-            let path = context.parameters.getCatchAll().joined(separator: "/")
+            let path = try filePath(context)
             let version = try await blocking { try openVault().version(ModelReference(model: model, version: number)) }
             guard let file = version.files.first(where: { $0.path == path }) else {
                 throw APIError(.notFound, "\(model)@\(number) has no file \(path)")
@@ -99,6 +102,21 @@ func modelName(_ context: VaultRequestContext) throws -> ModelName {
         throw APIError(.badRequest, "missing model name")
     }
     return try ModelName(parsing: "\(namespace)/\(name)")
+}
+
+/// The file name from the route's trailing segments, percent-decoded (clients encode spaces and
+/// other characters) and then validated, so an encoded `/` or `..` is refused like a plain one.
+func filePath(_ context: VaultRequestContext) throws -> String {
+    var segments: [String] = []
+    for segment in context.parameters.getCatchAll() {
+        guard let decoded = String(segment).removingPercentEncoding else {
+            throw APIError(.badRequest, "invalid percent-encoding in the file name")
+        }
+        segments.append(decoded)
+    }
+    let path = segments.joined(separator: "/")
+    try ModelFilePath.validate(path)
+    return path
 }
 
 /// A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range, clamped to the file.

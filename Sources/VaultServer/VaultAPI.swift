@@ -27,24 +27,37 @@ struct VaultAPI: Sendable {
         @Sendable (Request, VaultRequestContext, AuthenticatedUser) async throws -> Response
     typealias AuthorizedHandler = AuthenticatedHandler
 
+    /// What a route's authorization is about.
+    enum Target {
+        /// The model named by the route's `namespace`/`name` parameters.
+        case model
+        /// Some model (listing; the handler filters per model through the same policy).
+        case anyModel
+        /// The vault as a whole (users, roles, grants).
+        case vault
+    }
+
     enum Access {
         /// No credential: health, seal status, unseal (the shares are the credential), login.
         case open
-        /// A valid session token.
+        /// A valid session token or API token.
         case authenticated(AuthenticatedHandler)
-        /// A valid session token, and the policy allowing `Capability` on the route's model
-        /// (from its `namespace`/`name` parameters) or on the vault.
-        case authorized(Capability, AuthorizedHandler)
+        /// A session token (a person who logged in): API tokens cannot manage MFA or mint tokens.
+        case session(AuthenticatedHandler)
+        /// A valid session or API token, and the policy allowing `Capability` on `Target`.
+        case authorized(Capability, Target, AuthorizedHandler)
     }
 
     let layout: VaultLayout
     let keys: KeyHolder
-    let identities: any IdentityStore
+    let identities: any IdentityStore & AccessStore
     let limits: ServerConfiguration.Limits
     let throttle = LoginThrottle()
+    let tokenLimiter = RateLimiter(perSecond: 1, burst: 1)
     let passwordHashing = PasswordHashing.standard
     let dummyPasswordHash = DummyHash()
     let policy = Policy()
+    let uploads = UploadRegistry()
     var sessionTTLSeconds: Int { limits.sessionTTLSeconds }
     static let version = "0.1.0"
 
@@ -56,53 +69,123 @@ struct VaultAPI: Sendable {
             (APIRoute(.get, "/v1/openapi.json"), .open, openAPI),
             (APIRoute(.post, "/v1/auth/login"), .open, login),
             (APIRoute(.get, "/v1/auth/whoami"), .authenticated(whoami), nil),
-            (APIRoute(.post, "/v1/auth/logout"), .authenticated(logout), nil),
-            (APIRoute(.post, "/v1/auth/mfa/enroll"), .authenticated(enrollMFA), nil),
-            (APIRoute(.post, "/v1/auth/mfa/confirm"), .authenticated(confirmMFA), nil),
-            (APIRoute(.get, "/v1/models"), .authorized(.list, listModels), nil),
-            (APIRoute(.get, "/v1/models/{namespace}/{name}"), .authorized(.read, showModel), nil),
+            (APIRoute(.post, "/v1/auth/logout"), .session(logout), nil),
+            (APIRoute(.post, "/v1/auth/mfa/enroll"), .session(enrollMFA), nil),
+            (APIRoute(.post, "/v1/auth/mfa/confirm"), .session(confirmMFA), nil),
+            (APIRoute(.get, "/v1/models"), .authorized(.list, .anyModel, listModels), nil),
+            (APIRoute(.get, "/v1/models/{namespace}/{name}"), .authorized(.read, .model, showModel), nil),
             (
                 APIRoute(.get, "/v1/models/{namespace}/{name}/versions/{version}/files/**"),
-                .authorized(.pull, downloadFile), nil
+                .authorized(.pull, .model, downloadFile), nil
             ),
+            (
+                APIRoute(.delete, "/v1/models/{namespace}/{name}/versions/{version}"),
+                .authorized(.delete, .model, removeVersion), nil
+            ),
+            (APIRoute(.post, "/v1/models/{namespace}/{name}/uploads"), .authorized(.push, .model, startUpload), nil),
+            (
+                APIRoute(.put, "/v1/models/{namespace}/{name}/uploads/{upload}/files/**"),
+                .authorized(.push, .model, uploadFile), nil
+            ),
+            (
+                APIRoute(.post, "/v1/models/{namespace}/{name}/uploads/{upload}/commit"),
+                .authorized(.push, .model, commitUpload), nil
+            ),
+            (
+                APIRoute(.delete, "/v1/models/{namespace}/{name}/uploads/{upload}"),
+                .authorized(.push, .model, abortUpload), nil
+            ),
+            (APIRoute(.get, "/v1/users"), .authorized(.admin, .vault, listUsers), nil),
+            (APIRoute(.post, "/v1/users"), .authorized(.admin, .vault, createUser), nil),
+            (APIRoute(.delete, "/v1/users/{user}"), .authorized(.admin, .vault, deleteUser), nil),
+            (APIRoute(.put, "/v1/users/{user}/password"), .authorized(.admin, .vault, setPassword), nil),
+            (APIRoute(.put, "/v1/users/{user}/roles"), .authorized(.admin, .vault, setRoles), nil),
+            (APIRoute(.delete, "/v1/users/{user}/mfa"), .authorized(.admin, .vault, resetMFA), nil),
+            (APIRoute(.get, "/v1/roles"), .authorized(.grant, .vault, listRoles), nil),
+            (APIRoute(.post, "/v1/roles"), .authorized(.admin, .vault, createRole), nil),
+            (APIRoute(.patch, "/v1/roles/{role}"), .authorized(.admin, .vault, updateRole), nil),
+            (APIRoute(.delete, "/v1/roles/{role}"), .authorized(.admin, .vault, deleteRole), nil),
+            (APIRoute(.get, "/v1/grants"), .authorized(.grant, .vault, listGrants), nil),
+            (APIRoute(.post, "/v1/grants"), .authorized(.grant, .vault, createGrant), nil),
+            (APIRoute(.delete, "/v1/grants/{grant}"), .authorized(.grant, .vault, deleteGrant), nil),
+            (APIRoute(.get, "/v1/access/review"), .authorized(.grant, .vault, accessReview), nil),
+            (APIRoute(.get, "/v1/tokens"), .authenticated(listTokens), nil),
+            (APIRoute(.post, "/v1/tokens"), .session(createToken), nil),
+            (APIRoute(.delete, "/v1/tokens/{token}"), .authenticated(revokeToken), nil),
         ]
     }
 
     func register(on router: Router<VaultRequestContext>) {
         for (route, access, handler) in endpoints {
+            let path = RouterPath(route.path)
             switch access {
             case .open:
-                router.on(RouterPath(route.path), method: route.method) { request, context in
-                    try await handler!(request, context)
-                }
+                router.on(path, method: route.method) { request, context in try await handler!(request, context) }
             case .authenticated(let authenticated):
-                router.on(RouterPath(route.path), method: route.method) { request, context in
-                    let caller = try await requireCaller(request)
-                    var context = context
-                    context.identity = caller
+                router.on(path, method: route.method) { request, context in
+                    let (caller, context) = try await requireCaller(request, context)
                     return try await authenticated(request, context, caller)
                 }
-            case .authorized(let capability, let authorized):
-                router.on(RouterPath(route.path), method: route.method) { request, context in
-                    let caller = try await requireCaller(request)
-                    let model = try? modelName(context).description
-                    let decision = policy.decide(roles: caller.roles, capability: capability, model: model)
+            case .session(let authenticated):
+                router.on(path, method: route.method) { request, context in
+                    let (caller, context) = try await requireCaller(request, context)
+                    guard caller.sessionID != nil else {
+                        throw APIError(
+                            .forbidden, "API tokens cannot do this; a person must log in",
+                            hint: "use a session token from POST /v1/auth/login")
+                    }
+                    return try await authenticated(request, context, caller)
+                }
+            case .authorized(let capability, let target, let authorized):
+                router.on(path, method: route.method) { request, context in
+                    let (caller, context) = try await requireCaller(request, context)
+                    let about: AccessTarget =
+                        switch target {
+                        case .model: .model(try modelName(context).description)
+                        case .anyModel: .anyModel
+                        case .vault: .vault
+                        }
+                    let decision = try await blocking {
+                        try authorize(caller, capability, about, from: context.remoteIP)
+                    }
                     guard decision.allowed else { throw APIError(.forbidden, "access denied: \(decision.reason)") }
-                    var context = context
-                    context.identity = caller
                     return try await authorized(request, context, caller)
                 }
             }
         }
     }
 
-    func requireCaller(_ request: Request) async throws -> AuthenticatedUser {
-        guard let caller = try await blocking({ try authenticate(request) }) else {
+    /// The one policy question every authorized route asks; records the deciding grant's use.
+    func authorize(_ caller: AuthenticatedUser, _ capability: Capability, _ target: AccessTarget, from ip: String)
+        throws -> AccessDecision
+    {
+        let decision = policy.decide(try accessRequest(caller, capability, target, from: ip))
+        if let id = decision.grantID { try identities.touchGrant(id: id, at: Date()) }
+        return decision
+    }
+
+    /// The facts the policy needs about `caller`, read from the store.
+    func accessRequest(_ caller: AuthenticatedUser, _ capability: Capability, _ target: AccessTarget, from ip: String)
+        throws -> AccessRequest
+    {
+        let roles = try caller.roles.compactMap { try identities.role(named: $0) }
+        return AccessRequest(
+            user: caller.name, roles: roles, mfaEnrolled: caller.mfaEnrolled,
+            grants: try identities.grants(user: caller.name, roles: caller.roles), token: caller.token,
+            capability: capability, target: target, sourceIP: ip, now: Date())
+    }
+
+    func requireCaller(_ request: Request, _ context: VaultRequestContext) async throws
+        -> (AuthenticatedUser, VaultRequestContext)
+    {
+        guard let caller = try await blocking({ try authenticate(request, from: context.remoteIP) }) else {
             throw APIError(
                 .unauthorized, "authentication required",
-                hint: "send Authorization: Bearer TOKEN from POST /v1/auth/login")
+                hint: "send Authorization: Bearer TOKEN (a session from POST /v1/auth/login, or an API token)")
         }
-        return caller
+        var context = context
+        context.identity = caller
+        return (caller, context)
     }
 
     // MARK: sys

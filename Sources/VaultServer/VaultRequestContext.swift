@@ -1,12 +1,17 @@
 import Hummingbird
 import NIOCore
+import VaultCore
 
-/// Who is calling, as established by `SessionAuthenticator`. Handlers that need a caller take
-/// this, never an optional.
+/// Who is calling, from a session token or an API token. Handlers that need a caller take this,
+/// never an optional.
 public struct AuthenticatedUser: Sendable, Equatable {
     public var name: String
     public var roles: [String]
-    public var sessionID: String
+    /// Set when the caller logged in; nil for an API token.
+    public var sessionID: String?
+    /// Set when the caller presented an API token: the policy narrows the owner's rights to its scopes.
+    public var token: TokenRecord?
+    public var mfaEnrolled: Bool
 }
 
 /// The request context of every route: the peer's address and, once authenticated, the caller.

@@ -1,9 +1,11 @@
 import Crypto
 import Foundation
 import Identity
+import NIOHTTP1
 import Storage
 import Testing
 import VaultCore
+import VaultServer
 import VaultServices
 
 @Suite("Server: models API and the authorization matrix", .serialized)
@@ -42,31 +44,96 @@ struct ModelAccessTests {
         return (tokens, weights)
     }
 
-    /// The expected decision for every route × role, kept here, apart from the policy code.
-    static let matrix: [(path: String, allowed: Set<String>)] = [
-        ("/v1/models", ["admin", "publisher", "consumer", "auditor"]),
-        ("/v1/models/acme/demo", ["admin", "publisher", "consumer", "auditor"]),
-        ("/v1/models/acme/demo/versions/1/files/weights.bin", ["admin", "publisher", "consumer"]),
-        ("/v1/auth/whoami", ["admin", "publisher", "consumer", "auditor", "nobody"]),
+    static let everyone: Set<String> = ["admin", "publisher", "consumer", "auditor", "nobody"]
+
+    /// The expected decision for every authenticated route × role, kept here, apart from the
+    /// policy code. Requests name things that do not exist, or carry an empty body, so an allowed
+    /// request fails validation (400/404) instead of changing anything; a denied one gets 403.
+    /// Logout comes last, as it ends the session.
+    static let matrix: [(route: APIRoute, path: String, allowed: Set<String>)] = [
+        (APIRoute(.get, "/v1/models"), "/v1/models", ["admin", "publisher", "consumer", "auditor"]),
+        (
+            APIRoute(.get, "/v1/models/{namespace}/{name}"), "/v1/models/acme/demo",
+            ["admin", "publisher", "consumer", "auditor"]
+        ),
+        (
+            APIRoute(.get, "/v1/models/{namespace}/{name}/versions/{version}/files/**"),
+            "/v1/models/acme/demo/versions/1/files/weights.bin", ["admin", "publisher", "consumer"]
+        ),
+        (
+            APIRoute(.delete, "/v1/models/{namespace}/{name}/versions/{version}"),
+            "/v1/models/acme/demo/versions/99", ["admin"]
+        ),
+        (
+            APIRoute(.post, "/v1/models/{namespace}/{name}/uploads"), "/v1/models/acme/demo/uploads",
+            ["admin", "publisher"]
+        ),
+        (
+            APIRoute(.put, "/v1/models/{namespace}/{name}/uploads/{upload}/files/**"),
+            "/v1/models/acme/demo/uploads/u0/files/x.bin", ["admin", "publisher"]
+        ),
+        (
+            APIRoute(.post, "/v1/models/{namespace}/{name}/uploads/{upload}/commit"),
+            "/v1/models/acme/demo/uploads/u0/commit", ["admin", "publisher"]
+        ),
+        (
+            APIRoute(.delete, "/v1/models/{namespace}/{name}/uploads/{upload}"), "/v1/models/acme/demo/uploads/u0",
+            ["admin", "publisher"]
+        ),
+        (APIRoute(.get, "/v1/users"), "/v1/users", ["admin"]),
+        (APIRoute(.post, "/v1/users"), "/v1/users", ["admin"]),
+        (APIRoute(.delete, "/v1/users/{user}"), "/v1/users/ghost", ["admin"]),
+        (APIRoute(.put, "/v1/users/{user}/password"), "/v1/users/ghost/password", ["admin"]),
+        (APIRoute(.put, "/v1/users/{user}/roles"), "/v1/users/ghost/roles", ["admin"]),
+        (APIRoute(.delete, "/v1/users/{user}/mfa"), "/v1/users/ghost/mfa", ["admin"]),
+        (APIRoute(.get, "/v1/roles"), "/v1/roles", ["admin"]),
+        (APIRoute(.post, "/v1/roles"), "/v1/roles", ["admin"]),
+        (APIRoute(.patch, "/v1/roles/{role}"), "/v1/roles/ghost", ["admin"]),
+        (APIRoute(.delete, "/v1/roles/{role}"), "/v1/roles/ghost", ["admin"]),
+        (APIRoute(.get, "/v1/grants"), "/v1/grants", ["admin"]),
+        (APIRoute(.post, "/v1/grants"), "/v1/grants", ["admin"]),
+        (APIRoute(.delete, "/v1/grants/{grant}"), "/v1/grants/g0", ["admin"]),
+        (APIRoute(.get, "/v1/access/review"), "/v1/access/review?stale=x", ["admin"]),
+        (APIRoute(.get, "/v1/tokens"), "/v1/tokens", everyone),
+        (APIRoute(.post, "/v1/tokens"), "/v1/tokens", everyone),
+        (APIRoute(.delete, "/v1/tokens/{token}"), "/v1/tokens/t0", everyone),
+        (APIRoute(.get, "/v1/auth/whoami"), "/v1/auth/whoami", everyone),
+        (APIRoute(.post, "/v1/auth/mfa/confirm"), "/v1/auth/mfa/confirm", everyone),
+        (APIRoute(.post, "/v1/auth/mfa/enroll"), "/v1/auth/mfa/enroll", everyone),
+        (APIRoute(.post, "/v1/auth/logout"), "/v1/auth/logout", everyone),
+    ]
+
+    /// Routes anyone may call without a token.
+    static let open: Set<APIRoute> = [
+        APIRoute(.get, "/v1/sys/health"), APIRoute(.get, "/v1/sys/seal-status"), APIRoute(.post, "/v1/sys/unseal"),
+        APIRoute(.get, "/v1/openapi.json"), APIRoute(.post, "/v1/auth/login"),
     ]
 
     @Test("every route × role gets the decision the table expects; no token is always 401")
     func matrixTest() async throws {
         try await ServerFixture.with { f in
             let (tokens, _) = try await prepare(f)
-            for (path, allowed) in Self.matrix {
-                #expect(try await f.request(.GET, path).status == 401, "anonymous \(path)")
+            let routes = try apiRoutes(configuration: ServerConfiguration(vault: f.root.path + "/vault"))
+            #expect(Set(routes) == Set(Self.matrix.map(\.route)).union(Self.open), "the table must cover every route")
+            for (route, path, allowed) in Self.matrix {
+                let method = HTTPMethod(rawValue: route.method.rawValue)
+                let body: String? = [.GET, .DELETE].contains(method) ? nil : ""
+                #expect(try await f.request(method, path, body: body).status == 401, "anonymous \(path)")
                 for role in Self.roles {
-                    let r = try await f.request(.GET, path, token: tokens[role])
+                    let r = try await f.request(method, path, body: body, token: tokens[role])
                     if allowed.contains(role) {
-                        #expect(r.status == 200, "\(role) \(path): \(r.status)")
+                        #expect(
+                            ![401, 403].contains(r.status), "\(role) \(route.method) \(path): \(r.status) \(r.json)")
+                        #expect(r.status < 500, "\(role) \(route.method) \(path): \(r.status) \(r.json)")
                     } else {
-                        #expect(r.status == 403, "\(role) \(path): \(r.status)")
+                        #expect(r.status == 403, "\(role) \(route.method) \(path): \(r.status)")
                         #expect(
                             (r.json["error"] as? String)?.hasPrefix("access denied: no role or grant allows") == true)
                     }
                 }
             }
+            // Logged out: every session token is now refused.
+            #expect(try await f.request(.GET, "/v1/auth/whoami", token: tokens["admin"]).status == 401)
         }
     }
 

@@ -108,6 +108,34 @@ struct ServerFixture {
         return RawReply(status: Int(response.status.code), headers: fields, body: Data(bytes.readableBytesView))
     }
 
+    /// Logs `user` in and returns the session token.
+    func login(_ user: String, password: String = Self.adminPassword) async throws -> String {
+        let r = try await request(
+            .POST, "/v1/auth/login", body: #"{"username": "\#(user)", "password": "\#(password)"}"#)
+        return try #require(r.json["token"] as? String, "login \(user): \(r.status) \(r.json)")
+    }
+
+    /// A request with a JSON body built from `object`.
+    func send(_ method: HTTPMethod, _ path: String, _ object: [String: Any], token: String?) async throws -> Reply {
+        let data = try JSONSerialization.data(withJSONObject: object)
+        return try await request(method, path, body: String(decoding: data, as: UTF8.self), token: token)
+    }
+
+    /// A request with a binary body (an upload).
+    func put(_ path: String, _ data: Data, token: String?, headers: [String: String] = [:]) async throws -> Reply {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = .PUT
+        if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: data))
+        let response = try await client.execute(request, timeout: .seconds(60))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        let json = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
+        var fields: [String: String] = [:]
+        for header in response.headers { fields[header.name.lowercased()] = header.value }
+        return Reply(status: Int(response.status.code), headers: fields, json: json)
+    }
+
     func request(
         _ method: HTTPMethod, _ path: String, body: String? = nil, client: HTTPClient? = nil, timeout: Int64 = 10,
         token: String? = nil

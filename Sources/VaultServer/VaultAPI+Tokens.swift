@@ -1,0 +1,106 @@
+import Foundation
+import Hummingbird
+import Identity
+import VaultCore
+
+/// API tokens for machines: scoped, expiring, revocable; the secret is shown once.
+extension VaultAPI {
+    struct TokenView: Encodable {
+        var id: String
+        var name: String
+        var owner: String
+        var scopes: [TokenScope]
+        var expiresAt: Date
+        var createdAt: Date
+        var revokedAt: Date?
+        var lastUsedAt: Date?
+        var allowedNetworks: [IPNetwork]
+        var requestsPerSecond: Double?
+        /// Only in the response that creates the token.
+        var token: String?
+
+        init(_ record: TokenRecord, secret: String? = nil) {
+            id = record.id
+            name = record.name
+            owner = record.owner
+            scopes = record.scopes
+            expiresAt = record.expiresAt
+            createdAt = record.createdAt
+            revokedAt = record.revokedAt
+            lastUsedAt = record.lastUsedAt
+            allowedNetworks = record.allowedNetworks
+            requestsPerSecond = record.requestsPerSecond
+            token = secret
+        }
+    }
+
+    struct TokenList: Encodable {
+        var tokens: [TokenView]
+    }
+
+    struct NewToken: Decodable {
+        var name: String
+        var scopes: [TokenScope]
+        /// Lifetime in seconds (at most `limits.maxTokenTTLSeconds`; the default is 30 days).
+        var expiresIn: Int?
+        var allowedNetworks: [IPNetwork]?
+        var requestsPerSecond: Double?
+    }
+
+    /// Your tokens (ids, scopes, use), never their secrets.
+    var listTokens: AuthenticatedHandler {
+        { _, _, caller in
+            try await blocking {
+                try json(TokenList(tokens: try identities.tokens(owner: caller.name).map { TokenView($0) }))
+            }
+        }
+    }
+
+    var createToken: AuthenticatedHandler {
+        { request, _, caller in
+            let body = try await decode(NewToken.self, from: request)
+            guard !body.name.isEmpty, body.name.count <= 100 else {
+                throw APIError(.badRequest, "a token needs a name of 1 to 100 characters", hint: "e.g. \"ci-deploy\"")
+            }
+            guard !body.scopes.isEmpty, body.scopes.allSatisfy({ !$0.capabilities.isEmpty }) else {
+                throw APIError(
+                    .badRequest, "a token needs at least one scope with at least one capability",
+                    hint: #"e.g. "scopes": [{"pattern": "acme/*", "capabilities": ["pull"]}]"#)
+            }
+            let ttl = body.expiresIn ?? 30 * 86_400
+            guard ttl > 0, ttl <= limits.maxTokenTTLSeconds else {
+                throw APIError(.badRequest, "expiresIn must be 1 to \(limits.maxTokenTTLSeconds) seconds")
+            }
+            if let rate = body.requestsPerSecond, !(rate > 0) {
+                throw APIError(.badRequest, "requestsPerSecond must be positive")
+            }
+            let now = Date()
+            let token = SessionToken(
+                prefix: SessionToken.apiPrefix, id: hexString(SecretGenerator.bytes(8)), secret: SecretGenerator.token()
+            )
+            let record = TokenRecord(
+                id: token.id, name: body.name, owner: caller.name,
+                secretHash: try SecretHasher(key: keys.derivedKey(purpose: "api-token")).hash(token.secret),
+                scopes: body.scopes, expiresAt: now.addingTimeInterval(TimeInterval(ttl)), createdAt: now,
+                allowedNetworks: body.allowedNetworks ?? [], requestsPerSecond: body.requestsPerSecond)
+            try await blocking { try identities.createToken(record) }
+            return try json(TokenView(record, secret: token.text), status: .created)
+        }
+    }
+
+    /// Owners revoke their own tokens; revoking another's needs the admin capability.
+    var revokeToken: AuthenticatedHandler {
+        { _, context, caller in
+            let id = try parameter("token", context)
+            try await blocking {
+                guard let record = try identities.token(id: id) else { throw VaultError.unknownToken(id) }
+                if record.owner != caller.name {
+                    let decision = try authorize(caller, .admin, .vault, from: context.remoteIP)
+                    guard decision.allowed else { throw APIError(.forbidden, "access denied: \(decision.reason)") }
+                }
+                try identities.revokeToken(id: id, at: Date())
+            }
+            return Response(status: .noContent)
+        }
+    }
+}
