@@ -122,6 +122,17 @@ public struct TokenScope: Codable, Hashable, Sendable {
         self.pattern = pattern
         self.capabilities = capabilities
     }
+
+    enum CodingKeys: String, CodingKey {
+        case pattern, capabilities
+    }
+
+    /// Capabilities are written in their canonical order (list, read, pull, …).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(pattern, forKey: .pattern)
+        try container.encode(capabilities.sorted(), forKey: .capabilities)
+    }
 }
 
 /// A machine credential. It acts for its owner, narrowed to its scopes; only a keyed hash of its

@@ -52,6 +52,7 @@ extension VaultAPI {
     }
 
     static let invalidLogin = "invalid user name, password or TOTP code"
+    static let totpRequired = "a TOTP code is required"
 
     /// Password (and TOTP code when enrolled) → a short-lived session token.
     var login: Handler {
@@ -72,6 +73,12 @@ extension VaultAPI {
         // Unknown users cost the same Argon2id work as known ones.
         let passwordOK = passwordHashing.verify(
             body.password, against: user?.passwordHash ?? dummyPasswordHash.value)
+        if let user, passwordOK, user.sealedTOTPSecret != nil, (body.totp ?? "").isEmpty, body.recoveryCode == nil {
+            // The password was right; say so only to ask for the second factor (counted as a failure).
+            throttle.recordFailure(account: body.username, ip: remoteIP)
+            throw APIError(
+                .unauthorized, Self.totpRequired, hint: "send \"totp\" with the current code from your authenticator")
+        }
         guard let user, passwordOK,
             try checkTOTP(body.totp, for: user) || checkRecoveryCode(body.recoveryCode, for: user)
         else {

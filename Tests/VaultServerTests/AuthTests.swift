@@ -121,7 +121,13 @@ struct AuthTests {
             admin.sealedTOTPSecret = try SealedSecret.seal(secret, key: keyring.derivedKey(purpose: "totp"))
             try store.updateUser(admin)
 
-            #expect(try await login(f, "admin", f.adminPassword).status == 401)
+            // The right password without a code asks for one; a wrong password never does.
+            let asked = try await login(f, "admin", f.adminPassword)
+            #expect(asked.status == 401)
+            #expect(asked.json["error"] as? String == "a TOTP code is required")
+            #expect(
+                try await login(f, "admin", "wrong-password-here").json["error"] as? String != "a TOTP code is required"
+            )
             #expect(try await login(f, "admin", f.adminPassword, totp: "000000").status == 401)
             let code = TOTP(secret: secret).code(at: Date())
             #expect(try await login(f, "admin", f.adminPassword, totp: code).status == 200)
