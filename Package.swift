@@ -84,6 +84,12 @@ let package = Package(
             dependencies: [
                 "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultServices", "VaultServer", "Identity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         .executableTarget(name: "mvault", dependencies: ["VaultCLI"]),
@@ -109,7 +115,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "CLITests", dependencies: ["Keyring"]),
+        .testTarget(name: "CLITests", dependencies: ["Keyring", "Identity"]),
         .testTarget(
             name: "VaultServerTests",
             dependencies: [

@@ -3,7 +3,7 @@ import Foundation
 import VaultCore
 import VaultServices
 
-struct List: ParsableCommand {
+struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ls", abstract: "List models.")
 
     @OptionGroup var options: VaultOptions
@@ -11,14 +11,14 @@ struct List: ParsableCommand {
     @Argument(help: "Only models in this namespace (`acme` or `acme/`).")
     var namespace: String?
 
-    func run() throws {
+    func run() async throws {
         var filter: String?
         if let namespace {
             let trimmed = namespace.hasSuffix("/") ? String(namespace.dropLast()) : namespace
             try ModelName.validate(part: trimmed, in: namespace)
             filter = trimmed
         }
-        let models = try openVault(options).list(namespace: filter)
+        let models = try await closing(try options.target()) { try await $0.list(namespace: filter) }
         if models.isEmpty {
             print("no models")
             return

@@ -19,11 +19,16 @@ public struct MVault: AsyncParsableCommand {
             A vault is a directory holding sealed (encrypted) model files, their metadata and a
             keyring. Create one with `mvault init DIR`, unseal it with `mvault unseal`, then push
             and pull models. Commands find the vault through --vault DIR or $MVAULT_VAULT.
+
+            To work with a server instead, log in with `mvault login --addr https://HOST:PORT`:
+            push, pull, ls, show and rm then go to the server whenever no vault directory is
+            named. Machines can set MVAULT_ADDR and MVAULT_TOKEN (an API token) instead.
             """,
         version: "0.1.0",
         subcommands: [
             Init.self, Unseal.self, Seal.self, Status.self, Push.self, Pull.self, List.self, Show.self,
-            Remove.self, Verify.self, Key.self, Server.self, Agent.self,
+            Remove.self, Verify.self, Key.self, Server.self, Login.self, Logout.self, User.self, Role.self,
+            Grant.self, Token.self, Access.self, Agent.self,
         ]
     )
 
@@ -50,6 +55,8 @@ public struct MVault: AsyncParsableCommand {
             fail(error.description, hint: nil)
         } catch let error as AgentError {
             fail(error.message, hint: nil)
+        } catch let error as RemoteError {
+            fail(error.message, hint: error.hint)
         } catch {
             exit(withError: error)
         }

@@ -3,9 +3,13 @@ import Foundation
 import VaultCore
 import VaultServices
 
-struct Pull: ParsableCommand {
+struct Pull: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a model version's files to a directory, each checked against its SHA-256.")
+        abstract: "Write a model version's files to a directory, each checked against its SHA-256.",
+        discussion: """
+            From a server (after `mvault login`), an interrupted pull resumes where it stopped
+            when run again.
+            """)
 
     @OptionGroup var options: VaultOptions
 
@@ -18,12 +22,13 @@ struct Pull: ParsableCommand {
     @Flag(help: "Overwrite files that already exist.")
     var force = false
 
-    func run() throws {
+    func run() async throws {
         let ref = try ModelReference(parsing: reference)
-        let vault = try openVault(options)
         let bar = ProgressBar()
-        let version = try vault.pull(ref, to: URL(fileURLWithPath: output), force: force) {
-            bar.update(file: $0.file, done: $0.bytesDone, total: $0.bytesTotal)
+        let version = try await closing(try options.target()) {
+            try await $0.pull(ref, to: URL(fileURLWithPath: output), force: force) {
+                bar.update(file: $0.file, done: $0.bytesDone, total: $0.bytesTotal)
+            }
         }
         for file in version.files {
             print("wrote \(output)/\(file.path)  \(Terminal.formatBytes(file.size))  sha256:\(file.sha256) (verified)")

@@ -3,7 +3,7 @@ import Foundation
 import VaultCore
 import VaultServices
 
-struct Push: ParsableCommand {
+struct Push: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Store files (or directories of files) as a new version of a model.")
 
@@ -18,12 +18,13 @@ struct Push: ParsableCommand {
     @Option(help: "A note recorded with the version.")
     var note: String?
 
-    func run() throws {
+    func run() async throws {
         let name = try ModelName(parsing: model)
-        let vault = try openVault(options)
         let bar = ProgressBar()
-        let version = try vault.push(paths.map { URL(fileURLWithPath: $0) }, to: name, note: note) {
-            bar.update(file: $0.file, done: $0.bytesDone, total: $0.bytesTotal)
+        let version = try await closing(try options.target()) {
+            try await $0.push(paths.map { URL(fileURLWithPath: $0) }, to: name, note: note) {
+                bar.update(file: $0.file, done: $0.bytesDone, total: $0.bytesTotal)
+            }
         }
         for file in version.files {
             print("stored \(file.path)  \(Terminal.formatBytes(file.size))  sha256:\(file.sha256)")
@@ -31,6 +32,18 @@ struct Push: ParsableCommand {
         print(
             "pushed \(name)@\(version.number) (\(version.files.count) file(s), \(Terminal.formatBytes(version.totalSize)))"
         )
+    }
+}
+
+/// Runs `body` against `target`, then releases it.
+func closing<T>(_ target: any VaultTarget, _ body: (any VaultTarget) async throws -> T) async throws -> T {
+    do {
+        let result = try await body(target)
+        await target.close()
+        return result
+    } catch {
+        await target.close()
+        throw error
     }
 }
 

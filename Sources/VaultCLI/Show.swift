@@ -3,7 +3,7 @@ import Foundation
 import VaultCore
 import VaultServices
 
-struct Show: ParsableCommand {
+struct Show: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a model's versions, or one version's files.")
 
@@ -12,12 +12,15 @@ struct Show: ParsableCommand {
     @Argument(help: "namespace/name or namespace/name@VERSION.")
     var reference: String
 
-    func run() throws {
+    func run() async throws {
         let ref = try ModelReference(parsing: reference)
-        let vault = try openVault(options)
+        try await closing(try options.target()) { try await show(ref, $0) }
+    }
+
+    func show(_ ref: ModelReference, _ vault: any VaultTarget) async throws {
         let dates = ISO8601DateFormatter()
         if ref.version == nil {
-            let versions = try vault.versions(of: ref.model)
+            let versions = try await vault.versions(of: ref.model)
             print("\(ref.model): \(versions.count) version(s)")
             for v in versions {
                 let note = v.note.map { "  \"\($0)\"" } ?? ""
@@ -27,7 +30,7 @@ struct Show: ParsableCommand {
             }
             return
         }
-        let v = try vault.version(ref)
+        let v = try await vault.version(ref)
         print("\(v.model)@\(v.number)  created \(dates.string(from: v.createdAt))")
         if let note = v.note { print("note: \(note)") }
         for file in v.files {

@@ -15,6 +15,12 @@ public struct TransferProgress: Sendable {
     public var file: String
     public var bytesDone: UInt64
     public var bytesTotal: UInt64
+
+    public init(file: String, bytesDone: UInt64, bytesTotal: UInt64) {
+        self.file = file
+        self.bytesDone = bytesDone
+        self.bytesTotal = bytesTotal
+    }
 }
 
 /// The vault's operations on a local directory: push, pull, list, show, remove, rewrap, verify.
@@ -102,12 +108,13 @@ public final class LocalVault {
         return version
     }
 
-    struct Input {
-        var url: URL
-        var name: String
+    /// A file to push and its name inside the version.
+    public struct Input: Sendable {
+        public var url: URL
+        public var name: String
     }
 
-    static func collectInputs(_ paths: [URL]) throws -> [Input] {
+    public static func collectInputs(_ paths: [URL]) throws -> [Input] {
         guard !paths.isEmpty else { throw VaultError.invalidArgument("no files to push") }
         var inputs: [Input] = []
         let fm = FileManager.default

@@ -34,19 +34,31 @@ struct CLI {
 
     /// Runs `mvault ARGS --vault ROOT/vault` (the vault flag is added for commands that take it).
     @discardableResult
-    func run(_ args: [String], stdin: String? = nil, vaultFlag: Bool = true) async throws -> Result {
-        try await Self.run(args + (vaultFlag ? ["--vault", vault.path] : []), stdin: stdin, cwd: root)
+    func run(
+        _ args: [String], stdin: String? = nil, vaultFlag: Bool = true, environment: [String: String] = [:]
+    ) async throws -> Result {
+        try await Self.run(
+            args + (vaultFlag ? ["--vault", vault.path] : []), stdin: stdin, cwd: root, environment: environment)
     }
 
-    static func run(_ args: [String], stdin: String? = nil, cwd: URL, executable: URL = binary) async throws -> Result {
-        try await offPool { try runBlocking(args, stdin: stdin, cwd: cwd, executable: executable) }
+    static func run(
+        _ args: [String], stdin: String? = nil, cwd: URL, executable: URL = binary, environment: [String: String] = [:]
+    ) async throws -> Result {
+        try await offPool {
+            try runBlocking(args, stdin: stdin, cwd: cwd, executable: executable, environment: environment)
+        }
     }
 
-    static func runBlocking(_ args: [String], stdin: String?, cwd: URL, executable: URL) throws -> Result {
+    static func runBlocking(
+        _ args: [String], stdin: String?, cwd: URL, executable: URL, environment: [String: String] = [:]
+    ) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = args
         process.currentDirectoryURL = cwd
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe()
         let err = Pipe()
         let input = Pipe()
@@ -147,6 +159,37 @@ struct CLI {
             done.signal()
         }.start()
         done.wait()
+    }
+
+    /// Starts `mvault server` on 127.0.0.1:0 for this vault and reads the URL it prints.
+    func startServer() async throws -> (Process, String) {
+        let process = Process()
+        process.executableURL = CLI.binary
+        process.arguments = ["server"]
+        process.environment = ["MVAULT_VAULT": vault.path, "MVAULT_LISTEN": "127.0.0.1:0"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let reader = out.fileHandleForReading
+        let text = try await offPool {
+            var text = ""
+            let deadline = Date().addingTimeInterval(20)
+            while !text.contains("trust the vault CA"), Date() < deadline {
+                let chunk = reader.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return text
+        }
+        guard
+            let base = text.split(separator: "\n").first(where: { $0.contains("listening on https://") })?
+                .split(separator: " ").first(where: { $0.hasPrefix("https://") }).map(String.init)
+        else {
+            kill(process.processIdentifier, SIGKILL)
+            throw CLIFailure(message: "the server printed no address: \(text)")
+        }
+        return (process, base)
     }
 
     /// Polls until `process` has exited, without holding a thread while it waits.

@@ -12,7 +12,7 @@ struct ServerCommandTests {
         let cli = try CLI()
         defer { cli.cleanup() }
         let shares = try await cli.initVault()
-        let (process, base) = try await startServer(cli)
+        let (process, base) = try await cli.startServer()
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         #expect(!base.hasSuffix(":0"))
         var r = try await cli.curl([base + "/v1/sys/seal-status"])
@@ -54,7 +54,7 @@ struct ServerCommandTests {
         #expect(r.stdout.contains("Administrator: ops"))
         let shares = CLI.shares(in: r.stdout)
 
-        let (process, base) = try await startServer(cli)
+        let (process, base) = try await cli.startServer()
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         try await cli.unsealOverHTTPS(base, shares: Array(shares.prefix(3)))
         r = try await cli.curl([
@@ -83,7 +83,7 @@ struct ServerCommandTests {
         try await cli.run(["push", weights.path, "--model", "acme/big"])
         try await cli.run(["seal"])
 
-        let (process, base) = try await startServer(cli)
+        let (process, base) = try await cli.startServer()
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         try await cli.unsealOverHTTPS(base, shares: Array(shares.prefix(3)))
         let login = try await cli.curl([
@@ -130,37 +130,6 @@ struct ServerCommandTests {
         r = try await cli.run(["server", "--config", config.path], vaultFlag: false)
         #expect(r.status == 1)
         #expect(r.stderr.contains("is not a ModelVault vault"))
-    }
-
-    /// Starts `mvault server` on 127.0.0.1:0 for `cli`'s vault and reads the URL it prints.
-    func startServer(_ cli: CLI) async throws -> (Process, String) {
-        let process = Process()
-        process.executableURL = CLI.binary
-        process.arguments = ["server"]
-        process.environment = ["MVAULT_VAULT": cli.vault.path, "MVAULT_LISTEN": "127.0.0.1:0"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let reader = out.fileHandleForReading
-        let text = try await offPool {
-            var text = ""
-            let deadline = Date().addingTimeInterval(20)
-            while !text.contains("trust the vault CA"), Date() < deadline {
-                let chunk = reader.availableData
-                if chunk.isEmpty { break }
-                text += String(decoding: chunk, as: UTF8.self)
-            }
-            return text
-        }
-        guard
-            let base = text.split(separator: "\n").first(where: { $0.contains("listening on https://") })?
-                .split(separator: " ").first(where: { $0.hasPrefix("https://") }).map(String.init)
-        else {
-            kill(process.processIdentifier, SIGKILL)
-            throw CLIFailure(message: "the server printed no address: \(text)")
-        }
-        return (process, base)
     }
 }
 

@@ -1,0 +1,233 @@
+import Foundation
+import Identity
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The CLI against a real server: login, remote push/pull/ls/show/rm, administration.
+@Suite("CLI: remote — login, transfers, administration", .serialized)
+struct RemoteTests {
+    static let password = "violet-quarry-ledger-42"
+
+    /// A vault with administrator `ops`, served and unsealed.
+    struct Served {
+        let cli: CLI
+        let server: Process
+        let base: String
+        var ca: String { cli.vault.appendingPathComponent("tls/ca.crt").path }
+
+        /// A login profile directory of its own for each person.
+        func env(_ person: String) -> [String: String] {
+            ["MVAULT_CONFIG_DIR": cli.root.appendingPathComponent("config-\(person)").path]
+        }
+
+        func mvault(_ args: [String], as person: String = "ops", stdin: String? = nil) async throws -> CLI.Result {
+            try await cli.run(args, stdin: stdin, vaultFlag: false, environment: env(person))
+        }
+
+        func login(_ user: String, password: String = RemoteTests.password) async throws -> CLI.Result {
+            try await mvault(["login", "--addr", base, "--ca", ca, "--user", user], as: user, stdin: password)
+        }
+    }
+
+    func serve(_ body: (Served) async throws -> Void) async throws {
+        let cli = try CLI()
+        defer { cli.cleanup() }
+        let passwordFile = cli.root.appendingPathComponent("pw")
+        try Data("\(Self.password)\n".utf8).write(to: passwordFile)
+        let initOut = try await cli.run(
+            ["init", cli.vault.path, "--admin", "ops", "--admin-password-file", passwordFile.path], vaultFlag: false)
+        let (server, base) = try await cli.startServer()
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        try await cli.unsealOverHTTPS(base, shares: Array(CLI.shares(in: initOut.stdout).prefix(3)))
+        try await body(Served(cli: cli, server: server, base: base))
+        kill(server.processIdentifier, SIGTERM)
+        await CLI.waitForExit(server)
+    }
+
+    @Test("login saves a 0600 profile; push, ls, show, pull (resuming) and rm go to the server; logout forgets it")
+    func transfers() async throws {
+        try await serve { s in
+            // Refused logins save nothing.
+            var r = try await s.login("ops", password: "not-the-password")
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("error: invalid user name, password or TOTP code"))
+            r = try await s.mvault([
+                "login", "--addr", s.base.replacingOccurrences(of: "https", with: "http"), "--user", "ops",
+            ])
+            #expect(r.stderr.contains("expected https://HOST:PORT"))
+            r = try await s.mvault(["login", "--addr", s.base, "--user", "ops"], stdin: Self.password)
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("pass --ca"), "\(r.stderr)")
+            let profile = s.cli.root.appendingPathComponent("config-ops/profile.json")
+            #expect(!FileManager.default.fileExists(atPath: profile.path))
+
+            r = try await s.login("ops")
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains("logged in to \(s.base) as ops (admin)"))
+            let attributes = try FileManager.default.attributesOfItem(atPath: profile.path)
+            #expect((attributes[.posixPermissions] as? Int) == 0o600)
+            let dirAttributes = try FileManager.default.attributesOfItem(
+                atPath: profile.deletingLastPathComponent().path)
+            #expect((dirAttributes[.posixPermissions] as? Int) == 0o700)
+            #expect(!r.stdout.contains("mvsess_"))
+
+            let weights = try s.cli.file("in/weights.bin", size: 8_000_000)
+            let config = try s.cli.file("in/config.json", size: 300)
+            r = try await s.mvault(["push", weights.path, config.path, "--model", "acme/big", "--note", "v1"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains("pushed acme/big@1 (2 file(s), 8.0 MB)"))
+            r = try await s.mvault(["ls"])
+            #expect(r.stdout == "acme/big  1 version(s)  latest @1\n")
+            r = try await s.mvault(["show", "acme/big@1"])
+            #expect(r.stdout.contains("weights.bin  8000000 bytes  sha256:"))
+
+            let out = s.cli.root.appendingPathComponent("out")
+            r = try await s.mvault(["pull", "acme/big", "-o", out.path])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try Data(contentsOf: out.appendingPathComponent("weights.bin")) == Data(contentsOf: weights))
+            r = try await s.mvault(["pull", "acme/big", "-o", out.path])
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("already exists"))
+
+            // An interrupted pull left the first 3 MB: the next pull fetches only the rest.
+            let listing = try await s.mvault(["show", "acme/big@1"]).stdout
+            let sha = try #require(
+                listing.split(separator: "\n").first { $0.contains("weights.bin") }?.split(separator: ":").last)
+            let resumed = s.cli.root.appendingPathComponent("resumed")
+            try FileManager.default.createDirectory(at: resumed, withIntermediateDirectories: true)
+            let partial = resumed.appendingPathComponent(".weights.bin.\(sha.prefix(16)).mvault-partial")
+            try Data(contentsOf: weights).prefix(3_000_000).write(to: partial)
+            r = try await s.mvault(["pull", "acme/big@1", "-o", resumed.path])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stderr.contains("resuming weights.bin at 3000000 of 8000000 bytes"))
+            #expect(try Data(contentsOf: resumed.appendingPathComponent("weights.bin")) == Data(contentsOf: weights))
+            #expect(!FileManager.default.fileExists(atPath: partial.path))
+
+            // A partial file that is not a prefix of the real one fails the digest and is discarded.
+            let damaged = s.cli.root.appendingPathComponent("damaged")
+            try FileManager.default.createDirectory(at: damaged, withIntermediateDirectories: true)
+            let bad = damaged.appendingPathComponent(".weights.bin.\(sha.prefix(16)).mvault-partial")
+            try Data(repeating: 7, count: 1000).write(to: bad)
+            r = try await s.mvault(["pull", "acme/big@1", "-o", damaged.path])
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("do not match the recorded SHA-256"))
+            #expect(!FileManager.default.fileExists(atPath: bad.path))
+            #expect(!FileManager.default.fileExists(atPath: damaged.appendingPathComponent("weights.bin").path))
+            r = try await s.mvault(["pull", "acme/big@1", "-o", damaged.path, "--force"])
+            #expect(r.status == 0, "\(r.stderr)")
+
+            // Bad input gets the server's error and hint.
+            r = try await s.mvault(["show", "acme/nothing"])
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("error: no model named acme/nothing"))
+            r = try await s.mvault(["push", "/nonexistent", "--model", "acme/big"])
+            #expect(r.stderr.contains("no such file"))
+
+            r = try await s.mvault(["rm", "acme/big@1"])
+            #expect(r.stdout.contains("removed acme/big@1 (2 file(s))"))
+
+            r = try await s.mvault(["logout"])
+            #expect(r.stdout == "logged out of \(s.base)\n")
+            #expect(!FileManager.default.fileExists(atPath: profile.path))
+            r = try await s.mvault(["token", "ls"])
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("error: not logged in to a server"))
+            #expect(r.stderr.contains("hint: log in with `mvault login --addr https://HOST:PORT`"))
+        }
+    }
+
+    @Test("users, grants, denies, tokens, MFA enrollment and the access review from the CLI")
+    func administration() async throws {
+        try await serve { s in
+            #expect(try await s.login("ops").status == 0)
+            var r = try await s.mvault(["user", "add", "bob", "--role", "consumer"], stdin: "1qaz2wsx3edc")
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("10,000 most common"))
+            r = try await s.mvault(["user", "add", "bob", "--role", "consumer"], stdin: Self.password)
+            #expect(r.stdout == "created user bob with roles consumer\n", "\(r.stderr)")
+            r = try await s.mvault(["user", "ls"])
+            #expect(r.stdout.contains("bob  consumer  mfa: no"))
+
+            let model = try s.cli.file("in/model.bin", size: 1000)
+            #expect(try await s.mvault(["push", model.path, "--model", "acme/secret-1"]).status == 0)
+            #expect(try await s.login("bob").status == 0)
+            r = try await s.mvault(["push", model.path, "--model", "acme/x"], as: "bob")
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("error: access denied: no role or grant allows push on acme/x"))
+
+            r = try await s.mvault(
+                ["grant", "add", "--user", "bob", "--pattern", "acme/*", "--capabilities", "push", "--expires", "1h"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try await s.mvault(["push", model.path, "--model", "acme/x"], as: "bob").status == 0)
+            r = try await s.mvault(
+                ["grant", "add", "--user", "bob", "--pattern", "acme/secret-*", "--capabilities", "pull", "--deny"])
+            let denyID = try #require(r.stdout.split(separator: " ").dropFirst(2).first.map(String.init))
+            r = try await s.mvault(
+                ["pull", "acme/secret-1", "-o", s.cli.root.appendingPathComponent("o").path], as: "bob")
+            #expect(r.stderr.contains("error: access denied: grant \(denyID) denies pull on acme/secret-* to user bob"))
+            for bad in [
+                ["grant", "add", "--pattern", "acme/*", "--capabilities", "pull"],
+                ["grant", "add", "--user", "bob", "--pattern", "Acme/*", "--capabilities", "pull"],
+                ["grant", "add", "--user", "bob", "--pattern", "acme/*", "--capabilities", "steal"],
+                [
+                    "grant", "add", "--user", "bob", "--pattern", "acme/*", "--capabilities", "pull", "--expires",
+                    "soon",
+                ],
+            ] {
+                r = try await s.mvault(bad)
+                #expect(r.status == 1, "\(bad)")
+                #expect(r.stderr.hasPrefix("error: "), "\(bad): \(r.stderr)")
+            }
+            r = try await s.mvault(["grant", "ls"])
+            #expect(r.stdout.split(separator: "\n").count == 2)
+
+            r = try await s.mvault(["access", "review", "--user", "bob"])
+            #expect(r.stdout.contains("bob  allow list,read,pull on *  via role consumer"))
+            #expect(r.stdout.contains("bob  deny pull on acme/secret-*  via grant \(denyID)"))
+
+            // bob's API token pulls with MVAULT_ADDR/MVAULT_TOKEN, within its scope only, until revoked.
+            r = try await s.mvault(
+                ["token", "create", "ci", "--scope", "acme/x:pull,read", "--expires", "1d"], as: "bob")
+            #expect(r.status == 0, "\(r.stderr)")
+            let secret = try #require(
+                r.stdout.split(separator: "\n").first { $0.hasPrefix("secret") }?.split(separator: " ").last
+                    .map(String.init))
+            let tokenID = String(secret.split(separator: "_")[1])
+            let machine = ["MVAULT_ADDR": s.base, "MVAULT_TOKEN": secret, "MVAULT_CA": s.ca]
+            let out = s.cli.root.appendingPathComponent("machine")
+            r = try await s.cli.run(["pull", "acme/x", "-o", out.path], vaultFlag: false, environment: machine)
+            #expect(r.status == 0, "\(r.stderr)")
+            r = try await s.cli.run(["push", model.path, "--model", "acme/x"], vaultFlag: false, environment: machine)
+            #expect(r.stderr.contains("token \(tokenID) is not scoped for push on acme/x"))
+            r = try await s.mvault(["token", "ls"], as: "bob")
+            #expect(
+                r.stdout.contains("\(tokenID)  ci  acme/x:read,pull")
+                    || r.stdout.contains("\(tokenID)  ci  acme/x:pull"))
+            #expect(!r.stdout.contains(secret))
+            #expect(try await s.mvault(["token", "revoke", tokenID], as: "bob").status == 0)
+            r = try await s.cli.run(["ls"], vaultFlag: false, environment: machine)
+            #expect(r.stderr.contains("error: token \(tokenID) was revoked"))
+
+            // MFA enrollment shows a QR code and the URI; the secret it shows is the pending one.
+            r = try await s.mvault(["user", "mfa", "enroll"], as: "bob", stdin: "")
+            #expect(r.status == 1)
+            #expect(r.stdout.contains("otpauth://totp/ModelVault%3Abob?secret="))
+            #expect(r.stdout.contains("█") && r.stdout.contains("▀"))
+            #expect(r.stderr.contains("no code given"))
+
+            // Roles: created, refused while held, removed.
+            r = try await s.mvault(["role", "create", "ml", "--capabilities", "list,read", "--require-mfa"])
+            #expect(r.stdout == "created role ml  list,read  requires MFA\n")
+            #expect(try await s.mvault(["user", "roles", "bob", "--role", "ml"]).status == 0)
+            r = try await s.mvault(["role", "rm", "ml"])
+            #expect(r.stderr.contains("error: role ml is held by bob"))
+            #expect(try await s.mvault(["user", "rm", "bob"]).stdout == "deleted user bob\n")
+            #expect(try await s.mvault(["role", "rm", "ml"]).stdout == "deleted role ml\n")
+            r = try await s.mvault(["grant", "ls"])
+            #expect(r.stdout == "no grants\n")
+        }
+    }
+}
