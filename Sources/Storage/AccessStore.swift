@@ -34,4 +34,11 @@ public protocol AccessStore: Sendable {
     func tokens(owner: String?) throws -> [TokenRecord]
     func revokeToken(id: String, at date: Date) throws
     func touchToken(id: String, at date: Date) throws
+
+    /// - Throws: `.unknownUser` when the certificate's user does not exist.
+    func createCertificate(_ certificate: CertificateRecord) throws
+    func certificate(serial: String) throws -> CertificateRecord?
+    /// Every certificate, newest first.
+    func certificates() throws -> [CertificateRecord]
+    func revokeCertificate(serial: String, at date: Date) throws
 }

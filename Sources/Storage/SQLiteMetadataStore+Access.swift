@@ -45,6 +45,79 @@ extension SQLiteMetadataStore: AccessStore {
         }
     }
 
+    static func registerCertificateMigration(_ m: inout DatabaseMigrator) {
+        m.registerMigration("v5-certificates") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE certificates (
+                        serial TEXT PRIMARY KEY,
+                        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+                        issued_at DOUBLE NOT NULL,
+                        expires_at DOUBLE NOT NULL,
+                        issued_by TEXT NOT NULL,
+                        revoked_at DOUBLE);
+                    """)
+        }
+    }
+
+    public func createCertificate(_ certificate: CertificateRecord) throws {
+        try run {
+            try db.write { db in
+                guard
+                    try Int.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [certificate.user])
+                        != nil
+                else { throw VaultError.unknownUser(certificate.user) }
+                try db.execute(
+                    sql: """
+                        INSERT INTO certificates (serial, user, issued_at, expires_at, issued_by, revoked_at)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        certificate.serial, certificate.user, certificate.issuedAt.timeIntervalSince1970,
+                        certificate.expiresAt.timeIntervalSince1970, certificate.issuedBy,
+                        certificate.revokedAt?.timeIntervalSince1970,
+                    ])
+            }
+        }
+    }
+
+    public func certificate(serial: String) throws -> CertificateRecord? {
+        try run {
+            try db.read {
+                try Row.fetchOne($0, sql: "SELECT * FROM certificates WHERE serial = ?", arguments: [serial])
+                    .map(Self.certificate)
+            }
+        }
+    }
+
+    public func certificates() throws -> [CertificateRecord] {
+        try run {
+            try db.read {
+                try Row.fetchAll($0, sql: "SELECT * FROM certificates ORDER BY issued_at DESC").map(Self.certificate)
+            }
+        }
+    }
+
+    public func revokeCertificate(serial: String, at date: Date) throws {
+        try run {
+            try db.write { db in
+                guard
+                    try Int.fetchOne(db, sql: "SELECT 1 FROM certificates WHERE serial = ?", arguments: [serial]) != nil
+                else { throw VaultError.unknownCertificate(serial) }
+                try db.execute(
+                    sql: "UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL",
+                    arguments: [date.timeIntervalSince1970, serial])
+            }
+        }
+    }
+
+    static func certificate(_ row: Row) -> CertificateRecord {
+        CertificateRecord(
+            serial: row["serial"], user: row["user"], issuedAt: Date(timeIntervalSince1970: row["issued_at"]),
+            expiresAt: Date(timeIntervalSince1970: row["expires_at"]), issuedBy: row["issued_by"],
+            revokedAt: date(row["revoked_at"]))
+    }
+
     static func insert(_ role: RoleRecord, _ db: Database) throws {
         try db.execute(
             sql: """

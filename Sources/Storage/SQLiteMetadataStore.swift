@@ -51,6 +51,7 @@ public final class SQLiteMetadataStore: MetadataStore {
         }
         registerIdentityMigration(&m)
         registerAccessMigration(&m)
+        registerCertificateMigration(&m)
         return m
     }
 

@@ -85,6 +85,22 @@ public enum AccessStoreConformance {
             t.owner = "eve"
             try store.createToken(t)
         }
+        // Certificates: recorded for an existing user, revoked once.
+        let certificate = CertificateRecord(
+            serial: "0a1b", user: "bob", issuedAt: now, expiresAt: now.addingTimeInterval(86400), issuedBy: "admin")
+        try store.createCertificate(certificate)
+        #expect(try store.certificate(serial: "0a1b") == certificate)
+        #expect(throws: VaultError.unknownUser("eve")) {
+            var c = certificate
+            c.serial = "0a1c"
+            c.user = "eve"
+            try store.createCertificate(c)
+        }
+        try store.revokeCertificate(serial: "0a1b", at: now.addingTimeInterval(3))
+        try store.revokeCertificate(serial: "0a1b", at: now.addingTimeInterval(4))
+        #expect(try store.certificates().map(\.revokedAt) == [now.addingTimeInterval(3)])
+        #expect(throws: VaultError.unknownCertificate("ff")) { try store.revokeCertificate(serial: "ff", at: now) }
+
         try store.revokeToken(id: "t1", at: now.addingTimeInterval(5))
         try store.revokeToken(id: "t1", at: now.addingTimeInterval(9))
         #expect(try store.token(id: "t1")?.revokedAt == now.addingTimeInterval(5))
@@ -95,6 +111,7 @@ public enum AccessStoreConformance {
         #expect(try store.grants().map(\.id) == ["g1"])
         try store.deleteUser(named: "bob")
         #expect(try store.token(id: "t1") == nil)
+        #expect(try store.certificates() == [])
         #expect(try store.grants() == [])
     }
 }

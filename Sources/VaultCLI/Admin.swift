@@ -441,6 +441,83 @@ struct TokenRevoke: AsyncParsableCommand {
     }
 }
 
+// MARK: client certificates
+
+struct Cert: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Client certificates for mutual TLS: each authenticates a machine as a user.",
+        subcommands: [CertIssue.self, CertList.self, CertRevoke.self])
+}
+
+struct CertView: Decodable {
+    var serial: String
+    var user: String
+    var expiresAt: Date
+    var revokedAt: Date?
+    var certificate: String?
+    var privateKey: String?
+
+    var line: String {
+        "\(serial)  \(user)  " + (revokedAt.map { "revoked \(iso8601($0))" } ?? "expires \(iso8601(expiresAt))")
+    }
+}
+
+struct CertIssue: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "issue", abstract: "Issue a client certificate that authenticates as USER (needs admin).",
+        discussion: """
+            Writes USER.crt and USER.key (mode 0600) into --out. A machine then connects with
+            MVAULT_ADDR, MVAULT_CLIENT_CERT and MVAULT_CLIENT_KEY set, to a server whose
+            tls.clientCertificates is optional or required.
+            """)
+
+    @Argument(help: "The user the certificate authenticates as.") var user: String
+    @Option(help: "Validity in days.") var days = 90
+    @Option(help: "Directory for the certificate and key.") var out = "."
+
+    func run() async throws {
+        try UserName.validate(user)
+        let directory = URL(fileURLWithPath: out)
+        let certURL = directory.appendingPathComponent("\(user).crt")
+        let keyURL = directory.appendingPathComponent("\(user).key")
+        for url in [certURL, keyURL] where FileManager.default.fileExists(atPath: url.path) {
+            throw VaultError.outputExists(path: url.path)
+        }
+        let issued = try await remote {
+            try await $0.call(CertView.self, .POST, "/v1/certificates", json: ["user": user, "days": days])
+        }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try AtomicFile.write(Data((issued.privateKey ?? "").utf8), to: keyURL, mode: 0o600)
+        try AtomicFile.write(Data((issued.certificate ?? "").utf8), to: certURL, mode: 0o644)
+        print("issued \(issued.line)")
+        print("wrote \(certURL.path) and \(keyURL.path) (the key is not kept by the vault)")
+    }
+}
+
+struct CertList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List issued certificates.")
+
+    struct Certificates: Decodable { var certificates: [CertView] }
+
+    func run() async throws {
+        let list = try await remote { try await $0.call(Certificates.self, .GET, "/v1/certificates") }.certificates
+        if list.isEmpty { print("no certificates") }
+        for certificate in list { print(certificate.line) }
+    }
+}
+
+struct CertRevoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke", abstract: "Revoke a certificate; the server refuses it from then on.")
+
+    @Argument(help: "The serial (from `mvault cert ls`).") var serial: String
+
+    func run() async throws {
+        try await remote { try await $0.call(.DELETE, "/v1/certificates/\(serial)") }
+        print("revoked certificate \(serial)")
+    }
+}
+
 // MARK: access review
 
 struct Access: AsyncParsableCommand {

@@ -10,13 +10,17 @@ import VaultCore
     import Glibc
 #endif
 
-/// Where the CLI talks to a server: the login profile written by `mvault login`, or
-/// `MVAULT_ADDR` + `MVAULT_TOKEN` (an API token, for machines) in the environment.
+/// Where the CLI talks to a server: the login profile written by `mvault login`, or, for
+/// machines, `MVAULT_ADDR` with `MVAULT_TOKEN` (an API token) or with `MVAULT_CLIENT_CERT` and
+/// `MVAULT_CLIENT_KEY` (a client certificate from `mvault cert issue`) in the environment.
 struct RemoteProfile: Codable {
     var addr: String
     var user: String
-    var token: String
+    var token: String?
     var expiresAt: Date?
+    /// Paths of a client certificate and its key, for mutual TLS.
+    var clientCertificate: String?
+    var clientKey: String?
     /// PEM of the CA the server's certificate must chain to (nil: the system's roots).
     var caPEM: String?
 
@@ -35,9 +39,11 @@ struct RemoteProfile: Codable {
     /// The environment's token, else the saved profile, else nil.
     static func current() throws -> RemoteProfile? {
         let env = ProcessInfo.processInfo.environment
-        if let addr = env["MVAULT_ADDR"], let token = env["MVAULT_TOKEN"] {
+        if let addr = env["MVAULT_ADDR"], env["MVAULT_TOKEN"] != nil || env["MVAULT_CLIENT_CERT"] != nil {
             let ca = try env["MVAULT_CA"].map { try readCA($0) }
-            return RemoteProfile(addr: addr, user: "(token)", token: token, caPEM: ca)
+            return RemoteProfile(
+                addr: addr, user: "(machine)", token: env["MVAULT_TOKEN"],
+                clientCertificate: env["MVAULT_CLIENT_CERT"], clientKey: env["MVAULT_CLIENT_KEY"], caPEM: ca)
         }
         guard let data = FileManager.default.contents(atPath: file.path) else { return nil }
         do {
@@ -91,7 +97,9 @@ final class RemoteClient: Sendable {
     let token: String?
     let http: HTTPClient
 
-    init(addr: String, token: String?, caPEM: String?) throws {
+    init(addr: String, token: String?, caPEM: String?, clientCertificate: String? = nil, clientKey: String? = nil)
+        throws
+    {
         guard let url = URL(string: addr), url.scheme == "https", url.host != nil else {
             throw VaultError.invalidArgument(
                 "invalid server address '\(addr)': expected https://HOST:PORT (the server speaks only HTTPS)")
@@ -103,13 +111,28 @@ final class RemoteClient: Sendable {
         if let caPEM {
             tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)))
         }
+        if let clientCertificate {
+            guard let clientKey else {
+                throw VaultError.invalidArgument("MVAULT_CLIENT_CERT needs MVAULT_CLIENT_KEY, the certificate's key")
+            }
+            do {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(clientCertificate).map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: clientKey, format: .pem))
+            } catch {
+                throw VaultError.invalidArgument(
+                    "cannot read the client certificate \(clientCertificate) or its key \(clientKey): \(error)")
+            }
+        }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(60))
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     convenience init(_ profile: RemoteProfile) throws {
-        try self.init(addr: profile.addr, token: profile.token, caPEM: profile.caPEM)
+        try self.init(
+            addr: profile.addr, token: profile.token, caPEM: profile.caPEM,
+            clientCertificate: profile.clientCertificate,
+            clientKey: profile.clientKey)
     }
 
     /// Runs `body` with a client for the current profile, shutting it down afterwards.

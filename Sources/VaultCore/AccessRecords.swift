@@ -171,6 +171,28 @@ public struct TokenRecord: Hashable, Sendable {
     }
 }
 
+/// A client certificate issued by the vault's CA. It authenticates as `user` until it expires
+/// or is revoked.
+public struct CertificateRecord: Hashable, Sendable, Codable {
+    /// Lowercase hex, without leading zero bytes.
+    public var serial: String
+    public var user: String
+    public var issuedAt: Date
+    public var expiresAt: Date
+    public var issuedBy: String
+    public var revokedAt: Date?
+
+    public init(serial: String, user: String, issuedAt: Date, expiresAt: Date, issuedBy: String, revokedAt: Date? = nil)
+    {
+        self.serial = serial
+        self.user = user
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+        self.issuedBy = issuedBy
+        self.revokedAt = revokedAt
+    }
+}
+
 /// A model name pattern: a model name in which `*` stands for any run of characters
 /// (`acme/*`, `acme/llama-*`, `*`).
 public struct ModelPattern: Hashable, Sendable, Codable, CustomStringConvertible {

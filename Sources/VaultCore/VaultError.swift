@@ -29,6 +29,7 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownRole(String)
     case unknownGrant(String)
     case unknownToken(String)
+    case unknownCertificate(String)
     /// The request contradicts the current state (e.g. deleting a role still in use).
     case conflict(String, hint: String?)
 
@@ -62,6 +63,7 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownRole(let name): "no role named \(name)"
         case .unknownGrant(let id): "no grant with id \(id)"
         case .unknownToken(let id): "no token with id \(id)"
+        case .unknownCertificate(let serial): "no certificate with serial \(serial)"
         case .conflict(let detail, _): detail
         }
     }
@@ -69,7 +71,9 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Whether the error means "no such thing" (HTTP 404).
     public var isNotFound: Bool {
         switch self {
-        case .unknownModel, .unknownVersion, .noVersions, .unknownUser, .unknownRole, .unknownGrant, .unknownToken: true
+        case .unknownModel, .unknownVersion, .noVersions, .unknownUser, .unknownRole, .unknownGrant, .unknownToken,
+            .unknownCertificate:
+            true
         default: false
         }
     }

@@ -76,6 +76,39 @@ public struct LocalCertificateAuthority: Sendable {
         return (try certificate.serializeAsPEM().pemString, serverKey.pemRepresentation)
     }
 
+    /// A TLS client certificate for a machine, named `commonName`, valid for `days`.
+    public func issueClientCertificate(commonName: String, days: Int, now: Date = Date()) throws
+        -> IssuedCertificate
+    {
+        let clientKey = P256.Signing.PrivateKey()
+        let subject = try DistinguishedName {
+            OrganizationName("ModelVault")
+            CommonName(commonName)
+        }
+        let notAfter = now.addingTimeInterval(TimeInterval(days) * 86400)
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(clientKey.publicKey),
+            notValidBefore: now.addingTimeInterval(-300), notValidAfter: notAfter,
+            issuer: self.certificate.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                try ExtendedKeyUsage([.clientAuth])
+                AuthorityKeyIdentifier(
+                    keyIdentifier: try self.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
+            },
+            issuerPrivateKey: .init(key))
+        return IssuedCertificate(
+            serial: Self.serialText(Array(certificate.serialNumber.bytes)),
+            certificatePEM: try certificate.serializeAsPEM().pemString, keyPEM: clientKey.pemRepresentation,
+            notAfter: notAfter)
+    }
+
+    /// A serial number as lowercase hex without leading zero bytes (how NIOSSL reports a peer's).
+    public static func serialText(_ bytes: [UInt8]) -> String {
+        bytes.drop(while: { $0 == 0 }).map { String(format: "%02x", $0) }.joined()
+    }
+
     static func ipBytes(_ text: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
@@ -83,6 +116,14 @@ public struct LocalCertificateAuthority: Sendable {
         if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
         return nil
     }
+}
+
+/// A client certificate and its private key, both PEM.
+public struct IssuedCertificate: Sendable {
+    public var serial: String
+    public var certificatePEM: String
+    public var keyPEM: String
+    public var notAfter: Date
 }
 
 public enum PKIError: Error, CustomStringConvertible, Equatable {

@@ -28,7 +28,11 @@ public func buildApplication(
         middleware: RateLimitMiddleware(
             limiter: RateLimiter(
                 perSecond: configuration.limits.requestsPerSecondPerIP, burst: configuration.limits.requestBurstPerIP)))
-    try makeAPI(configuration: configuration, layout: layout, keys: keys).register(on: router)
+    let api = try makeAPI(configuration: configuration, layout: layout, keys: keys)
+    if configuration.tls.clientCertificates != .off {
+        router.add(middleware: ClientCertificateMiddleware(api: api))
+    }
+    api.register(on: router)
     let tls = try serverTLSConfiguration(configuration)
     let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.limits.idleTimeoutSeconds)))
     return Application(
@@ -69,6 +73,16 @@ func serverTLSConfiguration(_ configuration: ServerConfiguration) throws -> TLSC
     }
     var tls = TLSConfiguration.makeServerConfiguration(
         certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+    if configuration.tls.clientCertificates != .off {
+        let caPath = configuration.resolve(configuration.tls.clientCA)
+        do {
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caPath))
+        } catch {
+            throw VaultError.invalidArgument("cannot read the client CA certificate \(caPath): \(error)")
+        }
+        tls.certificateVerification =
+            configuration.tls.clientCertificates == .required ? .noHostnameVerification : .optionalVerification
+    }
     tls.minimumTLSVersion = .tlsv12
     tls.maximumTLSVersion = .tlsv13
     tls.cipherSuites = [

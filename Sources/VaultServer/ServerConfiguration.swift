@@ -6,13 +6,14 @@ import VaultCore
 /// ```json
 /// { "vault": "/srv/vault",
 ///   "listen": { "host": "127.0.0.1", "port": 8443 },
-///   "tls": { "certificate": "tls/server.crt", "key": "tls/server.key" },
+///   "tls": { "certificate": "tls/server.crt", "key": "tls/server.key",
+///            "clientCertificates": "off", "clientCA": "tls/ca.crt" },
 ///   "limits": { "maxJSONBodyBytes": 65536, "idleTimeoutSeconds": 30, "sessionTTLSeconds": 3600,
 ///               "requestsPerSecondPerIP": 50, "requestBurstPerIP": 200,
 ///               "maxTokenTTLSeconds": 31536000, "uploadIdleSeconds": 3600 } }
 /// ```
 /// Environment overrides: `MVAULT_VAULT`, `MVAULT_LISTEN` (`host:port`), `MVAULT_TLS_CERT`,
-/// `MVAULT_TLS_KEY`. Relative TLS paths are relative to the vault directory.
+/// `MVAULT_TLS_KEY`, `MVAULT_CLIENT_CERTIFICATES`. Relative TLS paths are relative to the vault directory.
 public struct ServerConfiguration: Codable, Sendable, Equatable {
     public struct Listen: Codable, Sendable, Equatable {
         public var host: String = "127.0.0.1"
@@ -29,16 +30,36 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     }
 
     public struct TLS: Codable, Sendable, Equatable {
+        /// Whether clients present certificates (mutual TLS).
+        public enum ClientCertificates: String, Codable, Sendable {
+            /// Not asked for.
+            case off
+            /// Asked for; a client without one authenticates with a token instead.
+            case optional
+            /// Every connection must present a valid, unrevoked one.
+            case required
+        }
+
         public var certificate: String = "tls/server.crt"
         public var key: String = "tls/server.key"
-        public init(certificate: String = "tls/server.crt", key: String = "tls/server.key") {
+        public var clientCertificates: ClientCertificates = .off
+        /// The CA client certificates must chain to (default: the vault's own CA).
+        public var clientCA: String = "tls/ca.crt"
+        public init(
+            certificate: String = "tls/server.crt", key: String = "tls/server.key",
+            clientCertificates: ClientCertificates = .off, clientCA: String = "tls/ca.crt"
+        ) {
             self.certificate = certificate
             self.key = key
+            self.clientCertificates = clientCertificates
+            self.clientCA = clientCA
         }
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             certificate = try c.decodeIfPresent(String.self, forKey: .certificate) ?? "tls/server.crt"
             key = try c.decodeIfPresent(String.self, forKey: .key) ?? "tls/server.key"
+            clientCertificates = try c.decodeIfPresent(ClientCertificates.self, forKey: .clientCertificates) ?? .off
+            clientCA = try c.decodeIfPresent(String.self, forKey: .clientCA) ?? "tls/ca.crt"
         }
     }
 
@@ -112,6 +133,9 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
             } catch DecodingError.keyNotFound(let key, let context) {
                 let field = (context.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
                 throw VaultError.invalidArgument("\(path): missing setting '\(field)'")
+            } catch DecodingError.dataCorrupted(let context) where !context.codingPath.isEmpty {
+                let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+                throw VaultError.invalidArgument("\(path): setting '\(field)' has an invalid value")
             } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
                 let field = context.codingPath.map(\.stringValue).joined(separator: ".")
                 throw VaultError.invalidArgument("\(path): setting '\(field)' has the wrong type")
@@ -133,6 +157,12 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         }
         if let cert = environment["MVAULT_TLS_CERT"] { config.tls.certificate = cert }
         if let key = environment["MVAULT_TLS_KEY"] { config.tls.key = key }
+        if let mode = environment["MVAULT_CLIENT_CERTIFICATES"] {
+            guard let parsed = TLS.ClientCertificates(rawValue: mode) else {
+                throw VaultError.invalidArgument("MVAULT_CLIENT_CERTIFICATES must be off, optional or required")
+            }
+            config.tls.clientCertificates = parsed
+        }
         guard (0...65535).contains(config.listen.port) else {
             throw VaultError.invalidArgument("listen.port must be between 0 and 65535")
         }

@@ -129,8 +129,17 @@ extension VaultAPI {
     /// caller, or nil when there is no Authorization header.
     /// - Throws: `APIError(.unauthorized)` for a token that is malformed, unknown, expired, revoked
     ///   or wrong; 403 for an API token used from outside its networks; 429 over its rate.
-    func authenticate(_ request: Request, from ip: String) throws -> AuthenticatedUser? {
-        guard let header = request.headers[.authorization] else { return nil }
+    func authenticate(_ request: Request, from ip: String, certificate: CertificateRecord? = nil) throws
+        -> AuthenticatedUser?
+    {
+        guard let header = request.headers[.authorization] else {
+            // A vault-issued client certificate (checked by ClientCertificateMiddleware).
+            guard let certificate else { return nil }
+            guard let user = try identities.user(named: certificate.user) else { return nil }
+            return AuthenticatedUser(
+                name: user.name, roles: user.roles, sessionID: nil, token: nil,
+                mfaEnrolled: user.sealedTOTPSecret != nil)
+        }
         let unauthorized = APIError(
             .unauthorized, "invalid or expired token", hint: "log in again: POST /v1/auth/login")
         guard header.hasPrefix("Bearer "), let token = SessionToken(text: String(header.dropFirst(7))) else {

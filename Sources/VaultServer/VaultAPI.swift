@@ -109,6 +109,9 @@ struct VaultAPI: Sendable {
             (APIRoute(.post, "/v1/grants"), .authorized(.grant, .vault, createGrant), nil),
             (APIRoute(.delete, "/v1/grants/{grant}"), .authorized(.grant, .vault, deleteGrant), nil),
             (APIRoute(.get, "/v1/access/review"), .authorized(.grant, .vault, accessReview), nil),
+            (APIRoute(.get, "/v1/certificates"), .authorized(.admin, .vault, listCertificates), nil),
+            (APIRoute(.post, "/v1/certificates"), .authorized(.admin, .vault, issueCertificate), nil),
+            (APIRoute(.delete, "/v1/certificates/{serial}"), .authorized(.admin, .vault, revokeCertificate), nil),
             (APIRoute(.get, "/v1/tokens"), .authenticated(listTokens), nil),
             (APIRoute(.post, "/v1/tokens"), .session(createToken), nil),
             (APIRoute(.delete, "/v1/tokens/{token}"), .authenticated(revokeToken), nil),
@@ -178,10 +181,17 @@ struct VaultAPI: Sendable {
     func requireCaller(_ request: Request, _ context: VaultRequestContext) async throws
         -> (AuthenticatedUser, VaultRequestContext)
     {
-        guard let caller = try await blocking({ try authenticate(request, from: context.remoteIP) }) else {
+        let certificate = context.clientCertificate
+        guard
+            let caller = try await blocking({
+                try authenticate(request, from: context.remoteIP, certificate: certificate)
+            })
+        else {
             throw APIError(
                 .unauthorized, "authentication required",
-                hint: "send Authorization: Bearer TOKEN (a session from POST /v1/auth/login, or an API token)")
+                hint:
+                    "send Authorization: Bearer TOKEN (a session from POST /v1/auth/login, or an API token), or a client certificate"
+            )
         }
         var context = context
         context.identity = caller

@@ -20,9 +20,14 @@ public struct VaultRequestContext: RequestContext {
     /// The client's IP address (without port), for throttling and allowlists.
     public let remoteIP: String
     public var identity: AuthenticatedUser?
+    /// The connection, for its TLS peer certificate.
+    let channel: any Channel
+    /// The vault-issued client certificate the connection presented, once checked (mutual TLS).
+    var clientCertificate: CertificateRecord?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteIP = source.channel.remoteAddress?.ipAddress ?? "unknown"
+        channel = source.channel
     }
 }

@@ -3,6 +3,7 @@ import Keyring
 import SealedFormat
 import Synchronization
 import VaultCore
+import VaultPKI
 
 /// The keys of one vault while it runs: sealed, collecting unseal shares, or unsealed.
 ///
@@ -112,6 +113,18 @@ public final class KeyHolder: VaultKeys, Sendable {
     func unsealed() throws -> Keyring {
         guard let keyring = state.withLock({ $0.keyring }) else { throw VaultError.sealed }
         return keyring
+    }
+
+    /// The vault's own CA (its key lives in the keyring), for issuing client certificates.
+    public func certificateAuthority(certificate: URL) throws -> LocalCertificateAuthority {
+        guard let key = try unsealed().certificateAuthorityKey,
+            let pem = try? String(contentsOf: certificate, encoding: .utf8)
+        else {
+            throw VaultError.conflict(
+                "this vault has no certificate authority of its own", hint: "issue client certificates with your own CA"
+            )
+        }
+        return try LocalCertificateAuthority(certificatePEM: pem, keyPEM: key)
     }
 
     // MARK: VaultKeys

@@ -39,7 +39,7 @@ struct RemoteTests {
         try Data("\(Self.password)\n".utf8).write(to: passwordFile)
         let initOut = try await cli.run(
             ["init", cli.vault.path, "--admin", "ops", "--admin-password-file", passwordFile.path], vaultFlag: false)
-        let (server, base) = try await cli.startServer()
+        let (server, base) = try await cli.startServer(environment: ["MVAULT_CLIENT_CERTIFICATES": "optional"])
         defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
         try await cli.unsealOverHTTPS(base, shares: Array(CLI.shares(in: initOut.stdout).prefix(3)))
         try await body(Served(cli: cli, server: server, base: base))
@@ -217,6 +217,27 @@ struct RemoteTests {
             #expect(r.stdout.contains("otpauth://totp/ModelVault%3Abob?secret="))
             #expect(r.stdout.contains("█") && r.stdout.contains("▀"))
             #expect(r.stderr.contains("no code given"))
+
+            // A client certificate authenticates a machine as bob until it is revoked.
+            let certs = s.cli.root.appendingPathComponent("certs")
+            r = try await s.mvault(["cert", "issue", "bob", "--days", "7", "--out", certs.path])
+            #expect(r.status == 0, "\(r.stderr)")
+            let serial = try #require(r.stdout.split(separator: " ").dropFirst().first.map(String.init))
+            let keyPath = certs.appendingPathComponent("bob.key").path
+            #expect((try FileManager.default.attributesOfItem(atPath: keyPath)[.posixPermissions] as? Int) == 0o600)
+            let withCertificate = [
+                "MVAULT_ADDR": s.base, "MVAULT_CA": s.ca, "MVAULT_CLIENT_CERT": certs.path + "/bob.crt",
+                "MVAULT_CLIENT_KEY": keyPath,
+            ]
+            r = try await s.cli.run(["ls"], vaultFlag: false, environment: withCertificate)
+            #expect(r.stdout.contains("acme/x"), "\(r.stderr)")
+            r = try await s.mvault(["cert", "ls"])
+            #expect(r.stdout.contains("\(serial)  bob  expires"))
+            #expect(try await s.mvault(["cert", "revoke", serial]).status == 0)
+            r = try await s.cli.run(["ls"], vaultFlag: false, environment: withCertificate)
+            #expect(r.stderr.contains("error: client certificate \(serial) was revoked"))
+            r = try await s.mvault(["cert", "issue", "bob", "--out", certs.path])
+            #expect(r.stderr.contains("already exists"))
 
             // Roles: created, refused while held, removed.
             r = try await s.mvault(["role", "create", "ml", "--capabilities", "list,read", "--require-mfa"])

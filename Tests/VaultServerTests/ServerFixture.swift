@@ -24,7 +24,9 @@ struct ServerFixture {
 
     /// Creates a 3-share, threshold-2 vault and runs `body` while its server runs.
     static func with(
-        limits: ServerConfiguration.Limits = .init(), _ body: (ServerFixture) async throws -> Void
+        limits: ServerConfiguration.Limits = .init(),
+        clientCertificates: ServerConfiguration.TLS.ClientCertificates = .off,
+        _ body: (ServerFixture) async throws -> Void
     ) async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("mvault-srv-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
@@ -40,6 +42,7 @@ struct ServerFixture {
         var config = ServerConfiguration(vault: root.appendingPathComponent("vault").path)
         config.listen.port = 0
         config.limits = limits
+        config.tls.clientCertificates = clientCertificates
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let app = try buildApplication(configuration: config) { continuation.yield($0) }
         try await withThrowingTaskGroup(of: Void.self) { group in

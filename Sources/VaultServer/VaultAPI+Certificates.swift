@@ -1,0 +1,92 @@
+import Foundation
+import Hummingbird
+import NIOSSL
+import VaultCore
+import VaultPKI
+
+/// Checks the client certificate of a mutual-TLS connection before anything else: only
+/// certificates this vault issued and has not revoked are let through, and the request then
+/// authenticates as the certificate's user when it carries no token.
+struct ClientCertificateMiddleware: RouterMiddleware {
+    typealias Context = VaultRequestContext
+    let api: VaultAPI
+
+    func handle(
+        _ request: Request, context: VaultRequestContext,
+        next: (Request, VaultRequestContext) async throws -> Response
+    ) async throws -> Response {
+        guard let peer = try? await context.channel.nioSSL_peerCertificate().get() else {
+            return try await next(request, context)
+        }
+        let serial = LocalCertificateAuthority.serialText(peer.serialNumber)
+        let record = try await blocking { try api.identities.certificate(serial: serial) }
+        guard let record else {
+            throw APIError(
+                .unauthorized, "client certificate \(serial) was not issued by this vault",
+                hint: "ask an administrator for one: mvault cert issue USER")
+        }
+        if let revoked = record.revokedAt {
+            throw APIError(
+                .unauthorized, "client certificate \(serial) was revoked at \(iso8601(revoked))",
+                hint: "ask an administrator for a new one: mvault cert issue \(record.user)")
+        }
+        var context = context
+        context.clientCertificate = record
+        return try await next(request, context)
+    }
+}
+
+extension VaultAPI {
+    struct CertificateList: Encodable {
+        var certificates: [CertificateRecord]
+    }
+
+    var listCertificates: AuthorizedHandler {
+        { _, _, _ in try await blocking { try json(CertificateList(certificates: try identities.certificates())) } }
+    }
+
+    struct NewCertificate: Decodable {
+        var user: String
+        /// Validity in days (default 90).
+        var days: Int?
+    }
+
+    struct IssuedView: Encodable {
+        var serial: String
+        var user: String
+        var expiresAt: Date
+        var certificate: String
+        /// The private key, in this response only.
+        var privateKey: String
+    }
+
+    /// Issues a client certificate that authenticates as `user` over mutual TLS.
+    var issueCertificate: AuthorizedHandler {
+        { request, _, caller in
+            let body = try await decode(NewCertificate.self, from: request)
+            let days = body.days ?? 90
+            guard (1...825).contains(days) else { throw APIError(.badRequest, "days must be 1 to 825") }
+            return try await blocking {
+                guard try identities.user(named: body.user) != nil else { throw VaultError.unknownUser(body.user) }
+                let issued = try keys.certificateAuthority(certificate: layout.caCertificate)
+                    .issueClientCertificate(commonName: body.user, days: days)
+                try identities.createCertificate(
+                    CertificateRecord(
+                        serial: issued.serial, user: body.user, issuedAt: Date(), expiresAt: issued.notAfter,
+                        issuedBy: caller.name))
+                return try json(
+                    IssuedView(
+                        serial: issued.serial, user: body.user, expiresAt: issued.notAfter,
+                        certificate: issued.certificatePEM, privateKey: issued.keyPEM), status: .created)
+            }
+        }
+    }
+
+    var revokeCertificate: AuthorizedHandler {
+        { _, context, _ in
+            let serial = try parameter("serial", context)
+            try await blocking { try identities.revokeCertificate(serial: serial, at: Date()) }
+            return Response(status: .noContent)
+        }
+    }
+}
