@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Logging
+import VaultCore
 import VaultServer
 
 struct Server: AsyncParsableCommand {
@@ -7,9 +9,12 @@ struct Server: AsyncParsableCommand {
         abstract: "Serve the vault over HTTPS.",
         discussion: """
             Reads a JSON config file (see config/server.sample.json); MVAULT_VAULT, MVAULT_LISTEN
-            (host:port), MVAULT_TLS_CERT and MVAULT_TLS_KEY override it. Without --config,
-            MVAULT_VAULT names the vault and the defaults apply (127.0.0.1:8443, the vault's own
-            certificate). The server starts sealed; its keys leave memory when it exits.
+            (host:port), MVAULT_TLS_CERT, MVAULT_TLS_KEY and MVAULT_CLIENT_CERTIFICATES override
+            it. Without --config, MVAULT_VAULT names the vault and the defaults apply
+            (127.0.0.1:8443, the vault's own certificate). MVAULT_LOG_LEVEL (trace, debug, info,
+            notice, warning, error) sets what is logged to standard error; passwords, tokens and
+            TOTP codes are never logged. The server starts sealed; its keys leave memory when it
+            exits.
             """)
 
     @Option(help: "The server's JSON config file.")
@@ -18,7 +23,15 @@ struct Server: AsyncParsableCommand {
     func run() async throws {
         let configuration = try ServerConfiguration.load(path: config, environment: ProcessInfo.processInfo.environment)
         let ca = URL(fileURLWithPath: configuration.vault).appendingPathComponent("tls/ca.crt").path
-        let app = try buildApplication(configuration: configuration) { port in
+        var logger = Logger(label: "mvault.server")
+        if let level = ProcessInfo.processInfo.environment["MVAULT_LOG_LEVEL"] {
+            guard let parsed = Logger.Level(rawValue: level) else {
+                throw VaultError.invalidArgument(
+                    "MVAULT_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            logger.logLevel = parsed
+        }
+        let app = try buildApplication(configuration: configuration, logger: logger) { port in
             let base = "https://\(configuration.listen.host):\(port)"
             let lines = [
                 "mvault server listening on \(base)  (vault \(configuration.vault))",

@@ -54,9 +54,15 @@ struct ServerCommandTests {
         #expect(r.stdout.contains("Administrator: ops"))
         let shares = CLI.shares(in: r.stdout)
 
-        let (process, base) = try await cli.startServer()
+        // Logging at its most verbose, to show no secret reaches the log.
+        let log = cli.root.appendingPathComponent("server.log")
+        let (process, base) = try await cli.startServer(environment: ["MVAULT_LOG_LEVEL": "trace"], log: log)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         try await cli.unsealOverHTTPS(base, shares: Array(shares.prefix(3)))
+        r = try await cli.curl([
+            "-X", "POST", base + "/v1/auth/login", "-d", #"{"username": "ops", "password": "wrong-password-1234"}"#,
+        ])
+        #expect(r.stdout.contains("invalid user name, password or TOTP code"))
         r = try await cli.curl([
             "-X", "POST", base + "/v1/auth/login", "-d", #"{"username": "ops", "password": "violet-quarry-ledger-42"}"#,
         ])
@@ -67,6 +73,13 @@ struct ServerCommandTests {
         kill(process.processIdentifier, SIGTERM)
         await CLI.waitForExit(process)
         #expect(process.terminationStatus == 0)
+        let logged = try String(contentsOf: log, encoding: .utf8)
+        #expect(logged.contains("trace") || logged.contains("debug") || logged.contains("info"), "\(logged)")
+        for secret in ["violet-quarry-ledger-42", "wrong-password-1234", String(token.split(separator: "_")[2])]
+            + shares
+        {
+            #expect(!logged.contains(secret), "the log holds a secret")
+        }
     }
 
     @Test("SIGTERM lets an in-flight download finish intact, then the server exits 0")
