@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "Keyring", targets: ["Keyring"]),
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "VaultServices", targets: ["VaultServices"]),
+        .library(name: "VaultCore", targets: ["VaultCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),

@@ -11,7 +11,11 @@ let package = Package(
         .executableTarget(
             name: "SealedFormatFuzz",
             dependencies: [.product(name: "SealedFormat", package: "main")]
-        )
+        ),
+        .executableTarget(
+            name: "AccessParsersFuzz",
+            dependencies: [.product(name: "VaultCore", package: "main")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

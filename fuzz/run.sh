@@ -1,21 +1,39 @@
 #!/usr/bin/env bash
-# Builds the MVLT v1 parser fuzz target with libFuzzer + AddressSanitizer and runs it.
-# Usage: fuzz/run.sh [SECONDS]   (default 600). Seeds come from the committed test vectors.
+# Builds a fuzz target with libFuzzer + AddressSanitizer and runs it.
+# Usage: fuzz/run.sh [SECONDS] [TARGET]   (defaults: 600, SealedFormatFuzz)
+#   SealedFormatFuzz   the MVLT v1 header and segment parser, seeded from the committed test vectors
+#   AccessParsersFuzz  model names, file paths, model patterns, networks and capability lists
 # Crashing inputs land in fuzz/artifacts/; the corpus grows in fuzz/corpus/ (both git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_TO_RUN="${1:-600}"
+TARGET="${2:-SealedFormatFuzz}"
 swift build -c debug --scratch-path .build -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library \
-  --product SealedFormatFuzz 2>&1 | grep -E "error|Build complete" || true
-BIN="$(swift build -c debug --scratch-path .build --show-bin-path)/SealedFormatFuzz"
-mkdir -p corpus/sealed artifacts
-# Seed with every vector's sealed bytes, once as a whole file (mode 0) and once as a payload (mode 1).
-python3 - <<'PY'
+  --product "$TARGET" 2>&1 | grep -E "error|Build complete" || true
+BIN="$(swift build -c debug --scratch-path .build --show-bin-path)/$TARGET"
+mkdir -p "corpus/$TARGET" artifacts
+case "$TARGET" in
+SealedFormatFuzz)
+  # Every vector's sealed bytes, once as a whole file (mode 0) and once as a payload (mode 1).
+  python3 - <<'PY'
 import pathlib
 text = pathlib.Path("../Tests/SealedFormatTests/Vectors/mvlt-v1.txt").read_text()
 for i, line in enumerate(l for l in text.splitlines() if l.startswith("sealed: ")):
     raw = bytes.fromhex(line.split(": ", 1)[1])
-    pathlib.Path(f"corpus/sealed/v{i:03d}-file").write_bytes(b"\x00" + raw)
-    pathlib.Path(f"corpus/sealed/v{i:03d}-payload").write_bytes(b"\x01" + raw[132:])
+    pathlib.Path(f"corpus/SealedFormatFuzz/v{i:03d}-file").write_bytes(b"\x00" + raw)
+    pathlib.Path(f"corpus/SealedFormatFuzz/v{i:03d}-payload").write_bytes(b"\x01" + raw[132:])
 PY
-exec "$BIN" corpus/sealed -artifact_prefix=artifacts/ -max_total_time="$SECONDS_TO_RUN" -print_final_stats=1 -max_len=4096
+  ;;
+AccessParsersFuzz)
+  python3 - <<'PY'
+import pathlib
+seeds = [b"acme/*\x00acme/llama-7b", b"acme/llama-*\x00acme/llama-2", b"*\x00x", b"10.0.0.0/8\x0010.1.2.3",
+         b"2001:db8::/32\x002001:db8::1", b"::ffff:10.0.0.1\x0010.0.0.1", b"list,read,pull", b"all",
+         b"acme/llama-7b@3", b"sub/dir/model.safetensors", b"../etc/passwd", b"a*b*c\x00aXbYc"]
+for i, seed in enumerate(seeds):
+    pathlib.Path(f"corpus/AccessParsersFuzz/seed{i:02d}").write_bytes(seed)
+PY
+  ;;
+*) echo "unknown target $TARGET" >&2; exit 1 ;;
+esac
+exec "$BIN" "corpus/$TARGET" -artifact_prefix=artifacts/ -max_total_time="$SECONDS_TO_RUN" -print_final_stats=1 -max_len=4096
