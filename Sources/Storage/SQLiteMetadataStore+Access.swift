@@ -64,7 +64,9 @@ extension SQLiteMetadataStore: AccessStore {
         try run {
             try db.write { db in
                 guard
-                    try Int.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [certificate.user])
+                    try Int.fetchOne(
+                        try db.cachedStatement(sql: "SELECT 1 FROM users WHERE name = ?"), arguments: [certificate.user]
+                    )
                         != nil
                 else { throw VaultError.unknownUser(certificate.user) }
                 try db.execute(
@@ -84,8 +86,10 @@ extension SQLiteMetadataStore: AccessStore {
     public func certificate(serial: String) throws -> CertificateRecord? {
         try run {
             try db.read {
-                try Row.fetchOne($0, sql: "SELECT * FROM certificates WHERE serial = ?", arguments: [serial])
-                    .map(Self.certificate)
+                try Row.fetchOne(
+                    try $0.cachedStatement(sql: "SELECT * FROM certificates WHERE serial = ?"), arguments: [serial]
+                )
+                .map(Self.certificate)
             }
         }
     }
@@ -93,7 +97,8 @@ extension SQLiteMetadataStore: AccessStore {
     public func certificates() throws -> [CertificateRecord] {
         try run {
             try db.read {
-                try Row.fetchAll($0, sql: "SELECT * FROM certificates ORDER BY issued_at DESC").map(Self.certificate)
+                try Row.fetchAll(try $0.cachedStatement(sql: "SELECT * FROM certificates ORDER BY issued_at DESC")).map(
+                    Self.certificate)
             }
         }
     }
@@ -102,7 +107,9 @@ extension SQLiteMetadataStore: AccessStore {
         try run {
             try db.write { db in
                 guard
-                    try Int.fetchOne(db, sql: "SELECT 1 FROM certificates WHERE serial = ?", arguments: [serial]) != nil
+                    try Int.fetchOne(
+                        try db.cachedStatement(sql: "SELECT 1 FROM certificates WHERE serial = ?"), arguments: [serial])
+                        != nil
                 else { throw VaultError.unknownCertificate(serial) }
                 try db.execute(
                     sql: "UPDATE certificates SET revoked_at = ? WHERE serial = ? AND revoked_at IS NULL",
@@ -131,13 +138,18 @@ extension SQLiteMetadataStore: AccessStore {
     }
 
     public func roles() throws -> [RoleRecord] {
-        try run { try db.read { try Row.fetchAll($0, sql: "SELECT * FROM roles ORDER BY name").map(Self.role) } }
+        try run {
+            try db.read {
+                try Row.fetchAll(try $0.cachedStatement(sql: "SELECT * FROM roles ORDER BY name")).map(Self.role)
+            }
+        }
     }
 
     public func role(named name: String) throws -> RoleRecord? {
         try run {
             try db.read {
-                try Row.fetchOne($0, sql: "SELECT * FROM roles WHERE name = ?", arguments: [name]).map(Self.role)
+                try Row.fetchOne(try $0.cachedStatement(sql: "SELECT * FROM roles WHERE name = ?"), arguments: [name])
+                    .map(Self.role)
             }
         }
     }
@@ -145,7 +157,10 @@ extension SQLiteMetadataStore: AccessStore {
     public func createRole(_ role: RoleRecord) throws {
         try run {
             try db.write { db in
-                guard try Int.fetchOne(db, sql: "SELECT 1 FROM roles WHERE name = ?", arguments: [role.name]) == nil
+                guard
+                    try Int.fetchOne(
+                        try db.cachedStatement(sql: "SELECT 1 FROM roles WHERE name = ?"), arguments: [role.name])
+                        == nil
                 else { throw VaultError.roleExists(role.name) }
                 try Self.insert(role, db)
             }
@@ -156,8 +171,10 @@ extension SQLiteMetadataStore: AccessStore {
         try run {
             try db.write { db in
                 guard
-                    let old = try Row.fetchOne(db, sql: "SELECT * FROM roles WHERE name = ?", arguments: [role.name])
-                        .map(Self.role)
+                    let old = try Row.fetchOne(
+                        try db.cachedStatement(sql: "SELECT * FROM roles WHERE name = ?"), arguments: [role.name]
+                    )
+                    .map(Self.role)
                 else { throw VaultError.unknownRole(role.name) }
                 if old.builtIn && old.capabilities != role.capabilities {
                     throw VaultError.conflict(
@@ -178,14 +195,18 @@ extension SQLiteMetadataStore: AccessStore {
         try run {
             try db.write { db in
                 guard
-                    let role = try Row.fetchOne(db, sql: "SELECT * FROM roles WHERE name = ?", arguments: [name])
-                        .map(Self.role)
+                    let role = try Row.fetchOne(
+                        try db.cachedStatement(sql: "SELECT * FROM roles WHERE name = ?"), arguments: [name]
+                    )
+                    .map(Self.role)
                 else { throw VaultError.unknownRole(name) }
                 if role.builtIn {
                     throw VaultError.conflict("built-in role \(name) cannot be deleted", hint: nil)
                 }
-                let holders = try Row.fetchAll(db, sql: "SELECT * FROM users ORDER BY name").map(Self.user)
-                    .filter { $0.roles.contains(name) }.map(\.name)
+                let holders = try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM users ORDER BY name")).map(
+                    Self.user
+                )
+                .filter { $0.roles.contains(name) }.map(\.name)
                 if !holders.isEmpty {
                     throw VaultError.conflict(
                         "role \(name) is held by \(holders.joined(separator: ", "))",
@@ -205,7 +226,10 @@ extension SQLiteMetadataStore: AccessStore {
 
     public func grants() throws -> [GrantRecord] {
         try run {
-            try db.read { try Row.fetchAll($0, sql: "SELECT * FROM grants ORDER BY created_at, id").map(Self.grant) }
+            try db.read {
+                try Row.fetchAll(try $0.cachedStatement(sql: "SELECT * FROM grants ORDER BY created_at, id")).map(
+                    Self.grant)
+            }
         }
     }
 
@@ -228,10 +252,14 @@ extension SQLiteMetadataStore: AccessStore {
             try db.write { db in
                 switch grant.subject {
                 case .user(let name):
-                    guard try Int.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [name]) != nil
+                    guard
+                        try Int.fetchOne(
+                            try db.cachedStatement(sql: "SELECT 1 FROM users WHERE name = ?"), arguments: [name]) != nil
                     else { throw VaultError.unknownUser(name) }
                 case .role(let name):
-                    guard try Int.fetchOne(db, sql: "SELECT 1 FROM roles WHERE name = ?", arguments: [name]) != nil
+                    guard
+                        try Int.fetchOne(
+                            try db.cachedStatement(sql: "SELECT 1 FROM roles WHERE name = ?"), arguments: [name]) != nil
                     else { throw VaultError.unknownRole(name) }
                 }
                 try db.execute(
@@ -273,7 +301,10 @@ extension SQLiteMetadataStore: AccessStore {
     public func createToken(_ token: TokenRecord) throws {
         try run {
             try db.write { db in
-                guard try Int.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [token.owner]) != nil
+                guard
+                    try Int.fetchOne(
+                        try db.cachedStatement(sql: "SELECT 1 FROM users WHERE name = ?"), arguments: [token.owner])
+                        != nil
                 else { throw VaultError.unknownUser(token.owner) }
                 try db.execute(
                     sql: """
@@ -294,7 +325,8 @@ extension SQLiteMetadataStore: AccessStore {
     public func token(id: String) throws -> TokenRecord? {
         try run {
             try db.read {
-                try Row.fetchOne($0, sql: "SELECT * FROM tokens WHERE id = ?", arguments: [id]).map(Self.token)
+                try Row.fetchOne(try $0.cachedStatement(sql: "SELECT * FROM tokens WHERE id = ?"), arguments: [id]).map(
+                    Self.token)
             }
         }
     }
@@ -307,7 +339,8 @@ extension SQLiteMetadataStore: AccessStore {
                         db, sql: "SELECT * FROM tokens WHERE owner = ? ORDER BY created_at DESC", arguments: [owner]
                     ).map(Self.token)
                 }
-                return try Row.fetchAll(db, sql: "SELECT * FROM tokens ORDER BY created_at DESC").map(Self.token)
+                return try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM tokens ORDER BY created_at DESC"))
+                    .map(Self.token)
             }
         }
     }
@@ -315,7 +348,9 @@ extension SQLiteMetadataStore: AccessStore {
     public func revokeToken(id: String, at date: Date) throws {
         try run {
             try db.write { db in
-                guard try Int.fetchOne(db, sql: "SELECT 1 FROM tokens WHERE id = ?", arguments: [id]) != nil
+                guard
+                    try Int.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM tokens WHERE id = ?"), arguments: [id])
+                        != nil
                 else { throw VaultError.unknownToken(id) }
                 try db.execute(
                     sql: "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",

@@ -34,7 +34,10 @@ extension SQLiteMetadataStore: IdentityStore {
     public func createUser(_ user: UserRecord) throws {
         try run {
             try db.write { db in
-                guard try Int.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [user.name]) == nil
+                guard
+                    try Int.fetchOne(
+                        try db.cachedStatement(sql: "SELECT 1 FROM users WHERE name = ?"), arguments: [user.name])
+                        == nil
                 else { throw VaultError.userExists(user.name) }
                 try db.execute(
                     sql: """
@@ -54,7 +57,8 @@ extension SQLiteMetadataStore: IdentityStore {
     public func user(named name: String) throws -> UserRecord? {
         try run {
             try db.read { db in
-                try Row.fetchOne(db, sql: "SELECT * FROM users WHERE name = ?", arguments: [name]).map(Self.user)
+                try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM users WHERE name = ?"), arguments: [name])
+                    .map(Self.user)
             }
         }
     }
@@ -98,13 +102,20 @@ extension SQLiteMetadataStore: IdentityStore {
     }
 
     public func users() throws -> [UserRecord] {
-        try run { try db.read { try Row.fetchAll($0, sql: "SELECT * FROM users ORDER BY name").map(Self.user) } }
+        try run {
+            try db.read {
+                try Row.fetchAll(try $0.cachedStatement(sql: "SELECT * FROM users ORDER BY name")).map(Self.user)
+            }
+        }
     }
 
     public func createSession(_ session: SessionRecord) throws {
         try run {
             try db.write { db in
-                guard try Int.fetchOne(db, sql: "SELECT 1 FROM users WHERE name = ?", arguments: [session.user]) != nil
+                guard
+                    try Int.fetchOne(
+                        try db.cachedStatement(sql: "SELECT 1 FROM users WHERE name = ?"), arguments: [session.user])
+                        != nil
                 else { throw VaultError.unknownUser(session.user) }
                 try db.execute(
                     sql: "INSERT INTO sessions (id, secret_hash, user, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
@@ -119,12 +130,13 @@ extension SQLiteMetadataStore: IdentityStore {
     public func session(id: String) throws -> SessionRecord? {
         try run {
             try db.read { db in
-                try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map {
-                    SessionRecord(
-                        id: $0["id"], secretHash: $0["secret_hash"], user: $0["user"],
-                        createdAt: Date(timeIntervalSince1970: $0["created_at"]),
-                        expiresAt: Date(timeIntervalSince1970: $0["expires_at"]))
-                }
+                try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM sessions WHERE id = ?"), arguments: [id])
+                    .map {
+                        SessionRecord(
+                            id: $0["id"], secretHash: $0["secret_hash"], user: $0["user"],
+                            createdAt: Date(timeIntervalSince1970: $0["created_at"]),
+                            expiresAt: Date(timeIntervalSince1970: $0["expires_at"]))
+                    }
             }
         }
     }

@@ -2,9 +2,10 @@ import Foundation
 import GRDB
 import VaultCore
 
-/// The embedded default `MetadataStore`: one SQLite file, via GRDB, in WAL mode.
+/// The embedded default `MetadataStore`: one SQLite file, via GRDB, in WAL mode. A pool of
+/// connections lets reads run in parallel with each other and with the one writer.
 public final class SQLiteMetadataStore: MetadataStore {
-    let db: DatabaseQueue
+    let db: DatabasePool
 
     /// Opens or creates the database at `path` and migrates it to the current schema.
     public init(path: String) throws {
@@ -12,8 +13,7 @@ public final class SQLiteMetadataStore: MetadataStore {
             var config = Configuration()
             config.foreignKeysEnabled = true
             config.busyMode = .timeout(10)
-            db = try DatabaseQueue(path: path, configuration: config)
-            try db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA journal_mode=WAL") }
+            db = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(db)
         } catch {
             throw Self.mapped(error, path: path)
@@ -65,7 +65,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                     sql: "INSERT OR IGNORE INTO models (namespace, name, created_at) VALUES (?, ?, ?)",
                     arguments: [model.namespace, model.name, now])
                 let row = try Row.fetchOne(
-                    db, sql: "SELECT id, next_version FROM models WHERE namespace = ? AND name = ?",
+                    try db.cachedStatement(sql: "SELECT id, next_version FROM models WHERE namespace = ? AND name = ?"),
                     arguments: [model.namespace, model.name])!
                 let modelID: Int64 = row["id"]
                 let number: Int = row["next_version"]
@@ -115,7 +115,8 @@ public final class SQLiteMetadataStore: MetadataStore {
             try db.read { db in
                 let modelID = try Self.modelID(db, model)
                 let rows = try Row.fetchAll(
-                    db, sql: "SELECT id, number, note, created_at FROM versions WHERE model_id = ? ORDER BY number",
+                    try db.cachedStatement(
+                        sql: "SELECT id, number, note, created_at FROM versions WHERE model_id = ? ORDER BY number"),
                     arguments: [modelID])
                 return try rows.map { try Self.record(db, row: $0, model: model) }
             }
@@ -129,7 +130,8 @@ public final class SQLiteMetadataStore: MetadataStore {
                 let row: Row?
                 if let number {
                     row = try Row.fetchOne(
-                        db, sql: "SELECT id, number, note, created_at FROM versions WHERE model_id = ? AND number = ?",
+                        try db.cachedStatement(
+                            sql: "SELECT id, number, note, created_at FROM versions WHERE model_id = ? AND number = ?"),
                         arguments: [modelID, number])
                     guard row != nil else { throw VaultError.unknownVersion(model.description, number) }
                 } else {
@@ -151,7 +153,8 @@ public final class SQLiteMetadataStore: MetadataStore {
                 let modelID = try Self.modelID(db, model)
                 guard
                     let row = try Row.fetchOne(
-                        db, sql: "SELECT id, number, note, created_at FROM versions WHERE model_id = ? AND number = ?",
+                        try db.cachedStatement(
+                            sql: "SELECT id, number, note, created_at FROM versions WHERE model_id = ? AND number = ?"),
                         arguments: [modelID, number])
                 else { throw VaultError.unknownVersion(model.description, number) }
                 let record = try Self.record(db, row: row, model: model)
@@ -162,13 +165,15 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func referencedBlobIDs() throws -> Set<String> {
-        try run { try db.read { Set(try String.fetchAll($0, sql: "SELECT DISTINCT blob_id FROM files")) } }
+        try run {
+            try db.read { Set(try String.fetchAll(try $0.cachedStatement(sql: "SELECT DISTINCT blob_id FROM files"))) }
+        }
     }
 
     static func modelID(_ db: Database, _ model: ModelName) throws -> Int64 {
         guard
             let id = try Int64.fetchOne(
-                db, sql: "SELECT id FROM models WHERE namespace = ? AND name = ?",
+                try db.cachedStatement(sql: "SELECT id FROM models WHERE namespace = ? AND name = ?"),
                 arguments: [model.namespace, model.name])
         else { throw VaultError.unknownModel(model.description) }
         return id
@@ -176,7 +181,8 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     static func record(_ db: Database, row: Row, model: ModelName) throws -> VersionRecord {
         let files = try Row.fetchAll(
-            db, sql: "SELECT path, size, sha256, blob_id FROM files WHERE version_id = ? ORDER BY path",
+            try db.cachedStatement(
+                sql: "SELECT path, size, sha256, blob_id FROM files WHERE version_id = ? ORDER BY path"),
             arguments: [row["id"] as Int64]
         ).map {
             FileRecord(

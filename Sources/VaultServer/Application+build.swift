@@ -50,9 +50,10 @@ public func apiRoutes(configuration: ServerConfiguration) throws -> [APIRoute] {
 }
 
 func makeAPI(configuration: ServerConfiguration, layout: VaultLayout, keys: KeyHolder) throws -> VaultAPI {
-    VaultAPI(
-        layout: layout, keys: keys, identities: try SQLiteMetadataStore(path: layout.metadataFile.path),
-        limits: configuration.limits)
+    let store = try SQLiteMetadataStore(path: layout.metadataFile.path)
+    let vault = try LocalVault(
+        layout: layout, metadata: store, blobs: try DirectoryBlobStore(root: layout.root), keys: keys)
+    return VaultAPI(layout: layout, keys: keys, identities: store, vault: vault, limits: configuration.limits)
 }
 
 /// TLS 1.2 and 1.3 only; for 1.2, ECDHE key exchange with AEAD ciphers only (1.3 has no others).

@@ -91,9 +91,7 @@ extension VaultAPI {
         }
     }
 
-    func openVault() throws -> LocalVault {
-        try LocalVault(layout: layout, keys: keys)
-    }
+    func openVault() throws -> LocalVault { vault }
 }
 
 /// `namespace/name` from the route's parameters.

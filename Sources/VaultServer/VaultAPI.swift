@@ -51,6 +51,8 @@ struct VaultAPI: Sendable {
     let layout: VaultLayout
     let keys: KeyHolder
     let identities: any IdentityStore & AccessStore
+    /// The vault's models, opened once and shared by every request.
+    let vault: LocalVault
     let limits: ServerConfiguration.Limits
     let throttle = LoginThrottle()
     let tokenLimiter = RateLimiter(perSecond: 1, burst: 1)
@@ -141,17 +143,21 @@ struct VaultAPI: Sendable {
                 }
             case .authorized(let capability, let target, let authorized):
                 router.on(path, method: route.method) { request, context in
-                    let (caller, context) = try await requireCaller(request, context)
                     let about: AccessTarget =
                         switch target {
                         case .model: .model(try modelName(context).description)
                         case .anyModel: .anyModel
                         case .vault: .vault
                         }
-                    let decision = try await blocking {
-                        try authorize(caller, capability, about, from: context.remoteIP)
+                    // Authentication and the policy question in one trip to the thread pool.
+                    let (ip, certificate) = (context.remoteIP, context.clientCertificate)
+                    let (caller, decision) = try await blocking {
+                        let caller = try requireCaller(request, from: ip, certificate: certificate)
+                        return (caller, try authorize(caller, capability, about, from: ip))
                     }
                     guard decision.allowed else { throw APIError(.forbidden, "access denied: \(decision.reason)") }
+                    var context = context
+                    context.identity = caller
                     return try await authorized(request, context, caller)
                 }
             }
@@ -171,7 +177,7 @@ struct VaultAPI: Sendable {
     func accessRequest(_ caller: AuthenticatedUser, _ capability: Capability, _ target: AccessTarget, from ip: String)
         throws -> AccessRequest
     {
-        let roles = try caller.roles.compactMap { try identities.role(named: $0) }
+        let roles = caller.roles.isEmpty ? [] : try identities.roles().filter { caller.roles.contains($0.name) }
         return AccessRequest(
             user: caller.name, roles: roles, mfaEnrolled: caller.mfaEnrolled,
             grants: try identities.grants(user: caller.name, roles: caller.roles), token: caller.token,
@@ -181,21 +187,25 @@ struct VaultAPI: Sendable {
     func requireCaller(_ request: Request, _ context: VaultRequestContext) async throws
         -> (AuthenticatedUser, VaultRequestContext)
     {
-        let certificate = context.clientCertificate
-        guard
-            let caller = try await blocking({
-                try authenticate(request, from: context.remoteIP, certificate: certificate)
-            })
-        else {
+        let (ip, certificate) = (context.remoteIP, context.clientCertificate)
+        let caller = try await blocking { try requireCaller(request, from: ip, certificate: certificate) }
+        var context = context
+        context.identity = caller
+        return (caller, context)
+    }
+
+    /// The caller, or 401. Blocks (SQLite).
+    func requireCaller(_ request: Request, from ip: String, certificate: CertificateRecord?) throws
+        -> AuthenticatedUser
+    {
+        guard let caller = try authenticate(request, from: ip, certificate: certificate) else {
             throw APIError(
                 .unauthorized, "authentication required",
                 hint:
                     "send Authorization: Bearer TOKEN (a session from POST /v1/auth/login, or an API token), or a client certificate"
             )
         }
-        var context = context
-        context.identity = caller
-        return (caller, context)
+        return caller
     }
 
     // MARK: sys

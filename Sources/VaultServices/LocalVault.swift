@@ -28,7 +28,7 @@ public struct TransferProgress: Sendable {
 /// Every operation first checks the vault is unsealed. Mutations hold the vault's write lock,
 /// write blobs before metadata, and record metadata in one transaction, so a crash at any point
 /// leaves the previous state and at most some unreferenced blobs (removed by the next mutation).
-public final class LocalVault {
+public final class LocalVault: Sendable {
     public let layout: VaultLayout
     public let metadata: any MetadataStore
     public let blobs: any BlobStore

@@ -233,8 +233,11 @@ struct AccessTests {
             #expect(listed.map { $0["id"] as? String } == [id])
             #expect(listed.first?["token"] == nil)
             let secret = String(token.split(separator: "_")[2])
-            let db = try Data(contentsOf: f.root.appendingPathComponent("vault/metadata.sqlite"))
-            #expect(db.range(of: Data(secret.utf8)) == nil)
+            for file in ["metadata.sqlite", "metadata.sqlite-wal"] {
+                let url = f.root.appendingPathComponent("vault/" + file)
+                let bytes = (try? Data(contentsOf: url)) ?? Data()
+                #expect(bytes.range(of: Data(secret.utf8)) == nil, "\(file)")
+            }
             let store = try SQLiteMetadataStore(path: f.root.appendingPathComponent("vault/metadata.sqlite").path)
             #expect(try store.token(id: id)?.lastUsedAt != nil)
 
