@@ -85,6 +85,7 @@ let package = Package(
             name: "VaultCLI",
             dependencies: [
                 "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultServices", "VaultServer", "Identity",
+                "CAllocator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -95,6 +96,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "CAllocator"),
         .executableTarget(name: "mvault", dependencies: ["VaultCLI"]),
         .testTarget(
             name: "SealedFormatTests",

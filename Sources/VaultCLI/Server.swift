@@ -1,4 +1,5 @@
 import ArgumentParser
+import CAllocator
 import Foundation
 import Logging
 import VaultCore
@@ -21,6 +22,10 @@ struct Server: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
+        // Every download moves 1 MiB buffers through several threads. By default glibc raises its
+        // mmap threshold after the first such buffer is freed and then keeps them in per-thread
+        // arenas, so resident memory grew with the number of concurrent downloads.
+        mvault_bound_allocator()
         let configuration = try ServerConfiguration.load(path: config, environment: ProcessInfo.processInfo.environment)
         let ca = URL(fileURLWithPath: configuration.vault).appendingPathComponent("tls/ca.crt").path
         var logger = Logger(label: "mvault.server")
