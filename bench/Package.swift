@@ -5,14 +5,26 @@ import PackageDescription
 
 let package = Package(
     name: "ModelVaultBench",
-    dependencies: [.package(path: "..")],
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+    ],
     targets: [
         .executableTarget(
             name: "mvault-bench",
             dependencies: [
                 .product(name: "SealedFormat", package: "main"), .product(name: "Storage", package: "main"),
             ]
-        )
+        ),
+        .executableTarget(
+            name: "hello-tls",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

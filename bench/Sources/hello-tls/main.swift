@@ -1,0 +1,21 @@
+import Hummingbird
+import HummingbirdTLS
+import NIOSSL
+
+// The reference for bench/server.sh: the smallest Hummingbird server over TLS, with the same
+// certificate, TLS versions and thread model as `mvault server`.
+// Usage: hello-tls CERT KEY PORT
+let arguments = CommandLine.arguments
+guard arguments.count == 4, let port = Int(arguments[3]) else {
+    fatalError("usage: hello-tls CERT KEY PORT")
+}
+let router = Router()
+router.get("/") { _, _ in "hello" }
+var tls = TLSConfiguration.makeServerConfiguration(
+    certificateChain: try NIOSSLCertificate.fromPEMFile(arguments[1]).map { .certificate($0) },
+    privateKey: .privateKey(try NIOSSLPrivateKey(file: arguments[2], format: .pem)))
+tls.minimumTLSVersion = .tlsv12
+let app = Application(
+    router: router, server: try .tls(.http1(), tlsConfiguration: tls),
+    configuration: .init(address: .hostname("127.0.0.1", port: port)))
+try await app.runService()

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The HTTPS server against references measured in the same run, on the same machine:
+#  1. authorized GET /v1/models/NAME with wrk at 64 connections, against the smallest
+#     Hummingbird TLS server (bench/Sources/hello-tls) with the same certificate;
+#  2. a download of a SIZE_MIB model with curl, against nginx serving the same plaintext file
+#     over TLS with the same certificate.
+# Usage: bench/server.sh [SIZE_MIB] [SECONDS]     defaults: 1024 and 10
+cd "$(dirname "$0")"
+SIZE_MIB="${1:-1024}"
+SECS="${2:-10}"
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+source ./server-lib.sh
+
+"$MV" push ../samples/tiny-model --model acme/small > /dev/null
+mkdir -p "$W/www"
+head -c "$((SIZE_MIB << 20))" /dev/urandom > "$W/www/model.bin"
+"$MV" push "$W/www/model.bin" --model acme/big > /dev/null
+
+# wrk: requests/s and p99 latency; refuses to report a run with errors.
+run_wrk() {
+  local out; out=$(wrk -t2 -c64 -d"${SECS}s" --latency "$@")
+  if grep -q "Non-2xx" <<<"$out"; then echo "wrk saw errors: $out" >&2; exit 1; fi
+  echo "$(awk '/^Requests\/sec/ {print $2}' <<<"$out") $(awk '$1 == "99%" {print $2}' <<<"$out")"
+}
+HELLO_PORT=$(free_port)
+"$BIN/hello-tls" "$W/vault/tls/server.crt" "$W/vault/tls/server.key" "$HELLO_PORT" > /dev/null 2>&1 &
+sleep 1
+read -r HELLO_RPS HELLO_P99 < <(run_wrk "https://127.0.0.1:$HELLO_PORT/")
+read -r OURS_RPS OURS_P99 < <(run_wrk -H "Authorization: Bearer $TOKEN" "$BASE/v1/models/acme/small")
+
+# Downloads: best of 3 by curl's own average speed.
+best_curl() {
+  local best=0
+  for _ in 1 2 3; do
+    local s; s=$(curl -s -o /dev/null -w '%{speed_download}' "$@")
+    if (( $(echo "$s > $best" | bc -l) )); then best=$s; fi
+  done
+  echo "scale=1; $best / 1000000" | bc -l
+}
+NGINX_PORT=$(free_port)
+cat > "$W/nginx.conf" <<CONF
+worker_processes auto;
+pid $W/nginx.pid;
+error_log $W/nginx-error.log;
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
+events {}
+http {
+  access_log off;
+  client_body_temp_path $W/nginx-body;
+  proxy_temp_path $W/nginx-proxy;
+  fastcgi_temp_path $W/nginx-fastcgi;
+  uwsgi_temp_path $W/nginx-uwsgi;
+  scgi_temp_path $W/nginx-scgi;
+  server {
+    listen 127.0.0.1:$NGINX_PORT ssl;
+    ssl_certificate $W/vault/tls/server.crt;
+    ssl_certificate_key $W/vault/tls/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    root $W/www;
+  }
+}
+CONF
+nginx -c "$W/nginx.conf" -p "$W" -e "$W/nginx-error.log"
+sleep 0.5
+NGINX_MBPS=$(best_curl --cacert "$CA" "https://127.0.0.1:$NGINX_PORT/model.bin")
+OURS_MBPS=$(best_curl --cacert "$CA" -H "Authorization: Bearer $TOKEN" "$BASE/v1/models/acme/big/versions/1/files/model.bin")
+curl -s --cacert "$CA" -H "Authorization: Bearer $TOKEN" "$BASE/v1/models/acme/big/versions/1/files/model.bin" | cmp - "$W/www/model.bin"
+RSS=$(peak_rss_mib "$SERVER_PID")
+
+echo
+echo "mvault server over TLS, release build, $(nproc) cores, $(date -u +%F); load generator on the same machine"
+printf "%-52s %14s %10s\n" "GET, wrk -t2 -c64 -d${SECS}s" "requests/s" "p99"
+printf "%-52s %14s %10s\n" "Hummingbird TLS hello-world (GET /)" "$HELLO_RPS" "$HELLO_P99"
+printf "%-52s %14s %10s\n" "mvault GET /v1/models/acme/small (session token)" "$OURS_RPS" "$OURS_P99"
+printf "%-52s %14s\n" "download of ${SIZE_MIB} MiB, curl, best of 3" "MB/s"
+printf "%-52s %14s\n" "nginx, plaintext file over TLS" "$NGINX_MBPS"
+printf "%-52s %14s\n" "mvault, sealed file decrypted on the fly" "$OURS_MBPS"
+echo
+echo "requests/s: mvault / hello-world = $(ratio "$OURS_RPS" "$HELLO_RPS")   (target >= 0.7)"
+echo "download:   mvault / nginx       = $(ratio "$OURS_MBPS" "$NGINX_MBPS")   (target >= 0.8)"
+echo "server peak RSS over the run: ${RSS} MiB"
