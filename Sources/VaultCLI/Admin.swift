@@ -384,14 +384,14 @@ struct TokenCreate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create", abstract: "Create an API token; its secret is printed once.",
         discussion: """
-            A machine uses it as MVAULT_TOKEN (with MVAULT_ADDR), or as an HTTP bearer token.
+            A machine uses it as MVAULT_TOKEN (with MVAULT_ADDR), or as an HTTP bearer token. \
             It can do what you can, narrowed to its scopes.
             """)
 
     @Argument(help: "A name saying what it is for, e.g. ci-deploy.") var name: String
     @Option(name: .customLong("scope"), help: "PATTERN:CAPABILITIES, e.g. 'acme/*:pull,read' (repeatable).")
     var scopes: [String]
-    @Option(help: "Lifetime: 30d, 12h, 45m, 90s (default 30d).") var expires: String = "30d"
+    @Option(help: "Lifetime: 30d, 12h, 45m or 90s.") var expires: String = "30d"
     @Option(name: .customLong("network"), help: "Usable only from this CIDR network (repeatable).")
     var networks: [String] = []
     @Option(help: "Requests per second it may make.") var rate: Double?
@@ -466,8 +466,8 @@ struct CertIssue: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "issue", abstract: "Issue a client certificate that authenticates as USER (needs admin).",
         discussion: """
-            Writes USER.crt and USER.key (mode 0600) into --out. A machine then connects with
-            MVAULT_ADDR, MVAULT_CLIENT_CERT and MVAULT_CLIENT_KEY set, to a server whose
+            Writes USER.crt and USER.key (mode 0600) into --out. A machine then connects with \
+            MVAULT_ADDR, MVAULT_CLIENT_CERT and MVAULT_CLIENT_KEY set, to a server whose \
             tls.clientCertificates is optional or required.
             """)
 

@@ -9,8 +9,8 @@ struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a vault in a new or empty directory.",
         discussion: """
-            By default the unseal key is split into 5 Shamir shares, any 3 of which unseal the
-            vault. The shares are printed once and never stored: hand each to a different person.
+            By default the unseal key is split into 5 Shamir shares, any 3 of which unseal the \
+            vault. The shares are printed once and never stored: hand each to a different person. \
             With --passphrase the unseal key is derived from a passphrase with Argon2id (64 MiB).
             """)
 

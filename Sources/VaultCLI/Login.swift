@@ -6,9 +6,9 @@ struct Login: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Log in to a server; the session is saved (mode 0600) for the commands that follow.",
         discussion: """
-            Asks for the password, and for a TOTP code when the account has MFA. Without a
-            terminal, the password is read from the first line of standard input and the code from
-            the second. The profile lives in $MVAULT_CONFIG_DIR, else $XDG_CONFIG_HOME/mvault,
+            Asks for the password, and for a TOTP code when the account has MFA. Without a \
+            terminal, the password is read from the first line of standard input and the code from \
+            the second. The profile lives in $MVAULT_CONFIG_DIR, else $XDG_CONFIG_HOME/mvault, \
             else ~/.config/mvault.
             """)
 

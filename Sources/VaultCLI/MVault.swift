@@ -16,12 +16,12 @@ public struct MVault: AsyncParsableCommand {
         commandName: "mvault",
         abstract: "ModelVault keeps machine-learning models encrypted, access-controlled and traceable.",
         discussion: """
-            A vault is a directory holding sealed (encrypted) model files, their metadata and a
-            keyring. Create one with `mvault init DIR`, unseal it with `mvault unseal`, then push
+            A vault is a directory holding sealed (encrypted) model files, their metadata and a \
+            keyring. Create one with `mvault init DIR`, unseal it with `mvault unseal`, then push \
             and pull models. Commands find the vault through --vault DIR or $MVAULT_VAULT.
 
-            To work with a server instead, log in with `mvault login --addr https://HOST:PORT`:
-            push, pull, ls, show and rm then go to the server whenever no vault directory is
+            To work with a server instead, log in with `mvault login --addr https://HOST:PORT`: \
+            push, pull, ls, show and rm then go to the server whenever no vault directory is \
             named. Machines can set MVAULT_ADDR and MVAULT_TOKEN (an API token) instead.
             """,
         version: "0.1.0",

@@ -7,7 +7,7 @@ struct Pull: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a model version's files to a directory, each checked against its SHA-256.",
         discussion: """
-            From a server (after `mvault login`), an interrupted pull resumes where it stopped
+            From a server (after `mvault login`), an interrupted pull resumes where it stopped \
             when run again.
             """)
 

@@ -9,12 +9,12 @@ struct Server: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the vault over HTTPS.",
         discussion: """
-            Reads a JSON config file (see config/server.sample.json); MVAULT_VAULT, MVAULT_LISTEN
-            (host:port), MVAULT_TLS_CERT, MVAULT_TLS_KEY and MVAULT_CLIENT_CERTIFICATES override
-            it. Without --config, MVAULT_VAULT names the vault and the defaults apply
-            (127.0.0.1:8443, the vault's own certificate). MVAULT_LOG_LEVEL (trace, debug, info,
-            notice, warning, error) sets what is logged to standard error; passwords, tokens and
-            TOTP codes are never logged. The server starts sealed; its keys leave memory when it
+            Reads a JSON config file (see config/server.sample.json); MVAULT_VAULT, MVAULT_LISTEN \
+            (host:port), MVAULT_TLS_CERT, MVAULT_TLS_KEY and MVAULT_CLIENT_CERTIFICATES override \
+            it. Without --config, MVAULT_VAULT names the vault and the defaults apply \
+            (127.0.0.1:8443, the vault's own certificate). MVAULT_LOG_LEVEL (trace, debug, info, \
+            notice, warning, error) sets what is logged to standard error; passwords, tokens and \
+            TOTP codes are never logged. The server starts sealed; its keys leave memory when it \
             exits.
             """)
 

@@ -8,7 +8,7 @@ struct Unseal: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Give the vault one unseal share (or its passphrase).",
         discussion: """
-            Run once per share; progress is kept by the vault's key agent between runs ("2 of 3").
+            Run once per share; progress is kept by the vault's key agent between runs ("2 of 3"). \
             The share or passphrase is read from the terminal without echo, or from standard input.
             """)
 
