@@ -6,7 +6,7 @@ import VaultCore
 
 /// Bearer tokens: `mvsess_<id>_<secret>` for a login session, `mvtok_<id>_<secret>` for an API
 /// token. The id is public (listed, logged); only a keyed hash of the secret is stored.
-struct SessionToken {
+struct BearerToken {
     static let sessionPrefix = "mvsess"
     static let apiPrefix = "mvtok"
     var prefix = Self.sessionPrefix
@@ -90,7 +90,7 @@ extension VaultAPI {
             try identities.setPasswordHash(user: user.name, hash: passwordHashing.hash(body.password))
         }
         let now = Date()
-        let token = SessionToken(id: hexString(SecretGenerator.bytes(8)), secret: SecretGenerator.token())
+        let token = BearerToken(id: hexString(SecretGenerator.bytes(8)), secret: SecretGenerator.token())
         let expires = now.addingTimeInterval(TimeInterval(sessionTTLSeconds))
         try identities.createSession(
             SessionRecord(
@@ -142,7 +142,7 @@ extension VaultAPI {
         }
         let unauthorized = APIError(
             .unauthorized, "invalid or expired token", hint: "log in again: POST /v1/auth/login")
-        guard header.hasPrefix("Bearer "), let token = SessionToken(text: String(header.dropFirst(7))) else {
+        guard header.hasPrefix("Bearer "), let token = BearerToken(text: String(header.dropFirst(7))) else {
             throw unauthorized
         }
         let now = Date()

@@ -14,7 +14,7 @@ extension VaultAPI {
         { _, context, caller in
             try await blocking {
                 let question = try accessRequest(caller, .list, .anyModel, from: context.remoteIP)
-                let visible = try openVault().list(namespace: nil).filter { model in
+                let visible = try vault.list(namespace: nil).filter { model in
                     var q = question
                     q.target = .model(model.name)
                     return policy.decide(q).allowed
@@ -33,7 +33,7 @@ extension VaultAPI {
         { _, context, _ in
             let model = try modelName(context)
             return try await blocking {
-                try json(ModelVersions(name: model.description, versions: try openVault().versions(of: model)))
+                try json(ModelVersions(name: model.description, versions: try vault.versions(of: model)))
             }
         }
     }
@@ -47,7 +47,7 @@ extension VaultAPI {
                 throw APIError(.badRequest, "the version must be a positive integer")
             }
             let path = try filePath(context)
-            let version = try await blocking { try openVault().version(ModelReference(model: model, version: number)) }
+            let version = try await blocking { try vault.version(ModelReference(model: model, version: number)) }
             guard let file = version.files.first(where: { $0.path == path }) else {
                 throw APIError(.notFound, "\(model)@\(number) has no file \(path)")
             }
@@ -72,7 +72,7 @@ extension VaultAPI {
             }
             let sent = range
             let body = ResponseBody(contentLength: Int(sent.count)) { writer in
-                let opened = try await blocking { try openVault().openFile(file, of: version) }
+                let opened = try await blocking { try vault.openFile(file, of: version) }
                 var offset = sent.lowerBound
                 while offset < sent.upperBound {
                     let piece = offset..<min(offset + (1 << 20), sent.upperBound)
@@ -91,7 +91,6 @@ extension VaultAPI {
         }
     }
 
-    func openVault() throws -> LocalVault { vault }
 }
 
 /// `namespace/name` from the route's parameters.

@@ -75,8 +75,8 @@ extension VaultAPI {
                 throw APIError(.badRequest, "requestsPerSecond must be positive")
             }
             let now = Date()
-            let token = SessionToken(
-                prefix: SessionToken.apiPrefix, id: hexString(SecretGenerator.bytes(8)), secret: SecretGenerator.token()
+            let token = BearerToken(
+                prefix: BearerToken.apiPrefix, id: hexString(SecretGenerator.bytes(8)), secret: SecretGenerator.token()
             )
             let record = TokenRecord(
                 id: token.id, name: body.name, owner: caller.name,

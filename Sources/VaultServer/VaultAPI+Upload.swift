@@ -91,7 +91,7 @@ extension VaultAPI {
             let model = try modelName(context)
             let upload = try uploads.find(try parameter("upload", context), model: model, owner: caller.name)
             let path = try filePath(context)
-            let sealer = try await blocking { try openVault().makeSealer(name: path) }
+            let sealer = try await blocking { try vault.makeSealer(name: path) }
             let staged: StagedFile
             do {
                 var pending = ByteBuffer()
@@ -143,7 +143,7 @@ extension VaultAPI {
             }
             let version = try await blocking {
                 defer { for file in files { file.abort() } }
-                return try openVault().commit(files, to: model, note: body.note)
+                return try vault.commit(files, to: model, note: body.note)
             }
             return try json(version, status: .created)
         }
@@ -164,7 +164,7 @@ extension VaultAPI {
             guard let number = context.parameters.get("version").flatMap(Int.init), number > 0 else {
                 throw APIError(.badRequest, "the version must be a positive integer")
             }
-            return try await blocking { try json(try openVault().remove(model, version: number)) }
+            return try await blocking { try json(try vault.remove(model, version: number)) }
         }
     }
 }

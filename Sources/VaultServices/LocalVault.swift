@@ -238,18 +238,6 @@ public final class LocalVault: Sendable {
         }
     }
 
-    /// Decrypts plaintext bytes `range` of `file` and passes them to `sink`, authenticating every
-    /// segment it reads. Errors name the file (and segment) as `pull` does.
-    public func read(
-        _ file: FileRecord, of version: VersionRecord, range: Range<UInt64>,
-        to sink: (UnsafeRawBufferPointer) throws -> Void
-    ) throws {
-        let name = "\(version.model)@\(version.number)/\(file.path)"
-        try withReader(file, named: name) { reader in
-            try mapSealedErrors(file: name, blobID: file.blobID) { try reader.read(range, to: sink) }
-        }
-    }
-
     /// Opens and authenticates `file` once, for serving many ranges of it (an HTTP download reads
     /// it piece by piece). Errors name the file as `read` does.
     public func openFile(_ file: FileRecord, of version: VersionRecord) throws -> OpenedFile {
