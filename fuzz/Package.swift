@@ -8,13 +8,14 @@ let package = Package(
     name: "ModelVaultFuzz",
     dependencies: [.package(path: "..")],
     targets: [
+        .target(name: "FuzzDriver"),
         .executableTarget(
             name: "SealedFormatFuzz",
-            dependencies: [.product(name: "SealedFormat", package: "main")]
+            dependencies: ["FuzzDriver", .product(name: "SealedFormat", package: "main")]
         ),
         .executableTarget(
             name: "AccessParsersFuzz",
-            dependencies: [.product(name: "VaultCore", package: "main")]
+            dependencies: ["FuzzDriver", .product(name: "VaultCore", package: "main")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,4 @@
+import FuzzDriver
 import SealedFormat
 
 /// libFuzzer entry point for the MVLT v1 header and segment parser.
@@ -49,20 +50,10 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
-/// libFuzzer's driver, for binaries that keep their own `main`.
-@_silgen_name("LLVMFuzzerRunDriver")
-func llvmFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
-) -> CInt
-
-/// SwiftPM links an executable target's entry point as `main`; hand control to libFuzzer.
+/// SwiftPM links an executable target's entry point as `SealedFormatFuzz_main`; hand control to libFuzzer.
 @_cdecl("SealedFormatFuzz_main")
 public func fuzzMain(
     _ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 ) -> CInt {
-    var count = argc
-    var arguments = argv
-    return llvmFuzzerRunDriver(&count, &arguments) { fuzzOne($0, $1) }
+    runLibFuzzer(argc, argv) { fuzzOne($0, $1) }
 }
