@@ -45,7 +45,10 @@ let package = Package(
         ),
         .target(
             name: "Storage",
-            dependencies: ["VaultCore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "VaultCore", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
         ),
         .target(name: "StorageTesting", dependencies: ["Storage", "VaultCore"]),
         .target(

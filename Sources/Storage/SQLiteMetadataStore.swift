@@ -4,8 +4,9 @@ import VaultCore
 
 /// The embedded default `MetadataStore`: one SQLite file, via GRDB, in WAL mode. A pool of
 /// connections lets reads run in parallel with each other and with the one writer.
-public final class SQLiteMetadataStore: MetadataStore {
+public final class SQLiteMetadataStore: MetadataStore, ChangeTracking {
     let db: DatabasePool
+    let watcher: DataVersionWatcher
 
     /// Opens or creates the database at `path` and migrates it to the current schema.
     public init(path: String) throws {
@@ -15,6 +16,7 @@ public final class SQLiteMetadataStore: MetadataStore {
             config.busyMode = .timeout(10)
             db = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(db)
+            watcher = try DataVersionWatcher(path: path)
         } catch {
             throw Self.mapped(error, path: path)
         }
@@ -191,6 +193,10 @@ public final class SQLiteMetadataStore: MetadataStore {
         return VersionRecord(
             model: model.description, number: row["number"], note: row["note"],
             createdAt: Date(timeIntervalSince1970: row["created_at"]), files: files)
+    }
+
+    public func changeCount() throws -> Int64 {
+        try watcher.current()
     }
 
     func run<T>(_ body: () throws -> T) throws -> T {
