@@ -6,31 +6,45 @@ import Foundation
 /// The stored value is HMAC-SHA256 under a vault key, so a stolen database does not yield usable
 /// tokens and cannot be brute-forced offline without the key. Verification is constant-time.
 public struct SecretHasher: Sendable {
-    let key: SymmetricKey
+    /// The HMAC state after the key is absorbed; copied per use (the digests copy on write), so
+    /// the key schedule runs once per hasher rather than once per verification.
+    let keyed: HMAC<SHA256>
 
     public init(key: [UInt8]) {
         precondition(key.count == 32)
-        self.key = SymmetricKey(data: key)
+        keyed = HMAC<SHA256>(key: SymmetricKey(data: key))
+    }
+
+    func code(_ secret: String) -> HashedAuthenticationCode<SHA256> {
+        var mac = keyed
+        mac.update(data: Array(secret.utf8))
+        return mac.finalize()
     }
 
     /// Hex of HMAC-SHA256(key, secret).
     public func hash(_ secret: String) -> String {
-        HMAC<SHA256>.authenticationCode(for: Array(secret.utf8), using: key).map { String(format: "%02x", $0) }
-            .joined()
+        code(secret).map { String(format: "%02x", $0) }.joined()
     }
 
     public func verify(_ secret: String, against stored: String) -> Bool {
         guard let mac = decodeHex(stored), mac.count == 32 else { return false }
-        return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Array(secret.utf8), using: key)
+        return code(secret) == mac  // constant time
     }
 
     func decodeHex(_ text: String) -> [UInt8]? {
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
         var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count / 2)
         var chars = text.utf8.makeIterator()
         while let hi = chars.next() {
-            guard let lo = chars.next(), let h = UInt8(String(UnicodeScalar(hi)), radix: 16),
-                let l = UInt8(String(UnicodeScalar(lo)), radix: 16)
-            else { return nil }
+            guard let lo = chars.next(), let h = nibble(hi), let l = nibble(lo) else { return nil }
             out.append(h << 4 | l)
         }
         return out

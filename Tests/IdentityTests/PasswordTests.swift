@@ -64,6 +64,11 @@ struct SecretTests {
         #expect(!hasher.verify(token + "x", against: stored))
         #expect(!SecretHasher(key: SecretGenerator.bytes(32)).verify(token, against: stored))
         #expect(!hasher.verify(token, against: "zz"))
+        // The stored hex is read in either case; anything else is no match.
+        #expect(hasher.verify(token, against: stored.uppercased()))
+        #expect(!hasher.verify(token, against: String(stored.dropLast())))
+        #expect(!hasher.verify(token, against: String(stored.dropLast()) + "g"))
+        #expect(!hasher.verify(token, against: stored + "00"))
     }
 
     @Test("ten distinct recovery codes of 80 bits each")
