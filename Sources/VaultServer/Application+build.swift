@@ -50,7 +50,7 @@ public func apiRoutes(configuration: ServerConfiguration) throws -> [APIRoute] {
 }
 
 func makeAPI(configuration: ServerConfiguration, layout: VaultLayout, keys: KeyHolder) throws -> VaultAPI {
-    let store = try SQLiteMetadataStore(path: layout.metadataFile.path)
+    let store = CachedStore(try SQLiteMetadataStore(path: layout.metadataFile.path))
     let vault = try LocalVault(
         layout: layout, metadata: store, blobs: try DirectoryBlobStore(root: layout.root), keys: keys)
     return VaultAPI(layout: layout, keys: keys, identities: store, vault: vault, limits: configuration.limits)

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Identity
 import Storage
+import Synchronization
 import VaultCore
 
 /// Bearer tokens: `mvsess_<id>_<secret>` for a login session, `mvtok_<id>_<secret>` for an API
@@ -22,14 +23,18 @@ struct BearerToken {
         self.secret = secret
     }
 
-    init?(text: String) {
-        let parts = text.split(separator: "_", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == Self.sessionPrefix || parts[0] == Self.apiPrefix, !parts[1].isEmpty,
-            !parts[2].isEmpty
+    /// `PREFIX_ID_SECRET`; nil for anything else.
+    init?(text: Substring) {
+        guard let first = text.firstIndex(of: "_"),
+            let second = text[text.index(after: first)...].firstIndex(of: "_"),
+            text[text.index(after: second)...].firstIndex(of: "_") == nil
         else { return nil }
-        prefix = String(parts[0])
-        id = String(parts[1])
-        secret = String(parts[2])
+        let prefix = text[..<first]
+        guard prefix == Self.sessionPrefix || prefix == Self.apiPrefix else { return nil }
+        self.prefix = String(prefix)
+        id = String(text[text.index(after: first)..<second])
+        secret = String(text[text.index(after: second)...])
+        guard !id.isEmpty, !secret.isEmpty else { return nil }
     }
 }
 
@@ -68,7 +73,7 @@ extension VaultAPI {
             throw APIError(
                 .tooManyRequests, "too many failed logins; try again in \(wait) seconds", retryAfter: wait)
         }
-        let hasher = try SecretHasher(key: keys.derivedKey(purpose: "session"))
+        let hasher = try hasher("session")
         let user = try identities.user(named: body.username)
         // Unknown users cost the same Argon2id work as known ones.
         let passwordOK = passwordHashing.verify(
@@ -142,12 +147,12 @@ extension VaultAPI {
         }
         let unauthorized = APIError(
             .unauthorized, "invalid or expired token", hint: "log in again: POST /v1/auth/login")
-        guard header.hasPrefix("Bearer "), let token = BearerToken(text: String(header.dropFirst(7))) else {
+        guard header.hasPrefix("Bearer "), let token = BearerToken(text: header.dropFirst(7)) else {
             throw unauthorized
         }
         let now = Date()
         if token.isAPIToken {
-            let hasher = try SecretHasher(key: keys.derivedKey(purpose: "api-token"))
+            let hasher = try hasher("api-token")
             guard let record = try identities.token(id: token.id),
                 hasher.verify(token.secret, against: record.secretHash)
             else { throw unauthorized }
@@ -164,18 +169,20 @@ extension VaultAPI {
             if !record.allowedNetworks.isEmpty && !record.allowedNetworks.contains(where: { $0.contains(ip) }) {
                 throw APIError(.forbidden, "token \(record.id) may not be used from \(ip)")
             }
+            guard let user = try identities.user(named: record.owner) else { throw unauthorized }
+            try identities.touchToken(id: record.id, at: now)
+            // Last: nothing after this reads the store, so a request answered from memory is
+            // never charged twice.
             if let rate = record.requestsPerSecond,
                 let wait = tokenLimiter.take("token:\(record.id)", perSecond: rate, burst: max(1, rate))
             {
                 throw APIError(.tooManyRequests, "token \(record.id) is over its rate limit", retryAfter: wait)
             }
-            guard let user = try identities.user(named: record.owner) else { throw unauthorized }
-            try identities.touchToken(id: record.id, at: now)
             return AuthenticatedUser(
                 name: user.name, roles: user.roles, sessionID: nil, token: record,
                 mfaEnrolled: user.sealedTOTPSecret != nil)
         }
-        let hasher = try SecretHasher(key: keys.derivedKey(purpose: "session"))
+        let hasher = try hasher("session")
         guard let session = try identities.session(id: token.id),
             hasher.verify(token.secret, against: session.secretHash)
         else { throw unauthorized }
@@ -189,9 +196,28 @@ extension VaultAPI {
             mfaEnrolled: user.sealedTOTPSecret != nil)
     }
 
+    /// The keyed hasher of secrets for `purpose` ("session", "api-token"…).
+    func hasher(_ purpose: String) throws -> SecretHasher {
+        hashers.hasher(purpose, key: try keys.derivedKey(purpose: purpose))
+    }
+
     func openTOTPSecret(_ sealed: String) throws -> [UInt8] {
         try SealedSecret.open(sealed, key: keys.derivedKey(purpose: "totp"))
     }
 }
 
 func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+/// Keyed hashers, made once per purpose and key (making one runs the HMAC key schedule).
+final class SecretHashers: Sendable {
+    let made = Mutex<[String: (key: [UInt8], hasher: SecretHasher)]>([:])
+
+    func hasher(_ purpose: String, key: [UInt8]) -> SecretHasher {
+        made.withLock { made in
+            if let entry = made[purpose], entry.key == key { return entry.hasher }
+            let hasher = SecretHasher(key: key)
+            made[purpose] = (key, hasher)
+            return hasher
+        }
+    }
+}

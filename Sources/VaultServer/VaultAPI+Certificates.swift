@@ -19,7 +19,7 @@ struct ClientCertificateMiddleware: RouterMiddleware {
             return try await next(request, context)
         }
         let serial = LocalCertificateAuthority.serialText(peer.serialNumber)
-        let record = try await blocking { try api.identities.certificate(serial: serial) }
+        let record = try await api.cachedOrBlocking { try api.identities.certificate(serial: serial) }
         guard let record else {
             throw APIError(
                 .unauthorized, "client certificate \(serial) was not issued by this vault",

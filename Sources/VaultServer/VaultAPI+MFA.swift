@@ -59,7 +59,7 @@ extension VaultAPI {
                 hint: "check the authenticator's clock and enter the current code")
         }
         let codes = SecretGenerator.recoveryCodes()
-        let hasher = try SecretHasher(key: keys.derivedKey(purpose: "recovery"))
+        let hasher = try hasher("recovery")
         user.sealedTOTPSecret = pending
         user.pendingTOTPSecret = nil
         user.totpLastStep = step
@@ -71,7 +71,7 @@ extension VaultAPI {
     /// A recovery code in place of a TOTP code: valid once.
     func checkRecoveryCode(_ code: String?, for user: UserRecord) throws -> Bool {
         guard let code, user.sealedTOTPSecret != nil else { return false }
-        let hasher = try SecretHasher(key: keys.derivedKey(purpose: "recovery"))
+        let hasher = try hasher("recovery")
         return try identities.consumeRecoveryCode(user: user.name, hash: hasher.hash(code.lowercased()))
     }
 }

@@ -29,12 +29,21 @@ extension VaultAPI {
         var versions: [VersionRecord]
     }
 
+    struct ModelVersionsBody: Hashable {
+        var model: ModelName
+    }
+
     var showModel: AuthorizedHandler {
         { _, context, _ in
             let model = try modelName(context)
-            return try await blocking {
-                try json(ModelVersions(name: model.description, versions: try vault.versions(of: model)))
+            // The body changes only with the store, so it is kept encoded alongside the records.
+            let body = try await cachedOrBlocking {
+                try vault.keys.requireUnsealed()
+                return try identities.derived(ModelVersionsBody(model: model)) {
+                    try jsonBody(ModelVersions(name: model.description, versions: try vault.versions(of: model)))
+                }
             }
+            return json(body: body)
         }
     }
 
@@ -47,7 +56,9 @@ extension VaultAPI {
                 throw APIError(.badRequest, "the version must be a positive integer")
             }
             let path = try filePath(context)
-            let version = try await blocking { try vault.version(ModelReference(model: model, version: number)) }
+            let version = try await cachedOrBlocking {
+                try vault.version(ModelReference(model: model, version: number))
+            }
             guard let file = version.files.first(where: { $0.path == path }) else {
                 throw APIError(.notFound, "\(model)@\(number) has no file \(path)")
             }

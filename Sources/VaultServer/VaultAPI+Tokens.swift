@@ -80,7 +80,7 @@ extension VaultAPI {
             )
             let record = TokenRecord(
                 id: token.id, name: body.name, owner: caller.name,
-                secretHash: try SecretHasher(key: keys.derivedKey(purpose: "api-token")).hash(token.secret),
+                secretHash: try hasher("api-token").hash(token.secret),
                 scopes: body.scopes, expiresAt: now.addingTimeInterval(TimeInterval(ttl)), createdAt: now,
                 allowedNetworks: body.allowedNetworks ?? [], requestsPerSecond: body.requestsPerSecond)
             try await blocking { try identities.createToken(record) }

@@ -50,7 +50,9 @@ struct VaultAPI: Sendable {
 
     let layout: VaultLayout
     let keys: KeyHolder
-    let identities: any IdentityStore & AccessStore
+    /// Users, sessions, tokens, roles and grants (the same store as the vault's metadata); what
+    /// authorization reads is served from memory.
+    let identities: CachedStore
     /// The vault's models, opened once and shared by every request.
     let vault: LocalVault
     let limits: ServerConfiguration.Limits
@@ -58,6 +60,7 @@ struct VaultAPI: Sendable {
     let tokenLimiter = RateLimiter(perSecond: 1, burst: 1)
     let passwordHashing = PasswordHashing.standard
     let dummyPasswordHash = DummyHash()
+    let hashers = SecretHashers()
     let policy = Policy()
     let uploads = UploadRegistry()
     var sessionTTLSeconds: Int { limits.sessionTTLSeconds }
@@ -149,9 +152,10 @@ struct VaultAPI: Sendable {
                         case .anyModel: .anyModel
                         case .vault: .vault
                         }
-                    // Authentication and the policy question in one trip to the thread pool.
+                    // Authentication and the policy question, from memory or in one trip to the
+                    // thread pool.
                     let (ip, certificate) = (context.remoteIP, context.clientCertificate)
-                    let (caller, decision) = try await blocking {
+                    let (caller, decision) = try await cachedOrBlocking {
                         let caller = try requireCaller(request, from: ip, certificate: certificate)
                         return (caller, try authorize(caller, capability, about, from: ip))
                     }
@@ -162,6 +166,13 @@ struct VaultAPI: Sendable {
                 }
             }
         }
+    }
+
+    /// Runs `work` at once when what it reads from the store is in memory, else on the thread
+    /// pool (which also fills the cache).
+    func cachedOrBlocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        if let answer = try identities.withoutWaiting(work) { return answer }
+        return try await blocking(work)
     }
 
     /// The one policy question every authorized route asks; records the deciding grant's use.
@@ -188,7 +199,7 @@ struct VaultAPI: Sendable {
         -> (AuthenticatedUser, VaultRequestContext)
     {
         let (ip, certificate) = (context.remoteIP, context.clientCertificate)
-        let caller = try await blocking { try requireCaller(request, from: ip, certificate: certificate) }
+        let caller = try await cachedOrBlocking { try requireCaller(request, from: ip, certificate: certificate) }
         var context = context
         context.identity = caller
         return (caller, context)
@@ -310,12 +321,19 @@ func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async thr
 }
 
 func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+    json(body: try jsonBody(value), status: status)
+}
+
+func json(body: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+}
+
+/// The API's JSON: sorted keys, ISO 8601 dates.
+func jsonBody(_ value: some Encodable) throws -> ByteBuffer {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     encoder.dateEncodingStrategy = .iso8601
-    return Response(
-        status: status, headers: [.contentType: "application/json"],
-        body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    return ByteBuffer(bytes: try encoder.encode(value))
 }
 
 /// An Argon2id hash of a random password, made once, so logins of unknown users cost the same.

@@ -18,6 +18,8 @@ public final class KeyHolder: VaultKeys, Sendable {
         var progress: UnsealProgress?
         var keyring: Keyring?
         var rootKey: [UInt8]?
+        /// `derivedKey(purpose:)` answers, kept until sealing (every request needs one).
+        var derivedKeys: [String: [UInt8]] = [:]
     }
 
     let keyringURL: URL
@@ -80,6 +82,7 @@ public final class KeyHolder: VaultKeys, Sendable {
         state.withLock {
             $0.keyring = nil
             $0.rootKey = nil
+            $0.derivedKeys = [:]
             $0.progress = nil
         }
     }
@@ -153,7 +156,15 @@ public final class KeyHolder: VaultKeys, Sendable {
     public func newestVersion() throws -> UInt32 { try unsealed().newestVersion }
 
     /// A purpose-specific key derived from the keyring; throws `.sealed` while sealed.
-    public func derivedKey(purpose: String) throws -> [UInt8] { try unsealed().derivedKey(purpose: purpose) }
+    public func derivedKey(purpose: String) throws -> [UInt8] {
+        try state.withLock { s in
+            guard let keyring = s.keyring else { throw VaultError.sealed }
+            if let key = s.derivedKeys[purpose] { return key }
+            let key = keyring.derivedKey(purpose: purpose)
+            s.derivedKeys[purpose] = key
+            return key
+        }
+    }
 
     public func minimumDecryptionVersion() throws -> UInt32 { try unsealed().minimumDecryptionVersion }
 

@@ -65,3 +65,18 @@ struct NetworkTests {
         #expect(limiter.take("a", now: t0.addingTimeInterval(100)) != nil, "capped at the burst")
     }
 }
+
+@Suite("Bearer tokens")
+struct BearerTokenTests {
+    @Test("PREFIX_ID_SECRET with a known prefix parses; anything else is refused")
+    func parsing() throws {
+        let session = try #require(BearerToken(text: "mvsess_abc_s3cret"))
+        #expect(session.id == "abc" && session.secret == "s3cret" && !session.isAPIToken)
+        #expect(session.text == "mvsess_abc_s3cret")
+        let api = try #require(BearerToken(text: "mvtok_t1_xyz"))
+        #expect(api.isAPIToken && api.id == "t1" && api.secret == "xyz")
+        for bad in ["", "mvsess", "mvsess_abc", "mvsess__s", "mvsess_abc_", "other_abc_s", "mvsess_a_b_c", "_a_b"] {
+            #expect(BearerToken(text: Substring(bad)) == nil, "\(bad)")
+        }
+    }
+}
