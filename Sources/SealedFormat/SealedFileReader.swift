@@ -52,7 +52,10 @@ public struct SealedFileReader<Source: SealedSource> {
             return
         }
         let sealedSegment = header.segmentSize + SealedHeader.tagSize
-        let batch = max(1, (1 << 20) / sealedSegment)
+        // Up to 192 KiB of sealed segments per read from the source, and no more than the range
+        // needs: a buffer that size comes from the allocator's arena and is reused call after
+        // call, where a larger one is mmapped and page-faulted afresh every time.
+        let batch = Int(min(UInt64(max(1, (192 << 10) / sealedSegment)), segments.upperBound - segments.lowerBound + 1))
         let buffer = UnsafeMutableRawBufferPointer.allocate(
             byteCount: batch * sealedSegment, alignment: 16)
         defer { buffer.deallocate() }
