@@ -166,15 +166,12 @@ public final class FileBlobReader: BlobReader {
     deinit { close(fd) }
 
     public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
-        var done = 0
-        while done < buffer.count {
-            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw AtomicFile.errnoError(path: name)
-            }
-            if n == 0 { throw VaultError.io(path: name, detail: "unexpected end of file") }
-            done += n
+        switch PositionalRead.fill(fd, buffer, at: offset) {
+        case .filled: return
+        case .endOfFile: throw VaultError.io(path: name, detail: "unexpected end of file")
+        case .failed(let code):
+            errno = code
+            throw AtomicFile.errnoError(path: name)
         }
     }
 }
