@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "VaultServices", targets: ["VaultServices"]),
         .library(name: "VaultCore", targets: ["VaultCore"]),
+        .library(name: "ModelFormats", targets: ["ModelFormats"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -99,6 +100,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "ModelFormats", dependencies: ["VaultCore"]),
         .target(name: "CAllocator"),
         .executableTarget(name: "mvault", dependencies: ["VaultCLI"]),
         .testTarget(
@@ -115,6 +117,11 @@ let package = Package(
             dependencies: ["Keyring", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "IdentityTests", dependencies: ["Identity"]),
+        .testTarget(
+            name: "ModelFormatsTests",
+            dependencies: ["ModelFormats", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["reference.py"]
+        ),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTesting", "VaultCore"]),
         .testTarget(
             name: "VaultServicesTests",
