@@ -17,6 +17,10 @@ let package = Package(
             name: "AccessParsersFuzz",
             dependencies: ["FuzzDriver", .product(name: "VaultCore", package: "main")]
         ),
+        .executableTarget(
+            name: "ModelFormatsFuzz",
+            dependencies: ["FuzzDriver", .product(name: "ModelFormats", package: "main")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -3,6 +3,8 @@
 # Usage: fuzz/run.sh [SECONDS] [TARGET]   (defaults: 600, SealedFormatFuzz)
 #   SealedFormatFuzz   the MVLT v1 header and segment parser, seeded from the committed test vectors
 #   AccessParsersFuzz  model names, file paths, model patterns, networks and capability lists
+#   ModelFormatsFuzz   the safetensors and GGUF parsers, seeded with files the official Python
+#                      packages write (needs the .venv that scripts/test makes)
 # Crashing inputs land in fuzz/artifacts/; the corpus grows in fuzz/corpus/ (both git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -34,6 +36,17 @@ for i, seed in enumerate(seeds):
     pathlib.Path(f"corpus/AccessParsersFuzz/seed{i:02d}").write_bytes(seed)
 PY
   ;;
+ModelFormatsFuzz)
+  # Seeds: a safetensors file and a GGUF file from the reference writers, each behind its selector byte.
+  seeds="$(mktemp -d)"
+  ../.venv/bin/python ../Tests/ModelFormatsTests/reference.py make-safetensors "$seeds/a.safetensors"
+  ../.venv/bin/python ../Tests/ModelFormatsTests/reference.py make-gguf "$seeds/a.gguf"
+  { printf '\x00'; cat "$seeds/a.safetensors"; } > "corpus/$TARGET/seed-safetensors"
+  { printf '\x01'; cat "$seeds/a.gguf"; } > "corpus/$TARGET/seed-gguf"
+  rm -rf "$seeds"
+  MAX_LEN=16384
+  ;;
 *) echo "unknown target $TARGET" >&2; exit 1 ;;
 esac
-exec "$BIN" "corpus/$TARGET" -artifact_prefix=artifacts/ -max_total_time="$SECONDS_TO_RUN" -print_final_stats=1 -max_len=4096
+exec "$BIN" "corpus/$TARGET" -artifact_prefix=artifacts/ -max_total_time="$SECONDS_TO_RUN" -print_final_stats=1 \
+  -max_len="${MAX_LEN:-4096}"

@@ -48,6 +48,9 @@ public struct TensorLayout: Hashable, Sendable {
 /// place on the way: the header, every other tensor and all padding come out unchanged. Memory
 /// stays at about `chunk` bytes whatever the file size.
 public enum ModelRewriter {
+    /// A transform gets at least one whole row; this bounds the buffer that takes.
+    public static let maximumRowBytes = 256 << 20
+
     /// - Parameters:
     ///   - tensors: the file's tensors (any order; they must not overlap).
     ///   - select: whether `transform` wants a tensor (it must have whole-byte rows).
@@ -76,9 +79,14 @@ public enum ModelRewriter {
         for tensor in tensors.sorted(by: { $0.bytes.lowerBound < $1.bytes.lowerBound }) {
             try copy(position..<tensor.bytes.lowerBound)
             position = tensor.bytes.upperBound
-            guard select(tensor), let rowBytes = tensor.rowBytes, rowBytes > 0 else {
+            guard select(tensor), tensor.rowCount > 0, let rowBytes = tensor.rowBytes, rowBytes > 0 else {
                 try copy(tensor.bytes)
                 continue
+            }
+            guard rowBytes <= Self.maximumRowBytes else {
+                throw ModelFormatError.unsupported(
+                    "tensor \"\(tensor.name)\" has rows of \(rowBytes) bytes; rows over \(Self.maximumRowBytes) bytes are not rewritten"
+                )
             }
             if rowBytes > buffer.count {
                 buffer.deallocate()

@@ -216,3 +216,35 @@ struct MalformedTests {
         }
     }
 }
+
+@Suite("Model formats: rewriting")
+struct RewriteTests {
+    @Test("a tensor with no rows but an enormous row length is copied, not given a row buffer")
+    func emptyTensorWithHugeRows() throws {
+        // Found by ModelFormatsFuzz: ne = [2^33, 0] is a valid, empty tensor.
+        var g = GGUFBuilder(tensors: 1, metadata: 0)
+        g.tensor("a", ne: [1 << 33, 0], type: 0, offset: 0)
+        g.data(0)
+        let source = BufferSource(g.bytes)
+        let file = try GGUFFile(source: source)
+        var out: [UInt8] = []
+        try ModelRewriter.rewrite(
+            source, tensors: file.tensors, select: { _ in true }, transform: { _, _, _ in Issue.record("called") },
+            sink: { out += $0 })
+        #expect(out == g.bytes)
+    }
+
+    @Test("rows over the limit are refused, naming the tensor")
+    func rowLimit() throws {
+        let tensor = TensorLayout(
+            name: "wide", shape: [1, 1 << 27], encoding: .safetensors(.f32), bytes: 0..<(1 << 29))
+        struct Endless: ByteSource {
+            var size: UInt64 { 1 << 29 }
+            func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {}
+        }
+        expectRefused("wide", "rows of 536870912 bytes") {
+            try ModelRewriter.rewrite(
+                Endless(), tensors: [tensor], select: { _ in true }, transform: { _, _, _ in }, sink: { _ in })
+        }
+    }
+}
