@@ -101,6 +101,10 @@ let package = Package(
             ]
         ),
         .target(name: "ModelFormats", dependencies: ["VaultCore"]),
+        .target(
+            name: "Watermark",
+            dependencies: ["ModelFormats", "CSodium", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .target(name: "CAllocator"),
         .executableTarget(name: "mvault", dependencies: ["VaultCLI"]),
         .testTarget(
@@ -117,6 +121,7 @@ let package = Package(
             dependencies: ["Keyring", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "IdentityTests", dependencies: ["Identity"]),
+        .testTarget(name: "WatermarkTests", dependencies: ["Watermark", "ModelFormats"]),
         .testTarget(
             name: "ModelFormatsTests",
             dependencies: ["ModelFormats", .product(name: "Crypto", package: "swift-crypto")],

@@ -1,0 +1,68 @@
+import CSodium
+import Crypto
+
+/// A watermark key: 256 secret bits. The owner mark and every recipient code each have one.
+public struct WatermarkKey: Hashable, Sendable {
+    public let bytes: [UInt8]
+
+    public init(bytes: [UInt8]) {
+        precondition(bytes.count == 32, "a watermark key is 32 bytes")
+        self.bytes = bytes
+    }
+
+    /// The key of the recipient code for `recipient` (an account or token) and a model version,
+    /// derived from a vault secret.
+    public static func recipient(secret: [UInt8], recipient: String, model: String, version: Int) -> WatermarkKey {
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Array("mvault watermark v1 recipient\u{0}\(recipient)\u{0}\(model)\u{0}\(version)".utf8),
+            using: SymmetricKey(data: secret))
+        return WatermarkKey(bytes: Array(mac))
+    }
+
+    /// The owner mark's key for a model, derived from a vault secret.
+    public static func owner(secret: [UInt8], model: String) -> WatermarkKey {
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Array("mvault watermark v1 owner\u{0}\(model)".utf8), using: SymmetricKey(data: secret))
+        return WatermarkKey(bytes: Array(mac))
+    }
+}
+
+/// The ±1 chips of one key over one tensor role: for row `r`, the ChaCha20 (IETF) keystream
+/// under K_role = HMAC-SHA256(key, "mvault watermark v1 role\0" ‖ role) with the 96-bit nonce
+/// r (little-endian); chip j is +1 when bit j of that stream is set (bit j % 8 of byte j / 8).
+/// A second stream, under the nonce with its top byte 0x01, drives the rounding decisions.
+public struct ChipSource: Sendable {
+    let roleKey: [UInt8]
+
+    public init(key: WatermarkKey, role: String) {
+        _ = sodium_init()
+        roleKey = Array(
+            HMAC<SHA256>.authenticationCode(
+                for: Array("mvault watermark v1 role\u{0}\(role)".utf8), using: SymmetricKey(data: key.bytes)))
+    }
+
+    /// The keystream of `row` for `purpose` (0: chips, 1: rounding), `count` bytes.
+    func stream(row: Int, purpose: UInt8, count: Int) -> [UInt8] {
+        var nonce = [UInt8](repeating: 0, count: 12)
+        withUnsafeBytes(of: UInt64(row).littleEndian) { nonce.replaceSubrange(0..<8, with: $0) }
+        nonce[11] = purpose
+        var out = [UInt8](repeating: 0, count: count)
+        _ = crypto_stream_chacha20_ietf(&out, UInt64(count), nonce, roleKey)
+        return out
+    }
+
+    /// Chips of `row`, one per column, as +1 / −1.
+    public func chips(row: Int, columns: Int) -> [Float] {
+        let bits = stream(row: row, purpose: 0, count: (columns + 7) / 8)
+        return (0..<columns).map { j in (bits[j >> 3] >> (j & 7)) & 1 == 1 ? 1 : -1 }
+    }
+
+    /// Uniform numbers in [0, 1) for the rounding decisions of `row`, one per column.
+    public func uniforms(row: Int, columns: Int) -> [Float] {
+        let bytes = stream(row: row, purpose: 1, count: columns * 4)
+        return bytes.withUnsafeBytes { raw in
+            (0..<columns).map { j in Float(raw.loadUnaligned(fromByteOffset: j * 4, as: UInt32.self) >> 8) / 16_777_216
+            }
+        }
+    }
+}
