@@ -89,7 +89,7 @@ let package = Package(
             name: "VaultCLI",
             dependencies: [
                 "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultServices", "VaultServer", "Identity",
-                "CAllocator",
+                "CAllocator", "ModelFormats", "Watermark",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -135,7 +135,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "CLITests", dependencies: ["Keyring", "Identity"]),
+        .testTarget(name: "CLITests", dependencies: ["Keyring", "Identity", "ModelFormats"]),
         .testTarget(
             name: "VaultServerTests",
             dependencies: [

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Identity
 import Keyring
+import ModelFormats
 import SealedFormat
 import VaultCore
 import VaultServices
@@ -28,7 +29,7 @@ public struct MVault: AsyncParsableCommand {
         subcommands: [
             Init.self, Unseal.self, Seal.self, Status.self, Push.self, Pull.self, List.self, Show.self,
             Remove.self, Verify.self, Key.self, Server.self, Login.self, Logout.self, User.self, Role.self,
-            Grant.self, Token.self, Cert.self, Access.self, Agent.self,
+            Grant.self, Token.self, Cert.self, Access.self, WatermarkCommand.self, Agent.self,
         ]
     )
 
@@ -57,6 +58,8 @@ public struct MVault: AsyncParsableCommand {
             fail(error.message, hint: nil)
         } catch let error as RemoteError {
             fail(error.message, hint: error.hint)
+        } catch let error as ModelFormatError {
+            fail(error.description, hint: nil)
         } catch {
             exit(withError: error)
         }
