@@ -121,7 +121,7 @@ public enum Dequantize {
     }
 
     /// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` of a Q4_K block.
-    static func scaleMinK4(_ j: Int, _ q: [UInt8]) -> (UInt8, UInt8) {
+    public static func scaleMinK4(_ j: Int, _ q: [UInt8]) -> (UInt8, UInt8) {
         if j < 4 { return (q[j] & 63, q[j + 4] & 63) }
         return ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
     }

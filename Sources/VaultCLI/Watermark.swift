@@ -11,7 +11,8 @@ struct WatermarkCommand: ParsableCommand {
         abstract: "Mark model files and test suspect files for a mark, outside any vault.",
         discussion: """
             Works on safetensors and GGUF files. The mark goes into every weight matrix stored as F32, F16 \
-            or BF16; other tensors, the header and the metadata are copied byte for byte. Detection needs \
+            or BF16, or quantized as Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K or Q6_K (a few codes move by one \
+            step; nothing is re-quantized); other tensors, the header and the metadata are copied byte for byte. Detection needs \
             only the key, not the original. The algorithm is specified in docs/watermark.md.
             """,
         subcommands: [Keygen.self, Embed.self, Detect.self])
@@ -56,7 +57,8 @@ struct WatermarkCommand: ParsableCommand {
             let marked = tensors.filter(Watermarking.isMarkable)
             guard !marked.isEmpty else {
                 throw VaultError.invalidArgument(
-                    "\(input) has no weight matrix to mark (2-D, rows of 16 or more, F32/F16/BF16)")
+                    "\(input) has no weight matrix to mark (2-D, rows of 16 or more, F32/F16/BF16 or a supported quantization)"
+                )
             }
             // Written beside the target and renamed into place: no half-written copy is left.
             let temporary = output + ".partial-\(getpid())"
@@ -97,16 +99,21 @@ struct WatermarkCommand: ParsableCommand {
             let watermarkKey = try readKey(key)
             let source = try FileSource(path: suspect)
             let (format, tensors) = try ModelFile.tensors(of: source)
-            let result = try Watermarking.detect(source, tensors: tensors, key: watermarkKey)
-            guard result.rows > 0 else {
+            let report = try Watermarking.detect(source, tensors: tensors, key: watermarkKey)
+            // Several tests (dense, and sparse per step size); the bound counts them all.
+            let result = report.best
+            guard report.dense.rows > 0 else {
                 throw VaultError.invalidArgument("\(suspect) has no weight matrix that could carry a mark")
             }
             let found = result.z >= threshold
             print("file:       \(suspect) (\(format.rawValue))")
-            print("tested:     \(result.rows) rows, \(result.weights) weights")
+            print("tested:     \(report.dense.rows) rows, \(report.dense.weights) weights")
+            print("z dense:    \(String(format: "%.2f", report.dense.z)) (as float files are marked)")
+            let sparse = report.sparse.map { String(format: "%.2f", $0.detection.z) }.joined(separator: ", ")
+            print("z sparse:   \(sparse) (as quantized files are marked, by step size)")
             print("z:          \(String(format: "%.2f", result.z)) (threshold \(threshold))")
             print(
-                "p ≤         \(String(format: "%.3g", result.falsePositiveBound)) (chance of a z this high without the mark)"
+                "p ≤         \(String(format: "%.3g", min(1, Double(report.testCount) * result.falsePositiveBound))) (chance of a z this high without the mark, any test)"
             )
             print("verdict:    \(found ? "MARKED with this key" : "no mark of this key found")")
             if !found { throw ExitCode(3) }

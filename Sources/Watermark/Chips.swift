@@ -30,7 +30,8 @@ public struct WatermarkKey: Hashable, Sendable {
 /// The ±1 chips of one key over one tensor role: for row `r`, the ChaCha20 (IETF) keystream
 /// under K_role = HMAC-SHA256(key, "mvault watermark v1 role\0" ‖ role) with the 96-bit nonce
 /// r (little-endian); chip j is +1 when bit j of that stream is set (bit j % 8 of byte j / 8).
-/// A second stream, under the nonce with its top byte 0x01, drives the rounding decisions.
+/// Streams under the nonce with its last byte 0x01 and 0x02 drive the rounding decisions and
+/// the choice of the quant codes a sparse mark moves.
 public struct ChipSource: Sendable {
     let roleKey: [UInt8]
 
@@ -58,8 +59,16 @@ public struct ChipSource: Sendable {
     }
 
     /// Uniform numbers in [0, 1) for the rounding decisions of `row`, one per column.
-    public func uniforms(row: Int, columns: Int) -> [Float] {
-        let bytes = stream(row: row, purpose: 1, count: columns * 4)
+    public func uniforms(row: Int, columns: Int) -> [Float] { uniforms(row: row, columns: columns, purpose: 1) }
+
+    /// The columns of `row` that carry a sparse mark: each with probability `fraction`.
+    public func selected(row: Int, columns: Int, fraction: Float) -> [Int] {
+        let u = uniforms(row: row, columns: columns, purpose: 2)
+        return u.indices.filter { u[$0] < fraction }
+    }
+
+    public func uniforms(row: Int, columns: Int, purpose: UInt8) -> [Float] {
+        let bytes = stream(row: row, purpose: purpose, count: columns * 4)
         return bytes.withUnsafeBytes { raw in
             (0..<columns).map { j in Float(raw.loadUnaligned(fromByteOffset: j * 4, as: UInt32.self) >> 8) / 16_777_216
             }

@@ -7,10 +7,36 @@ import ModelFormats
 public enum Watermarking {
     /// Default α, relative to each row's standard deviation.
     public static let defaultStrength: Float = 0.004
+    /// The typical size of one code step of a ggml type, in units of the weights' standard
+    /// deviation, for Gaussian weights: the block's absolute maximum (≈ 2.1 σ for 32 weights)
+    /// over the type's levels.
+    static func typicalStep(_ type: GGMLType) -> Float {
+        switch type {
+        case .q8_0: 0.018
+        case .q6_K: 0.07
+        case .q5_0, .q5_1: 0.14
+        default: 0.28  // Q4_0, Q4_1, Q4_K
+        }
+    }
 
-    /// Whether `tensor` carries marks: a matrix (not a norm or bias) stored as F32, F16 or BF16.
+    /// The share of a quantized matrix's codes a sparse mark of strength α moves by one step:
+    /// (α / step)², which gives the same z and the same added mean-square error as a dense mark
+    /// of strength α in a float matrix (z ≈ α·√N). Q4_1 at the default α: 0.02 % of codes.
+    public static func sparseFraction(_ type: GGMLType, strength: Float) -> Float {
+        min(1, (strength / typicalStep(type)) * (strength / typicalStep(type)))
+    }
+
+    /// The fractions detection tries (one per step size class), since a suspect copy may have
+    /// been converted from a quantized original of any type.
+    static func sparseFractions(strength: Float) -> [Float] {
+        [GGMLType.q8_0, .q6_K, .q5_0, .q4_0].map { sparseFraction($0, strength: strength) }
+    }
+
+    /// Whether `tensor` carries marks: a matrix (not a norm or bias) stored as F32, F16 or BF16,
+    /// or quantized as Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K or Q6_K.
     public static func isMarkable(_ tensor: TensorLayout) -> Bool {
-        tensor.shape.count == 2 && tensor.rowLength >= 16 && tensor.rowCount >= 1 && FloatCodec(tensor.encoding) != nil
+        tensor.shape.count == 2 && tensor.rowLength >= 16 && tensor.rowCount >= 1
+            && (FloatCodec(tensor.encoding) != nil || QuantCodes(tensor.encoding) != nil)
     }
 
     /// Copies a model file from `source` to `sink`, marking every markable tensor with each of
@@ -23,16 +49,31 @@ public enum Watermarking {
         try ModelRewriter.rewrite(
             source, tensors: tensors, select: isMarkable,
             transform: { tensor, firstRow, rows in
-                let codec = FloatCodec(tensor.encoding)!
                 let role = TensorRole.of(tensor.name)
                 let sources = chipSources[role] ?? keys.map { ChipSource(key: $0, role: role) }
                 chipSources[role] = sources
                 let n = tensor.rowLength
+                if let codes = QuantCodes(tensor.encoding) {
+                    // Quantized: move a keyed sparse selection of codes one step along the chips.
+                    let rowBytes = tensor.rowBytes!
+                    let fraction = sparseFraction(codes.type, strength: strength)
+                    for r in 0..<(rows.count / rowBytes) {
+                        let row = UnsafeMutableRawBufferPointer(rebasing: rows[(r * rowBytes)..<((r + 1) * rowBytes)])
+                        for chips in sources {
+                            let c = chips.chips(row: firstRow + r, columns: n)
+                            for j in chips.selected(row: firstRow + r, columns: n, fraction: fraction) {
+                                codes.nudge(row, j, toward: c[j])
+                            }
+                        }
+                    }
+                    return
+                }
+                let codec = FloatCodec(tensor.encoding)!
                 for r in 0..<(rows.count / (n * codec.width)) {
                     let row = UnsafeMutableRawBufferPointer(
                         rebasing: rows[(r * n * codec.width)..<((r + 1) * n * codec.width)])
                     var w = (0..<n).map { codec.load(row, $0) }
-                    let sigma = RowStatistics(w).deviation
+                    let sigma = Float(Detection.moments(w).deviation)
                     guard sigma > 0, sigma.isFinite else { continue }
                     for chips in sources {
                         let c = chips.chips(row: firstRow + r, columns: n)
@@ -44,16 +85,18 @@ public enum Watermarking {
             }, sink: sink)
     }
 
-    /// Blind detection of `key` in a model file: the per-row normalised correlations of every
-    /// markable tensor, summed into one z-score.
-    public static func detect(_ source: some ByteSource, tensors: [TensorLayout], key: WatermarkKey) throws -> Detection
-    {
-        var detection = Detection()
+    /// Blind detection of `key` in a model file. Every markable matrix, whatever its type, is
+    /// read back to floats and tested both ways a mark can be there: dense (every weight, as
+    /// float files are marked) and sparse (the keyed selection quantized files are marked in).
+    public static func detect(
+        _ source: some ByteSource, tensors: [TensorLayout], key: WatermarkKey, strength: Float = defaultStrength
+    ) throws -> DetectionReport {
+        let fractions = sparseFractions(strength: strength)
+        var report = DetectionReport(sparse: fractions.map { SparseDetection(fraction: $0) })
         for tensor in tensors where isMarkable(tensor) {
-            let codec = FloatCodec(tensor.encoding)!
+            guard let rowBytes = tensor.rowBytes else { continue }
             let chips = ChipSource(key: key, role: TensorRole.of(tensor.name))
             let n = tensor.rowLength
-            let rowBytes = n * codec.width
             let rowsPerRead = max(1, (4 << 20) / rowBytes)
             var buffer = [UInt8](repeating: 0, count: rowsPerRead * rowBytes)
             var row = 0
@@ -63,61 +106,82 @@ public enum Watermarking {
                     let piece = UnsafeMutableRawBufferPointer(rebasing: raw[0..<(count * rowBytes)])
                     try source.read(at: tensor.bytes.lowerBound + UInt64(row * rowBytes), into: piece)
                     for r in 0..<count {
-                        let slice = UnsafeMutableRawBufferPointer(
-                            rebasing: piece[(r * rowBytes)..<((r + 1) * rowBytes)])
-                        let w = (0..<n).map { codec.load(slice, $0) }
-                        detection.add(row: w, chips: chips.chips(row: row + r, columns: n))
+                        var w: [Float] = []
+                        try Dequantize.append(
+                            UnsafeRawBufferPointer(rebasing: piece[(r * rowBytes)..<((r + 1) * rowBytes)]),
+                            as: tensor.encoding, to: &w)
+                        let c = chips.chips(row: row + r, columns: n)
+                        report.dense.add(row: w, chips: c)
+                        // One pass over the uniforms serves every fraction (the selections nest).
+                        let u = chips.uniforms(row: row + r, columns: n, purpose: 2)
+                        for i in report.sparse.indices {
+                            let f = report.sparse[i].fraction
+                            report.sparse[i].detection.add(row: w, chips: c, only: u.indices.filter { u[$0] < f })
+                        }
                     }
                 }
                 row += count
             }
         }
-        return detection
+        return report
     }
+}
+
+/// Every test of one key: dense, and sparse at each selection fraction.
+public struct DetectionReport: Sendable, Equatable {
+    /// Over every weight: how float files are marked.
+    public var dense = Detection()
+    /// Over the key's sparse selections: how quantized files are marked.
+    public var sparse: [SparseDetection] = []
+
+    /// The strongest test.
+    public var best: Detection { ([dense] + sparse.map(\.detection)).max { $0.z < $1.z }! }
+    /// How many tests `best` was chosen from (multiply its bound by this).
+    public var testCount: Int { 1 + sparse.count }
+}
+
+public struct SparseDetection: Sendable, Equatable {
+    public var fraction: Float
+    public var detection = Detection()
 }
 
 /// The outcome of testing one key.
 public struct Detection: Sendable, Equatable {
-    /// Σ of per-row normalised correlations.
+    /// Σ over tested weights of c_j (w_j − mean_row) / σ_row.
     public var correlationSum: Double = 0
     public var rows = 0
     public var weights = 0
 
     /// ≈ N(0, 1) when the key's mark is absent; ≈ α·√(marked weights) when present.
-    public var z: Double { rows == 0 ? 0 : correlationSum / Double(rows).squareRoot() }
+    public var z: Double { weights == 0 ? 0 : correlationSum / Double(weights).squareRoot() }
     /// A distribution-free bound on the probability of a z this high without the mark.
     public var falsePositiveBound: Double { z <= 0 ? 1 : exp(-z * z / 2) }
 
-    /// Adds one row: ρ = Σ c_j (w_j − mean) / (σ √n).
-    mutating func add(row w: [Float], chips c: [Float]) {
-        let n = Double(w.count)
+    /// Adds one row: Σ_{j∈S} c_j (w_j − mean) / σ over the columns S in `only` (every column
+    /// when nil), mean and σ being the whole row's. Each term has variance ≈ 1 without the mark.
+    mutating func add(row w: [Float], chips c: [Float], only: [Int]? = nil) {
+        let (mean, sigma) = Self.moments(w)
+        guard sigma > 0, sigma.isFinite, only?.isEmpty != true else { return }
+        var correlated = 0.0
+        if let only {
+            for j in only { correlated += Double(c[j]) * (Double(w[j]) - mean) }
+        } else {
+            for j in w.indices { correlated += Double(c[j]) * (Double(w[j]) - mean) }
+        }
+        correlationSum += correlated / sigma
+        rows += 1
+        weights += only?.count ?? w.count
+    }
+
+    static func moments(_ w: [Float]) -> (mean: Double, deviation: Double) {
         var sum = 0.0
         var squares = 0.0
-        var correlated = 0.0
-        var chipSum = 0.0
-        for j in 0..<w.count {
-            let x = Double(w[j])
-            sum += x
-            squares += x * x
-            correlated += Double(c[j]) * x
-            chipSum += Double(c[j])
+        for x in w {
+            sum += Double(x)
+            squares += Double(x) * Double(x)
         }
-        let mean = sum / n
-        let variance = squares / n - mean * mean
-        guard variance > 0, variance.isFinite else { return }
-        correlationSum += (correlated - mean * chipSum) / (variance.squareRoot() * n.squareRoot())
-        rows += 1
-        weights += w.count
-    }
-}
-
-struct RowStatistics {
-    var deviation: Float
-    init(_ w: [Float]) {
-        let n = Double(w.count)
-        let mean = w.reduce(0.0) { $0 + Double($1) } / n
-        let variance = w.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / n
-        deviation = Float(variance.squareRoot())
+        let mean = sum / Double(w.count)
+        return (mean, max(0, squares / Double(w.count) - mean * mean).squareRoot())
     }
 }
 

@@ -56,7 +56,8 @@ func embed(_ bytes: [UInt8], keys: [WatermarkKey], strength: Float) throws -> [U
 
 func detect(_ bytes: [UInt8], _ key: WatermarkKey) throws -> Detection {
     try Watermarking.detect(
-        BufferSource(bytes), tensors: try SafetensorsFile(source: BufferSource(bytes)).tensors, key: key)
+        BufferSource(bytes), tensors: try SafetensorsFile(source: BufferSource(bytes)).tensors, key: key
+    ).dense
 }
 
 @Suite("Watermark: embed and blind detection")
@@ -94,8 +95,8 @@ struct WatermarkTests {
         let file = try SafetensorsFile(source: BufferSource(marked))
         for t in file.tensors where t.shape.count == 2 {
             // Against the same tensor unmarked, the mark adds α·√32768 ≈ 9 to z in every type.
-            let z = try Watermarking.detect(BufferSource(marked), tensors: [t], key: key(7)).z
-            let before = try Watermarking.detect(BufferSource(original), tensors: [t], key: key(7)).z
+            let z = try Watermarking.detect(BufferSource(marked), tensors: [t], key: key(7)).dense.z
+            let before = try Watermarking.detect(BufferSource(original), tensors: [t], key: key(7)).dense.z
             #expect(abs(z - before - 9.05) < 1.5, "\(t.name) (\(t.encoding)): z = \(z), unmarked \(before)")
         }
     }
