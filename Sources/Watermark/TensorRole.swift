@@ -8,7 +8,7 @@ public enum TensorRole {
         if parts.last == "weight" { parts.removeLast() }
         // Wrappers some exporters put in front (sentence-transformers, PEFT, plain BERT).
         while let first = parts.first,
-            ["model", "bert", "transformer", "0", "auto_model", "base_model"].contains(first),
+            ["model", "bert", "transformer", "encoder", "0", "auto_model", "base_model"].contains(first),
             parts.count > 1
         {
             parts.removeFirst()

@@ -33,11 +33,16 @@ public enum Watermarking {
     }
 
     /// Whether `tensor` carries marks: a matrix (not a norm or bias) stored as F32, F16 or BF16,
-    /// or quantized as Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K or Q6_K.
+    /// or quantized as Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K or Q6_K, that multiplies activations —
+    /// not an embedding table, whose rows are looked up (most rarely), and which llama.cpp keeps
+    /// in Q8_0 or F16 where a sparse mark would move many more codes than in the layers.
     public static func isMarkable(_ tensor: TensorLayout) -> Bool {
         tensor.shape.count == 2 && tensor.rowLength >= 16 && tensor.rowCount >= 1
             && (FloatCodec(tensor.encoding) != nil || QuantCodes(tensor.encoding) != nil)
+            && !embeddingRoles.contains(TensorRole.of(tensor.name))
     }
+
+    static let embeddingRoles: Set = ["token_embd", "position_embd", "token_types"]
 
     /// Copies a model file from `source` to `sink`, marking every markable tensor with each of
     /// `keys` in turn; everything else comes out byte for byte.
@@ -124,6 +129,40 @@ public enum Watermarking {
             }
         }
         return report
+    }
+}
+
+extension Watermarking {
+    /// Informed detection, for the owner who has the original: the same correlation over the
+    /// difference suspect − original of each marked matrix (matched by role and shape), so the
+    /// weights themselves no longer count as noise and z grows to about the mark's share of the
+    /// difference × √N. Matrices without a counterpart in the original are skipped.
+    public static func detectInformed(
+        _ suspect: some ByteSource, tensors: [TensorLayout], original: some ByteSource,
+        originalTensors: [TensorLayout], key: WatermarkKey
+    ) throws -> Detection {
+        var byRole: [String: TensorLayout] = [:]
+        for t in originalTensors where isMarkable(t) { byRole[TensorRole.of(t.name)] = t }
+        var detection = Detection()
+        for tensor in tensors where isMarkable(tensor) {
+            let role = TensorRole.of(tensor.name)
+            guard let base = byRole[role], base.shape == tensor.shape else { continue }
+            let chips = ChipSource(key: key, role: role)
+            for row in 0..<tensor.rowCount {
+                let w = try readRow(suspect, tensor, row)
+                let o = try readRow(original, base, row)
+                detection.add(row: zip(w, o).map { $0 - $1 }, chips: chips.chips(row: row, columns: tensor.rowLength))
+            }
+        }
+        return detection
+    }
+
+    static func readRow(_ source: some ByteSource, _ tensor: TensorLayout, _ row: Int) throws -> [Float] {
+        let rowBytes = tensor.rowBytes!
+        let raw = try source.bytes(at: tensor.bytes.lowerBound + UInt64(row * rowBytes), count: rowBytes)
+        var out: [Float] = []
+        try raw.withUnsafeBytes { try Dequantize.append($0, as: tensor.encoding, to: &out) }
+        return out
     }
 }
 

@@ -109,6 +109,32 @@ struct WatermarkTests {
         #expect(abs(try detect(marked, key(3)).z) < 4.5)
     }
 
+    @Test("informed detection names both colluders of an averaged copy; a wrong key stays low")
+    func informedCollusion() throws {
+        let original = try model()
+        let a = try embed(original, keys: [key(1)], strength: 0.004)
+        let b = try embed(original, keys: [key(2)], strength: 0.004)
+        let file = try SafetensorsFile(source: BufferSource(original))
+        // The F32 matrix of both copies averaged, the rest taken from the first.
+        var averaged = a
+        let t = try #require(file.tensors.first { $0.encoding == .safetensors(.f32) && $0.shape.count == 2 })
+        for i in stride(from: Int(t.bytes.lowerBound), to: Int(t.bytes.upperBound), by: 4) {
+            let x = Float(bitPattern: a[i..<(i + 4)].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
+            let y = Float(bitPattern: b[i..<(i + 4)].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
+            withUnsafeBytes(of: ((x + y) / 2).bitPattern) { averaged.replaceSubrange(i..<(i + 4), with: $0) }
+        }
+        func informed(_ suspect: [UInt8], _ k: WatermarkKey, only: TensorLayout) throws -> Double {
+            try Watermarking.detectInformed(
+                BufferSource(suspect), tensors: [only], original: BufferSource(original), originalTensors: file.tensors,
+                key: k
+            ).z
+        }
+        // Blind, α = 0.004 over 32,768 weights is z ≈ 0.7: invisible. Informed, the host is gone.
+        #expect(try informed(averaged, key(1), only: t) > 30)
+        #expect(try informed(averaged, key(2), only: t) > 30)
+        #expect(abs(try informed(averaged, key(3), only: t)) < 4.5)
+    }
+
     @Test("marking is deterministic per key: the same input and key give the same bytes")
     func deterministic() throws {
         let original = try model()
@@ -116,13 +142,29 @@ struct WatermarkTests {
         #expect(try embed(original, keys: [key(1)], strength: 0.02) != embed(original, keys: [key(2)], strength: 0.02))
     }
 
+    @Test("weight matrices are marked; norms, vectors and embedding tables are not")
+    func markable() {
+        func t(_ name: String, _ shape: [Int], _ encoding: TensorEncoding = .safetensors(.f32)) -> TensorLayout {
+            TensorLayout(name: name, shape: shape, encoding: encoding, bytes: 0..<0)
+        }
+        #expect(Watermarking.isMarkable(t("model.layers.0.mlp.up_proj.weight", [1536, 384])))
+        #expect(Watermarking.isMarkable(t("blk.0.ffn_up.weight", [1536, 576], .ggml(.q4_1))))
+        #expect(!Watermarking.isMarkable(t("model.norm.weight", [384])))
+        #expect(!Watermarking.isMarkable(t("embeddings.word_embeddings.weight", [30522, 384])))
+        #expect(!Watermarking.isMarkable(t("token_embd.weight", [49152, 576], .ggml(.q8_0))))
+        #expect(!Watermarking.isMarkable(t("model.layers.0.mlp.up_proj.weight", [1536, 384], .safetensors(.i8))))
+        #expect(!Watermarking.isMarkable(t("narrow.weight", [1536, 8])))
+    }
+
     @Test("roles are the same under Hugging Face, BERT and llama.cpp names")
     func roles() {
         #expect(TensorRole.of("model.layers.3.self_attn.q_proj.weight") == "blk.3.attn_q")
         #expect(TensorRole.of("blk.3.attn_q.weight") == "blk.3.attn_q")
         #expect(TensorRole.of("model.layers.0.mlp.down_proj.weight") == TensorRole.of("blk.0.ffn_down.weight"))
-        #expect(TensorRole.of("encoder.layer.2.attention.self.query.weight") == "encoder.layer.2.attention.self.query")
-        #expect(TensorRole.of("bert.encoder.layer.2.intermediate.dense.weight") != "")
+        #expect(TensorRole.of("encoder.layer.2.attention.self.query.weight") == "blk.2.attn_q")
+        #expect(TensorRole.of("bert.encoder.layer.2.intermediate.dense.weight") == "blk.2.ffn_up")
+        #expect(TensorRole.of("encoder.layer.2.output.dense.weight") == "blk.2.ffn_down")
+        #expect(TensorRole.of("0.auto_model.encoder.layer.2.attention.output.dense.weight") == "blk.2.attn_output")
         #expect(TensorRole.of("model.embed_tokens.weight") == "token_embd")
         #expect(TensorRole.of("token_embd.weight") == "token_embd")
         #expect(TensorRole.of("lm_head.weight") == "output")
