@@ -94,26 +94,52 @@ struct WatermarkCommand: ParsableCommand {
         @Argument(help: "The suspect model file (safetensors or GGUF).") var suspect: String
         @Option(name: .long, help: "The key file.") var key: String
         @Option(help: "z needed to report the mark; 5.3 bounds a false match by 10⁻⁶.") var threshold: Double = 5.3
+        @Option(
+            help: "The unmarked original, if you have it: informed detection, far stronger against averaging and noise."
+        )
+        var original: String?
 
         func run() throws {
             let watermarkKey = try readKey(key)
             let source = try FileSource(path: suspect)
             let (format, tensors) = try ModelFile.tensors(of: source)
+            if let original {
+                let base = try FileSource(path: original)
+                let result = try Watermarking.detectInformed(
+                    source, tensors: tensors, original: base, originalTensors: try ModelFile.tensors(of: base).tensors,
+                    key: watermarkKey)
+                guard result.rows > 0 else {
+                    throw VaultError.invalidArgument(
+                        "\(suspect) and \(original) have no weight matrix in common (same role and shape)")
+                }
+                try report(format, rows: result.rows, weights: result.weights, lines: [], best: result, tests: 1)
+                return
+            }
             let report = try Watermarking.detect(source, tensors: tensors, key: watermarkKey)
             // Several tests (dense, and sparse per step size); the bound counts them all.
             let result = report.best
             guard report.dense.rows > 0 else {
                 throw VaultError.invalidArgument("\(suspect) has no weight matrix that could carry a mark")
             }
-            let found = result.z >= threshold
-            print("file:       \(suspect) (\(format.rawValue))")
-            print("tested:     \(report.dense.rows) rows, \(report.dense.weights) weights")
-            print("z dense:    \(String(format: "%.2f", report.dense.z)) (as float files are marked)")
             let sparse = report.sparse.map { String(format: "%.2f", $0.detection.z) }.joined(separator: ", ")
-            print("z sparse:   \(sparse) (as quantized files are marked, by step size)")
-            print("z:          \(String(format: "%.2f", result.z)) (threshold \(threshold))")
+            try self.report(
+                format, rows: report.dense.rows, weights: report.dense.weights,
+                lines: [
+                    "z dense:    \(String(format: "%.2f", report.dense.z)) (as float files are marked)",
+                    "z sparse:   \(sparse) (as quantized files are marked, by step size)",
+                ], best: result, tests: report.testCount)
+        }
+
+        func report(
+            _ format: ModelFile.Format, rows: Int, weights: Int, lines: [String], best: Detection, tests: Int
+        ) throws {
+            let found = best.z >= threshold
+            print("file:       \(suspect) (\(format.rawValue))\(original.map { ", against the original \($0)" } ?? "")")
+            print("tested:     \(rows) rows, \(weights) weights")
+            for line in lines { print(line) }
+            print("z:          \(String(format: "%.2f", best.z)) (threshold \(threshold))")
             print(
-                "p ≤         \(String(format: "%.3g", min(1, Double(report.testCount) * result.falsePositiveBound))) (chance of a z this high without the mark, any test)"
+                "p ≤         \(String(format: "%.3g", min(1, Double(tests) * best.falsePositiveBound))) (chance of a z this high without the mark)"
             )
             print("verdict:    \(found ? "MARKED with this key" : "no mark of this key found")")
             if !found { throw ExitCode(3) }

@@ -71,6 +71,16 @@ struct WatermarkCLITests {
         #expect(other.stdout.contains("no mark of this key found"))
         let clean = try await cli.run(["watermark", "detect", "model.safetensors", "--key", "k1"], vaultFlag: false)
         #expect(clean.status == 3)
+        // With the original at hand, the difference carries the mark alone.
+        let informed = try await cli.run(
+            ["watermark", "detect", "marked.safetensors", "--key", "k1", "--original", "model.safetensors"],
+            vaultFlag: false)
+        #expect(informed.status == 0, "\(informed.stdout)\(informed.stderr)")
+        #expect(informed.stdout.contains("against the original model.safetensors"))
+        let informedOther = try await cli.run(
+            ["watermark", "detect", "marked.safetensors", "--key", "k2", "--original", "model.safetensors"],
+            vaultFlag: false)
+        #expect(informedOther.status == 3)
     }
 
     @Test("bad input: clear errors, and no output file left behind")
