@@ -216,6 +216,22 @@ for name, fn in attacks():
     zr = z(p, "r1")
     print(f"| {name} | {zr:.1f} | {zr / clean:.2f} | {z(p, 'owner'):.1f} | {z(p, 'r1', orig_path):.1f} |")
 
+# FFN neuron permutation: the hidden units of each layer reordered (rows of intermediate.dense and
+# its bias, columns of output.dense) — the model computes exactly the same function.
+permuted = dict(marked)
+for i in range(6):
+    p = f"encoder.layer.{i}."
+    perm = rng.permutation(1536)
+    permuted[p + "intermediate.dense.weight"] = marked[p + "intermediate.dense.weight"][perm]
+    permuted[p + "intermediate.dense.bias"] = marked[p + "intermediate.dense.bias"][perm]
+    permuted[p + "output.dense.weight"] = np.ascontiguousarray(marked[p + "output.dense.weight"][:, perm])
+pp = save(permuted, "minilm-permuted.safetensors")
+out = subprocess.run(
+    [MV, "watermark", "detect", pp, "--key", key("r1"), "--original", orig_path, "--realign"], capture_output=True, text=True
+)
+zr = float(re.search(r"^z:\s+(-?[\d.]+)", out.stdout, re.M).group(1))
+print(f"| FFN neuron permutation (cosine {cosine(reference, permuted)}) | {z(pp, 'r1'):.1f} | | {z(pp, 'owner'):.1f} | {zr:.1f} (re-aligned) |")
+
 # Collusion: average the copies of n recipients (each with the owner mark).
 for n in (2, 4, 8):
     copies = []
@@ -232,7 +248,7 @@ for n in (2, 4, 8):
         f"| {z(p, 'owner'):.1f} | min {min(zi):.1f}, max {max(zi):.1f} |"
     )
 
-zs = []
+zs = [0.0]
 for i in range(WRONG):
     path = os.path.join(W, "wrong.key")
     with open(path, "w") as f:

@@ -98,8 +98,16 @@ struct WatermarkCommand: ParsableCommand {
             help: "The unmarked original, if you have it: informed detection, far stronger against averaging and noise."
         )
         var original: String?
+        @Flag(
+            help:
+                "With --original: first match the suspect's rows and columns to the original's (undoes permuted neurons; slow on large models)."
+        )
+        var realign = false
 
         func run() throws {
+            guard !realign || original != nil else {
+                throw VaultError.invalidArgument("--realign needs --original: rows are matched to the original's")
+            }
             let watermarkKey = try readKey(key)
             let source = try FileSource(path: suspect)
             let (format, tensors) = try ModelFile.tensors(of: source)
@@ -107,7 +115,7 @@ struct WatermarkCommand: ParsableCommand {
                 let base = try FileSource(path: original)
                 let result = try Watermarking.detectInformed(
                     source, tensors: tensors, original: base, originalTensors: try ModelFile.tensors(of: base).tensors,
-                    key: watermarkKey)
+                    key: watermarkKey, realign: realign)
                 guard result.rows > 0 else {
                     throw VaultError.invalidArgument(
                         "\(suspect) and \(original) have no weight matrix in common (same role and shape)")

@@ -137,9 +137,14 @@ extension Watermarking {
     /// difference suspect − original of each marked matrix (matched by role and shape), so the
     /// weights themselves no longer count as noise and z grows to about the mark's share of the
     /// difference × √N. Matrices without a counterpart in the original are skipped.
+    ///
+    /// With `realign`, each matrix's rows and then its columns are first matched to the
+    /// original's (each suspect row to the original row it correlates with best), which undoes a
+    /// permutation of neurons — the FFN's hidden units reorder the rows of its up/gate matrices
+    /// and the columns of its down matrix without changing what the model computes.
     public static func detectInformed(
         _ suspect: some ByteSource, tensors: [TensorLayout], original: some ByteSource,
-        originalTensors: [TensorLayout], key: WatermarkKey
+        originalTensors: [TensorLayout], key: WatermarkKey, realign: Bool = false
     ) throws -> Detection {
         var byRole: [String: TensorLayout] = [:]
         for t in originalTensors where isMarkable(t) { byRole[TensorRole.of(t.name)] = t }
@@ -148,10 +153,33 @@ extension Watermarking {
             let role = TensorRole.of(tensor.name)
             guard let base = byRole[role], base.shape == tensor.shape else { continue }
             let chips = ChipSource(key: key, role: role)
-            for row in 0..<tensor.rowCount {
-                let w = try readRow(suspect, tensor, row)
-                let o = try readRow(original, base, row)
-                detection.add(row: zip(w, o).map { $0 - $1 }, chips: chips.chips(row: row, columns: tensor.rowLength))
+            let (rows, columns) = (tensor.rowCount, tensor.rowLength)
+            guard realign else {
+                for row in 0..<rows {
+                    let w = try readRow(suspect, tensor, row)
+                    let o = try readRow(original, base, row)
+                    detection.add(row: zip(w, o).map { $0 - $1 }, chips: chips.chips(row: row, columns: columns))
+                }
+                continue
+            }
+            // A neuron permutation reorders the rows of one matrix or the columns of the next,
+            // never both: match rows and columns separately and keep the better match.
+            let w = try (0..<rows).flatMap { try readRow(suspect, tensor, $0) }
+            let o = try (0..<rows).flatMap { try readRow(original, base, $0) }
+            let byRows = Alignment.match(w, o, count: rows, length: columns, stride: (columns, 1))
+            let byColumns = Alignment.match(w, o, count: columns, length: rows, stride: (1, columns))
+            let rowsMoved = byRows.score / Float(rows) >= byColumns.score / Float(columns)
+            for r in 0..<rows {
+                let source = rowsMoved ? byRows.map[r] : r
+                let c = chips.chips(row: source, columns: columns)
+                var difference = [Float](repeating: 0, count: columns)
+                var chip = [Float](repeating: 0, count: columns)
+                for j in 0..<columns {
+                    let k = rowsMoved ? j : byColumns.map[j]
+                    difference[j] = w[r * columns + j] - o[source * columns + k]
+                    chip[j] = c[k]
+                }
+                detection.add(row: difference, chips: chip)
             }
         }
         return detection
@@ -163,6 +191,52 @@ extension Watermarking {
         var out: [Float] = []
         try raw.withUnsafeBytes { try Dequantize.append($0, as: tensor.encoding, to: &out) }
         return out
+    }
+}
+
+/// Matches the vectors of one matrix to another's.
+enum Alignment {
+    /// For each of `count` vectors of `a` (element i of vector v at v·stride.0 + i·stride.1), the
+    /// index of the vector of `b` it correlates with best (greedy; ties and repeats allowed), and
+    /// the sum of those best correlations.
+    static func match(_ a: [Float], _ b: [Float], count: Int, length: Int, stride: (Int, Int)) -> (
+        map: [Int], score: Float
+    ) {
+        func normalised(_ m: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: count * length)
+            for v in 0..<count {
+                var mean: Float = 0
+                for i in 0..<length { mean += m[v * stride.0 + i * stride.1] }
+                mean /= Float(length)
+                var norm: Float = 0
+                for i in 0..<length {
+                    let x = m[v * stride.0 + i * stride.1] - mean
+                    out[v * length + i] = x
+                    norm += x * x
+                }
+                let scale = norm > 0 ? 1 / norm.squareRoot() : 0
+                for i in 0..<length { out[v * length + i] *= scale }
+            }
+            return out
+        }
+        let (x, y) = (normalised(a), normalised(b))
+        var total: Float = 0
+        let map = x.withUnsafeBufferPointer { x in
+            y.withUnsafeBufferPointer { y in
+                (0..<count).map { v in
+                    var best = v
+                    var bestScore = -Float.infinity
+                    for u in 0..<count {
+                        var dot: Float = 0
+                        for i in 0..<length { dot += x[v * length + i] * y[u * length + i] }
+                        if dot > bestScore { (best, bestScore) = (u, dot) }
+                    }
+                    total += bestScore
+                    return best
+                }
+            }
+        }
+        return (map, total)
     }
 }
 

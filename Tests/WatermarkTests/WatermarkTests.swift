@@ -135,6 +135,36 @@ struct WatermarkTests {
         #expect(abs(try informed(averaged, key(3), only: t)) < 4.5)
     }
 
+    @Test(
+        "informed detection with re-alignment finds the mark after rows or columns are permuted",
+        arguments: [true, false])
+    func permutedNeurons(rowsPermuted: Bool) throws {
+        let original = try model()
+        let marked = try embed(original, keys: [key(1)], strength: 0.004)
+        let file = try SafetensorsFile(source: BufferSource(original))
+        let t = try #require(file.tensors.first { $0.encoding == .safetensors(.f32) && $0.shape.count == 2 })
+        let (rows, columns) = (t.rowCount, t.rowLength)
+        // Reverse the rows, or rotate the columns, of the marked F32 matrix.
+        var permuted = marked
+        let base = Int(t.bytes.lowerBound)
+        for r in 0..<rows {
+            for j in 0..<columns {
+                let from = base + (rowsPermuted ? (rows - 1 - r) * columns + j : r * columns + (j + 7) % columns) * 4
+                let to = base + (r * columns + j) * 4
+                permuted.replaceSubrange(to..<(to + 4), with: marked[from..<(from + 4)])
+            }
+        }
+        func informed(_ k: WatermarkKey, realign: Bool) throws -> Double {
+            try Watermarking.detectInformed(
+                BufferSource(permuted), tensors: [t], original: BufferSource(original), originalTensors: file.tensors,
+                key: k, realign: realign
+            ).z
+        }
+        #expect(abs(try informed(key(1), realign: false)) < 4.5)
+        #expect(try informed(key(1), realign: true) > 30)
+        #expect(abs(try informed(key(2), realign: true)) < 4.5)
+    }
+
     @Test("marking is deterministic per key: the same input and key give the same bytes")
     func deterministic() throws {
         let original = try model()
