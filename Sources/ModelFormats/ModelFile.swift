@@ -4,6 +4,12 @@ public enum ModelFile {
         case safetensors, gguf
     }
 
+    /// The parsed GGUF file, when `source` is one (its metadata says how rows were reordered).
+    public static func gguf(_ source: some ByteSource) throws -> GGUFFile? {
+        guard source.size >= 4, try source.bytes(at: 0, count: 4) == Array("GGUF".utf8) else { return nil }
+        return try GGUFFile(source: source)
+    }
+
     /// The format and tensors of `source`.
     /// - Throws: `ModelFormatError` naming what is wrong, or that it is neither format.
     public static func tensors(of source: some ByteSource) throws -> (format: Format, tensors: [TensorLayout]) {

@@ -68,7 +68,10 @@ struct WatermarkCommand: ParsableCommand {
                 let handle = FileHandle(forWritingAtPath: temporary)
             else { throw VaultError.io(path: temporary, detail: "cannot create the output file") }
             do {
-                try Watermarking.embed(source, tensors: tensors, keys: [watermarkKey], strength: strength) {
+                let order = try ModelFile.gguf(source).map(RowOrder.init(gguf:)) ?? .identity
+                try Watermarking.embed(
+                    source, tensors: tensors, keys: [watermarkKey], strength: strength, rowOrder: order
+                ) {
                     try handle.write(contentsOf: Data($0))
                 }
                 try handle.synchronize()
@@ -123,7 +126,8 @@ struct WatermarkCommand: ParsableCommand {
                 try report(format, rows: result.rows, weights: result.weights, lines: [], best: result, tests: 1)
                 return
             }
-            let report = try Watermarking.detect(source, tensors: tensors, key: watermarkKey)
+            let order = try ModelFile.gguf(source).map(RowOrder.init(gguf:)) ?? .identity
+            let report = try Watermarking.detect(source, tensors: tensors, key: watermarkKey, rowOrder: order)
             // Several tests (dense, and sparse per step size); the bound counts them all.
             let result = report.best
             guard report.dense.rows > 0 else {

@@ -48,7 +48,7 @@ public enum Watermarking {
     /// `keys` in turn; everything else comes out byte for byte.
     public static func embed(
         _ source: some ByteSource, tensors: [TensorLayout], keys: [WatermarkKey], strength: Float = defaultStrength,
-        sink: (UnsafeRawBufferPointer) throws -> Void
+        rowOrder: RowOrder = .identity, sink: (UnsafeRawBufferPointer) throws -> Void
     ) throws {
         var chipSources: [String: [ChipSource]] = [:]
         try ModelRewriter.rewrite(
@@ -65,8 +65,9 @@ public enum Watermarking {
                     for r in 0..<(rows.count / rowBytes) {
                         let row = UnsafeMutableRawBufferPointer(rebasing: rows[(r * rowBytes)..<((r + 1) * rowBytes)])
                         for chips in sources {
-                            let c = chips.chips(row: firstRow + r, columns: n)
-                            for j in chips.selected(row: firstRow + r, columns: n, fraction: fraction) {
+                            let canonical = rowOrder.canonical(role: role, row: firstRow + r, rows: tensor.rowCount)
+                            let c = chips.chips(row: canonical, columns: n)
+                            for j in chips.selected(row: canonical, columns: n, fraction: fraction) {
                                 codes.nudge(row, j, toward: c[j])
                             }
                         }
@@ -81,8 +82,9 @@ public enum Watermarking {
                     let sigma = Float(Detection.moments(w).deviation)
                     guard sigma > 0, sigma.isFinite else { continue }
                     for chips in sources {
-                        let c = chips.chips(row: firstRow + r, columns: n)
-                        let u = chips.uniforms(row: firstRow + r, columns: n)
+                        let canonical = rowOrder.canonical(role: role, row: firstRow + r, rows: tensor.rowCount)
+                        let c = chips.chips(row: canonical, columns: n)
+                        let u = chips.uniforms(row: canonical, columns: n)
                         for j in 0..<n { w[j] = codec.nudge(w[j], by: strength * sigma * c[j], uniform: u[j]) }
                     }
                     for j in 0..<n { codec.store(row, j, w[j]) }
@@ -94,13 +96,15 @@ public enum Watermarking {
     /// read back to floats and tested both ways a mark can be there: dense (every weight, as
     /// float files are marked) and sparse (the keyed selection quantized files are marked in).
     public static func detect(
-        _ source: some ByteSource, tensors: [TensorLayout], key: WatermarkKey, strength: Float = defaultStrength
+        _ source: some ByteSource, tensors: [TensorLayout], key: WatermarkKey, strength: Float = defaultStrength,
+        rowOrder: RowOrder = .identity
     ) throws -> DetectionReport {
         let fractions = sparseFractions(strength: strength)
         var report = DetectionReport(sparse: fractions.map { SparseDetection(fraction: $0) })
         for tensor in tensors where isMarkable(tensor) {
             guard let rowBytes = tensor.rowBytes else { continue }
-            let chips = ChipSource(key: key, role: TensorRole.of(tensor.name))
+            let role = TensorRole.of(tensor.name)
+            let chips = ChipSource(key: key, role: role)
             let n = tensor.rowLength
             let rowsPerRead = max(1, (4 << 20) / rowBytes)
             var buffer = [UInt8](repeating: 0, count: rowsPerRead * rowBytes)
@@ -115,10 +119,11 @@ public enum Watermarking {
                         try Dequantize.append(
                             UnsafeRawBufferPointer(rebasing: piece[(r * rowBytes)..<((r + 1) * rowBytes)]),
                             as: tensor.encoding, to: &w)
-                        let c = chips.chips(row: row + r, columns: n)
+                        let canonical = rowOrder.canonical(role: role, row: row + r, rows: tensor.rowCount)
+                        let c = chips.chips(row: canonical, columns: n)
                         report.dense.add(row: w, chips: c)
                         // One pass over the uniforms serves every fraction (the selections nest).
-                        let u = chips.uniforms(row: row + r, columns: n, purpose: 2)
+                        let u = chips.uniforms(row: canonical, columns: n, purpose: 2)
                         for i in report.sparse.indices {
                             let f = report.sparse[i].fraction
                             report.sparse[i].detection.add(row: w, chips: c, only: u.indices.filter { u[$0] < f })

@@ -32,35 +32,42 @@ func dequantized(_ bytes: [UInt8], _ type: GGMLType) throws -> [Float] {
     return out
 }
 
+/// GGUF bytes, field by field.
+struct GGUFBytes {
+    var bytes: [UInt8] = Array("GGUF".utf8)
+    init(tensors: UInt64, metadata: UInt64) {
+        u32(3)
+        u64(tensors)
+        u64(metadata)
+    }
+    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+    mutating func string(_ s: String) {
+        u64(UInt64(s.utf8.count))
+        bytes += Array(s.utf8)
+    }
+    /// A tensor info: `ne` innermost first.
+    mutating func tensor(_ name: String, ne: [Int], type: GGMLType, offset: Int) {
+        string(name)
+        u32(UInt32(ne.count))
+        for d in ne { u64(UInt64(d)) }
+        u32(type.rawValue)
+        u64(UInt64(offset))
+    }
+    mutating func align() { bytes += [UInt8](repeating: 0, count: (32 - bytes.count % 32) % 32) }
+}
+
 /// A GGUF file of one `rows` × `columns` matrix of `type` (random codes) and a norm vector.
 func quantizedModel(_ type: GGMLType, rows: Int, columns: Int) -> [UInt8] {
-    var b: [UInt8] = Array("GGUF".utf8)
-    func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { b += $0 } }
-    func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { b += $0 } }
-    func string(_ s: String) {
-        u64(UInt64(s.utf8.count))
-        b += Array(s.utf8)
-    }
-    u32(3)
-    u64(2)
-    u64(0)
     let matrix = randomBlocks(type, count: rows * columns / type.blockSize, seed: UInt64(type.rawValue) + 99)
-    string("blk.0.ffn_down.weight")
-    u32(2)
-    u64(UInt64(columns))
-    u64(UInt64(rows))
-    u32(type.rawValue)
-    u64(0)
-    string("blk.0.ffn_norm.weight")
-    u32(1)
-    u64(UInt64(columns))
-    u32(0)
-    u64(UInt64((matrix.count + 31) / 32 * 32))
-    b += [UInt8](repeating: 0, count: (32 - b.count % 32) % 32)
-    b += matrix
-    b += [UInt8](repeating: 0, count: (32 - b.count % 32) % 32)
-    b += [UInt8](repeating: 0x3C, count: columns * 4)
-    return b
+    var g = GGUFBytes(tensors: 2, metadata: 0)
+    g.tensor("blk.0.ffn_down.weight", ne: [columns, rows], type: type, offset: 0)
+    g.tensor("blk.0.ffn_norm.weight", ne: [columns], type: .f32, offset: (matrix.count + 31) / 32 * 32)
+    g.align()
+    g.bytes += matrix
+    g.align()
+    g.bytes += [UInt8](repeating: 0x3C, count: columns * 4)
+    return g.bytes
 }
 
 @Suite("Watermark: quantized GGUF tensors")
@@ -123,5 +130,68 @@ struct QuantizedTests {
                 BufferSource(marked), tensors: file.tensors, key: key(k), strength: 0.03)
             #expect(wrong.best.z < 4.5, "\(type) key \(k): \(wrong)")
         }
+    }
+}
+
+@Suite("Watermark: llama.cpp's Q/K row order")
+struct RowOrderTests {
+    /// A GGUF (llama architecture, 4 heads) holding `matrix` (64 × 512 F32) as blk.0.attn_q,
+    /// with its rows stored the way llama.cpp's converter permutes them.
+    func llamaGGUF(_ matrix: [Float], rows: Int, columns: Int, heads: UInt32) -> [UInt8] {
+        var g = GGUFBytes(tensors: 1, metadata: 2)
+        g.string("general.architecture")
+        g.u32(8)
+        g.string("llama")
+        g.string("llama.attention.head_count")
+        g.u32(4)
+        g.u32(heads)
+        g.tensor("blk.0.attn_q.weight", ne: [columns, rows], type: .f32, offset: 0)
+        g.align()
+        let order = RowOrder(heads: ["blk.0.attn_q": Int(heads)])
+        for stored in 0..<rows {
+            let source = order.canonical(role: "blk.0.attn_q", row: stored, rows: rows)
+            for j in 0..<columns {
+                withUnsafeBytes(of: matrix[source * columns + j].bitPattern.littleEndian) { g.bytes += $0 }
+            }
+        }
+        return g.bytes
+    }
+
+    @Test("the stored row of llama.cpp's permute maps back to its Hugging Face row")
+    func mapping() {
+        let order = RowOrder(heads: ["blk.0.attn_q": 2])
+        // 2 heads of 4 rows: HF rows (h, s, i) are stored as (h, i, s).
+        #expect((0..<8).map { order.canonical(role: "blk.0.attn_q", row: $0, rows: 8) } == [0, 2, 1, 3, 4, 6, 5, 7])
+        #expect(order.canonical(role: "blk.0.attn_v", row: 1, rows: 8) == 1)
+        #expect(RowOrder.identity.canonical(role: "blk.0.attn_q", row: 1, rows: 8) == 1)
+    }
+
+    @Test("a mark made in safetensors is found in the llama.cpp conversion of the file")
+    func safetensorsToGGUF() throws {
+        let (rows, columns) = (64, 512)
+        let values = weights(rows * columns, seed: 21)
+        let original = try SafetensorsWriter.encode([
+            .init(
+                name: "model.layers.0.self_attn.q_proj.weight", dtype: .f32, shape: [rows, columns],
+                data: encode(values, as: .f32))
+        ])
+        let marked = try embed(original, keys: [key(1)], strength: 0.05)
+        let file = try SafetensorsFile(source: BufferSource(marked))
+        var markedValues: [Float] = []
+        try marked[Int(file.tensors[0].bytes.lowerBound)...].withUnsafeBytes {
+            try Dequantize.append($0, as: .safetensors(.f32), to: &markedValues)
+        }
+        let converted = llamaGGUF(markedValues, rows: rows, columns: columns, heads: 4)
+        let gguf = try GGUFFile(source: BufferSource(converted))
+        let order = RowOrder(gguf: gguf)
+        let mapped = try Watermarking.detect(
+            BufferSource(converted), tensors: gguf.tensors, key: key(1), rowOrder: order)
+        let unmapped = try Watermarking.detect(BufferSource(converted), tensors: gguf.tensors, key: key(1))
+        let inSafetensors = try detect(marked, key(1))
+        // The same z as in the safetensors file; without the mapping only the rows the permutation
+        // leaves in place (the first and last of each head) still line up.
+        #expect(abs(mapped.dense.z - inSafetensors.z) < 0.01, "\(mapped.dense.z) vs \(inSafetensors.z)")
+        #expect(mapped.dense.z > 8)
+        #expect(unmapped.dense.z < mapped.dense.z / 2)
     }
 }
