@@ -7,7 +7,8 @@ import VaultCore
 
 /// Random access to the bytes of a model file: a plain file, a buffer, or a sealed blob
 /// decrypted on the fly. Parsers read only the header through it; rewriting streams the rest.
-public protocol ByteSource {
+/// Reads may come from several threads at once.
+public protocol ByteSource: Sendable {
     var size: UInt64 { get }
     /// Fills `buffer` with the bytes at `offset`; throws if they are not all there.
     func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
