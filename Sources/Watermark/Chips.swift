@@ -55,8 +55,16 @@ public struct ChipSource: Sendable {
     /// Chips of `row`, one per column, as +1 / −1.
     public func chips(row: Int, columns: Int) -> [Float] {
         let bits = stream(row: row, purpose: 0, count: (columns + 7) / 8)
-        return (0..<columns).map { j in (bits[j >> 3] >> (j & 7)) & 1 == 1 ? 1 : -1 }
+        return [Float](unsafeUninitializedCapacity: columns) { out, initialized in
+            Self.byteChips.withUnsafeBufferPointer { table in
+                for j in 0..<columns { out[j] = table[Int(bits[j >> 3]) * 8 + (j & 7)] }
+            }
+            initialized = columns
+        }
     }
+
+    /// The eight chips of every byte value, bit 0 first.
+    static let byteChips: [Float] = (0..<256 * 8).map { i in (i >> 3) >> (i & 7) & 1 == 1 ? 1 : -1 }
 
     /// Uniform numbers in [0, 1) for the rounding decisions of `row`, one per column.
     public func uniforms(row: Int, columns: Int) -> [Float] { uniforms(row: row, columns: columns, purpose: 1) }
@@ -65,6 +73,21 @@ public struct ChipSource: Sendable {
     public func selected(row: Int, columns: Int, fraction: Float) -> [Int] {
         let u = uniforms(row: row, columns: columns, purpose: 2)
         return u.indices.filter { u[$0] < fraction }
+    }
+
+    /// The columns whose uniform (as `uniforms(row:columns:purpose:)` gives it) is below `limit`,
+    /// with that uniform — without materialising the others.
+    public func below(_ limit: Float, row: Int, columns: Int, purpose: UInt8) -> [(column: Int, uniform: Float)] {
+        let bytes = stream(row: row, purpose: purpose, count: columns * 4)
+        let threshold = UInt32(min(Float(1 << 24), (limit * 16_777_216).rounded(.up)))
+        var out: [(column: Int, uniform: Float)] = []
+        bytes.withUnsafeBytes { raw in
+            for j in 0..<columns {
+                let word = raw.loadUnaligned(fromByteOffset: j * 4, as: UInt32.self) >> 8
+                if word < threshold { out.append((j, Float(word) / 16_777_216)) }
+            }
+        }
+        return out
     }
 
     public func uniforms(row: Int, columns: Int, purpose: UInt8) -> [Float] {

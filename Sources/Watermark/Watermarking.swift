@@ -1,5 +1,6 @@
 import Foundation
 import ModelFormats
+import Synchronization
 
 /// Keyed spread-spectrum marks in weight space (docs/watermark.md): each row r of a marked
 /// matrix moves by w' = w + α·σ_r·c, where c are the key's ±1 chips for the tensor's role and
@@ -100,40 +101,63 @@ public enum Watermarking {
         rowOrder: RowOrder = .identity
     ) throws -> DetectionReport {
         let fractions = sparseFractions(strength: strength)
-        var report = DetectionReport(sparse: fractions.map { SparseDetection(fraction: $0) })
-        for tensor in tensors where isMarkable(tensor) {
-            guard let rowBytes = tensor.rowBytes else { continue }
-            let role = TensorRole.of(tensor.name)
-            let chips = ChipSource(key: key, role: role)
-            let n = tensor.rowLength
-            let rowsPerRead = max(1, (4 << 20) / rowBytes)
-            var buffer = [UInt8](repeating: 0, count: rowsPerRead * rowBytes)
-            var row = 0
-            while row < tensor.rowCount {
-                let count = min(rowsPerRead, tensor.rowCount - row)
-                try buffer.withUnsafeMutableBytes { raw in
-                    let piece = UnsafeMutableRawBufferPointer(rebasing: raw[0..<(count * rowBytes)])
-                    try source.read(at: tensor.bytes.lowerBound + UInt64(row * rowBytes), into: piece)
-                    for r in 0..<count {
-                        var w: [Float] = []
-                        try Dequantize.append(
-                            UnsafeRawBufferPointer(rebasing: piece[(r * rowBytes)..<((r + 1) * rowBytes)]),
-                            as: tensor.encoding, to: &w)
-                        let canonical = rowOrder.canonical(role: role, row: row + r, rows: tensor.rowCount)
-                        let c = chips.chips(row: canonical, columns: n)
-                        report.dense.add(row: w, chips: c)
-                        // One pass over the uniforms serves every fraction (the selections nest).
-                        let u = chips.uniforms(row: canonical, columns: n, purpose: 2)
-                        for i in report.sparse.indices {
-                            let f = report.sparse[i].fraction
-                            report.sparse[i].detection.add(row: w, chips: c, only: u.indices.filter { u[$0] < f })
-                        }
+        let empty = DetectionReport(sparse: fractions.map { SparseDetection(fraction: $0) })
+        let markable = tensors.filter(isMarkable)
+        // Matrices are independent: both cores take turns at them.
+        let workers = min(max(1, markable.count), 2)
+        let results = Mutex<[Result<DetectionReport, any Error>]>([])
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var report = empty
+            let outcome = Result {
+                for tensor in markable.enumerated().filter({ $0.offset % workers == worker }).map(\.element) {
+                    try detect(source, tensor, key: key, rowOrder: rowOrder, into: &report)
+                }
+                return report
+            }
+            results.withLock { $0.append(outcome) }
+        }
+        var report = empty
+        for outcome in results.withLock({ $0 }) { report.merge(try outcome.get()) }
+        return report
+    }
+
+    static func detect(
+        _ source: some ByteSource, _ tensor: TensorLayout, key: WatermarkKey, rowOrder: RowOrder,
+        into report: inout DetectionReport
+    ) throws {
+        guard let rowBytes = tensor.rowBytes else { return }
+        let role = TensorRole.of(tensor.name)
+        let chips = ChipSource(key: key, role: role)
+        let n = tensor.rowLength
+        let rowsPerRead = max(1, (4 << 20) / rowBytes)
+        var buffer = [UInt8](repeating: 0, count: rowsPerRead * rowBytes)
+        var row = 0
+        while row < tensor.rowCount {
+            let count = min(rowsPerRead, tensor.rowCount - row)
+            try buffer.withUnsafeMutableBytes { raw in
+                let piece = UnsafeMutableRawBufferPointer(rebasing: raw[0..<(count * rowBytes)])
+                try source.read(at: tensor.bytes.lowerBound + UInt64(row * rowBytes), into: piece)
+                for r in 0..<count {
+                    var w: [Float] = []
+                    try Dequantize.append(
+                        UnsafeRawBufferPointer(rebasing: piece[(r * rowBytes)..<((r + 1) * rowBytes)]),
+                        as: tensor.encoding, to: &w)
+                    let canonical = rowOrder.canonical(role: role, row: row + r, rows: tensor.rowCount)
+                    let c = chips.chips(row: canonical, columns: n)
+                    let moments = report.dense.addDense(row: w, chips: c)
+                    // One pass over the uniforms serves every fraction (the selections nest).
+                    let largest = report.sparse.map(\.fraction).max() ?? 0
+                    let candidates = chips.below(largest, row: canonical, columns: n, purpose: 2)
+                    for i in report.sparse.indices {
+                        let f = report.sparse[i].fraction
+                        report.sparse[i].detection.add(
+                            row: w, chips: c, only: candidates.filter { $0.uniform < f }.map(\.column), moments: moments
+                        )
                     }
                 }
-                row += count
             }
+            row += count
         }
-        return report
     }
 }
 
@@ -252,6 +276,11 @@ public struct DetectionReport: Sendable, Equatable {
     /// Over the key's sparse selections: how quantized files are marked.
     public var sparse: [SparseDetection] = []
 
+    mutating func merge(_ other: DetectionReport) {
+        dense.merge(other.dense)
+        for i in sparse.indices { sparse[i].detection.merge(other.sparse[i].detection) }
+    }
+
     /// The strongest test.
     public var best: Detection { ([dense] + sparse.map(\.detection)).max { $0.z < $1.z }! }
     /// How many tests `best` was chosen from (multiply its bound by this).
@@ -270,6 +299,12 @@ public struct Detection: Sendable, Equatable {
     public var rows = 0
     public var weights = 0
 
+    mutating func merge(_ other: Detection) {
+        correlationSum += other.correlationSum
+        rows += other.rows
+        weights += other.weights
+    }
+
     /// ≈ N(0, 1) when the key's mark is absent; ≈ α·√(marked weights) when present.
     public var z: Double { weights == 0 ? 0 : correlationSum / Double(weights).squareRoot() }
     /// A distribution-free bound on the probability of a z this high without the mark.
@@ -277,8 +312,11 @@ public struct Detection: Sendable, Equatable {
 
     /// Adds one row: Σ_{j∈S} c_j (w_j − mean) / σ over the columns S in `only` (every column
     /// when nil), mean and σ being the whole row's. Each term has variance ≈ 1 without the mark.
-    mutating func add(row w: [Float], chips c: [Float], only: [Int]? = nil) {
-        let (mean, sigma) = Self.moments(w)
+    mutating func add(
+        row w: [Float], chips c: [Float], only: [Int]? = nil,
+        moments: (mean: Double, deviation: Double)? = nil
+    ) {
+        let (mean, sigma) = moments ?? Self.moments(w)
         guard sigma > 0, sigma.isFinite, only?.isEmpty != true else { return }
         var correlated = 0.0
         if let only {
@@ -289,6 +327,31 @@ public struct Detection: Sendable, Equatable {
         correlationSum += correlated / sigma
         rows += 1
         weights += only?.count ?? w.count
+    }
+
+    /// `add(row:chips:)` over every column in one pass (Σw, Σw², Σcw, Σc); returns the row's
+    /// moments for the sparse tests.
+    mutating func addDense(row w: [Float], chips c: [Float]) -> (mean: Double, deviation: Double) {
+        var (sum, squares, correlated, chipSum) = (0.0, 0.0, 0.0, 0.0)
+        w.withUnsafeBufferPointer { w in
+            c.withUnsafeBufferPointer { c in
+                for j in 0..<w.count {
+                    let x = Double(w[j])
+                    sum += x
+                    squares += x * x
+                    correlated += Double(c[j]) * x
+                    chipSum += Double(c[j])
+                }
+            }
+        }
+        let n = Double(w.count)
+        let mean = sum / n
+        let sigma = max(0, squares / n - mean * mean).squareRoot()
+        guard sigma > 0, sigma.isFinite else { return (mean, sigma) }
+        correlationSum += (correlated - mean * chipSum) / sigma
+        rows += 1
+        weights += w.count
+        return (mean, sigma)
     }
 
     static func moments(_ w: [Float]) -> (mean: Double, deviation: Double) {
