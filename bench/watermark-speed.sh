@@ -4,11 +4,7 @@
 # reference for one streaming pass over the bytes. Usage: bench/watermark-speed.sh
 set -euo pipefail
 cd "$(dirname "$0")"
-swift build -c release --scratch-path .build --product mvault 2>&1 | grep -E "error|Build.*complete" || true
-MV="$(swift build -c release --scratch-path .build --show-bin-path)/mvault"
-mkdir -p .cache
-[ -x .cache/venv/bin/python ] || python3 -m venv .cache/venv
-.cache/venv/bin/pip install -q --disable-pip-version-check numpy safetensors
+source ./watermark-lib.sh numpy safetensors
 W="$(mktemp -d /dev/shm/mvault-watermark-speed.XXXX)"
 trap 'rm -rf "$W"' EXIT
 .cache/venv/bin/python - "$W/model.safetensors" <<'PY'
