@@ -53,7 +53,7 @@ struct WatermarkCommand: ParsableCommand {
                 throw VaultError.invalidArgument("\(output) exists; choose a new output file")
             }
             let source = try FileSource(path: input)
-            let (format, tensors) = try ModelFile.tensors(of: source)
+            let (format, tensors, gguf) = try ModelFile.open(source)
             let marked = tensors.filter(Watermarking.isMarkable)
             guard !marked.isEmpty else {
                 throw VaultError.invalidArgument(
@@ -68,7 +68,7 @@ struct WatermarkCommand: ParsableCommand {
                 let handle = FileHandle(forWritingAtPath: temporary)
             else { throw VaultError.io(path: temporary, detail: "cannot create the output file") }
             do {
-                let order = try ModelFile.gguf(source).map(RowOrder.init(gguf:)) ?? .identity
+                let order = gguf.map(RowOrder.init(gguf:)) ?? .identity
                 try Watermarking.embed(
                     source, tensors: tensors, keys: [watermarkKey], strength: strength, rowOrder: order
                 ) {
@@ -113,11 +113,11 @@ struct WatermarkCommand: ParsableCommand {
             }
             let watermarkKey = try readKey(key)
             let source = try FileSource(path: suspect)
-            let (format, tensors) = try ModelFile.tensors(of: source)
+            let (format, tensors, gguf) = try ModelFile.open(source)
             if let original {
                 let base = try FileSource(path: original)
                 let result = try Watermarking.detectInformed(
-                    source, tensors: tensors, original: base, originalTensors: try ModelFile.tensors(of: base).tensors,
+                    source, tensors: tensors, original: base, originalTensors: try ModelFile.open(base).tensors,
                     key: watermarkKey, realign: realign)
                 guard result.rows > 0 else {
                     throw VaultError.invalidArgument(
@@ -126,7 +126,7 @@ struct WatermarkCommand: ParsableCommand {
                 try report(format, rows: result.rows, weights: result.weights, lines: [], best: result, tests: 1)
                 return
             }
-            let order = try ModelFile.gguf(source).map(RowOrder.init(gguf:)) ?? .identity
+            let order = gguf.map(RowOrder.init(gguf:)) ?? .identity
             let report = try Watermarking.detect(source, tensors: tensors, key: watermarkKey, rowOrder: order)
             // Several tests (dense, and sparse per step size); the bound counts them all.
             let result = report.best

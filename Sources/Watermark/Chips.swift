@@ -71,8 +71,7 @@ public struct ChipSource: Sendable {
 
     /// The columns of `row` that carry a sparse mark: each with probability `fraction`.
     public func selected(row: Int, columns: Int, fraction: Float) -> [Int] {
-        let u = uniforms(row: row, columns: columns, purpose: 2)
-        return u.indices.filter { u[$0] < fraction }
+        below(fraction, row: row, columns: columns, purpose: 2).filter { $0.uniform < fraction }.map(\.column)
     }
 
     /// The columns whose uniform (as `uniforms(row:columns:purpose:)` gives it) is below `limit`,

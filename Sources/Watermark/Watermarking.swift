@@ -144,7 +144,7 @@ public enum Watermarking {
                         as: tensor.encoding, to: &w)
                     let canonical = rowOrder.canonical(role: role, row: row + r, rows: tensor.rowCount)
                     let c = chips.chips(row: canonical, columns: n)
-                    let moments = report.dense.addDense(row: w, chips: c)
+                    let moments = report.dense.add(row: w, chips: c)
                     // One pass over the uniforms serves every fraction (the selections nest).
                     let largest = report.sparse.map(\.fraction).max() ?? 0
                     let candidates = chips.below(largest, row: canonical, columns: n, purpose: 2)
@@ -310,28 +310,22 @@ public struct Detection: Sendable, Equatable {
     /// A distribution-free bound on the probability of a z this high without the mark.
     public var falsePositiveBound: Double { z <= 0 ? 1 : exp(-z * z / 2) }
 
-    /// Adds one row: Σ_{j∈S} c_j (w_j − mean) / σ over the columns S in `only` (every column
-    /// when nil), mean and σ being the whole row's. Each term has variance ≈ 1 without the mark.
-    mutating func add(
-        row w: [Float], chips c: [Float], only: [Int]? = nil,
-        moments: (mean: Double, deviation: Double)? = nil
-    ) {
-        let (mean, sigma) = moments ?? Self.moments(w)
-        guard sigma > 0, sigma.isFinite, only?.isEmpty != true else { return }
+    /// Adds the columns `only` of one row (a sparse test): Σ_{j∈S} c_j (w_j − mean) / σ, with the
+    /// whole row's `moments` (from the dense `add`). Each term has variance ≈ 1 without the mark.
+    mutating func add(row w: [Float], chips c: [Float], only: [Int], moments: (mean: Double, deviation: Double)) {
+        let (mean, sigma) = moments
+        guard sigma > 0, sigma.isFinite, !only.isEmpty else { return }
         var correlated = 0.0
-        if let only {
-            for j in only { correlated += Double(c[j]) * (Double(w[j]) - mean) }
-        } else {
-            for j in w.indices { correlated += Double(c[j]) * (Double(w[j]) - mean) }
-        }
+        for j in only { correlated += Double(c[j]) * (Double(w[j]) - mean) }
         correlationSum += correlated / sigma
         rows += 1
-        weights += only?.count ?? w.count
+        weights += only.count
     }
 
-    /// `add(row:chips:)` over every column in one pass (Σw, Σw², Σcw, Σc); returns the row's
-    /// moments for the sparse tests.
-    mutating func addDense(row w: [Float], chips c: [Float]) -> (mean: Double, deviation: Double) {
+    /// Adds one whole row (the dense test): Σ_j c_j (w_j − mean) / σ, in one pass (Σw, Σw², Σcw,
+    /// Σc). Returns the row's moments for the sparse tests.
+    @discardableResult
+    mutating func add(row w: [Float], chips c: [Float]) -> (mean: Double, deviation: Double) {
         var (sum, squares, correlated, chipSum) = (0.0, 0.0, 0.0, 0.0)
         w.withUnsafeBufferPointer { w in
             c.withUnsafeBufferPointer { c in
