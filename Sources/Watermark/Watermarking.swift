@@ -51,46 +51,10 @@ public enum Watermarking {
         _ source: some ByteSource, tensors: [TensorLayout], keys: [WatermarkKey], strength: Float = defaultStrength,
         rowOrder: RowOrder = .identity, sink: (UnsafeRawBufferPointer) throws -> Void
     ) throws {
-        var chipSources: [String: [ChipSource]] = [:]
+        let marker = Marker(keys: keys, strength: strength, rowOrder: rowOrder)
         try ModelRewriter.rewrite(
             source, tensors: tensors, select: isMarkable,
-            transform: { tensor, firstRow, rows in
-                let role = TensorRole.of(tensor.name)
-                let sources = chipSources[role] ?? keys.map { ChipSource(key: $0, role: role) }
-                chipSources[role] = sources
-                let n = tensor.rowLength
-                if let codes = QuantCodes(tensor.encoding) {
-                    // Quantized: move a keyed sparse selection of codes one step along the chips.
-                    let rowBytes = tensor.rowBytes!
-                    let fraction = sparseFraction(codes.type, strength: strength)
-                    for r in 0..<(rows.count / rowBytes) {
-                        let row = UnsafeMutableRawBufferPointer(rebasing: rows[(r * rowBytes)..<((r + 1) * rowBytes)])
-                        for chips in sources {
-                            let canonical = rowOrder.canonical(role: role, row: firstRow + r, rows: tensor.rowCount)
-                            let c = chips.chips(row: canonical, columns: n)
-                            for j in chips.selected(row: canonical, columns: n, fraction: fraction) {
-                                codes.nudge(row, j, toward: c[j])
-                            }
-                        }
-                    }
-                    return
-                }
-                let codec = FloatCodec(tensor.encoding)!
-                for r in 0..<(rows.count / (n * codec.width)) {
-                    let row = UnsafeMutableRawBufferPointer(
-                        rebasing: rows[(r * n * codec.width)..<((r + 1) * n * codec.width)])
-                    var w = (0..<n).map { codec.load(row, $0) }
-                    let sigma = Float(Detection.moments(w).deviation)
-                    guard sigma > 0, sigma.isFinite else { continue }
-                    for chips in sources {
-                        let canonical = rowOrder.canonical(role: role, row: firstRow + r, rows: tensor.rowCount)
-                        let c = chips.chips(row: canonical, columns: n)
-                        let u = chips.uniforms(row: canonical, columns: n)
-                        for j in 0..<n { w[j] = codec.nudge(w[j], by: strength * sigma * c[j], uniform: u[j]) }
-                    }
-                    for j in 0..<n { codec.store(row, j, w[j]) }
-                }
-            }, sink: sink)
+            transform: { tensor, firstRow, rows in marker.mark(tensor, firstRow: firstRow, rows: rows) }, sink: sink)
     }
 
     /// Blind detection of `key` in a model file. Every markable matrix, whatever its type, is
