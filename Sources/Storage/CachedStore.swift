@@ -194,6 +194,18 @@ public final class CachedStore: MetadataStore, IdentityStore, AccessStore, Senda
         try direct { try store.deleteVersion(of: model, number: number) }
     }
     public func referencedBlobIDs() throws -> Set<String> { try direct { try store.referencedBlobIDs() } }
+    public func recordDownload(_ download: DownloadRecord) throws -> Int64 {
+        try direct { try store.recordDownload(download) }
+    }
+    public func completeDownload(id: Int64, sentSHA256: String) throws {
+        try direct { try store.completeDownload(id: id, sentSHA256: sentSHA256) }
+    }
+    public func downloads(of model: ModelName?) throws -> [DownloadRecord] {
+        try direct { try store.downloads(of: model) }
+    }
+    public func sentDigest(fileSHA256: String, recipient: String?) throws -> String? {
+        try direct { try store.sentDigest(fileSHA256: fileSHA256, recipient: recipient) }
+    }
 
     public func createUser(_ user: UserRecord) throws { try direct { try store.createUser(user) } }
     public func updateUser(_ user: UserRecord) throws { try direct { try store.updateUser(user) } }

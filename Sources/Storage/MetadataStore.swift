@@ -21,4 +21,14 @@ public protocol MetadataStore: Sendable {
     func deleteVersion(of model: ModelName, number: Int) throws -> VersionRecord
     /// Every blob id some version still refers to.
     func referencedBlobIDs() throws -> Set<String>
+
+    /// Records a download (its `id` is ignored) and returns the id it was given.
+    func recordDownload(_ download: DownloadRecord) throws -> Int64
+    /// Records the SHA-256 of everything download `id` sent, once it sent the whole file.
+    func completeDownload(id: Int64, sentSHA256: String) throws
+    /// Downloads, oldest first: of one model, or of every model when `model` is nil.
+    func downloads(of model: ModelName?) throws -> [DownloadRecord]
+    /// The SHA-256 of the copy of the file with plaintext digest `fileSHA256` that carries
+    /// `recipient`'s code (nil: the original), if a download has sent all of it.
+    func sentDigest(fileSHA256: String, recipient: String?) throws -> String?
 }

@@ -54,6 +54,7 @@ public final class SQLiteMetadataStore: MetadataStore, ChangeTracking {
         registerIdentityMigration(&m)
         registerAccessMigration(&m)
         registerCertificateMigration(&m)
+        registerDownloadMigration(&m)
         return m
     }
 

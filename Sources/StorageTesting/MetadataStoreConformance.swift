@@ -54,5 +54,44 @@ public enum MetadataStoreConformance {
             try store.addVersion(model: llama, note: nil, files: [fileA, fileA], createdAt: now)
         }
         #expect(try store.versions(of: llama).map(\.number) == [2, 3])
+
+        try downloads(store, llama: llama, bert: bert, file: fileA, now: now)
+    }
+
+    /// Downloads: recorded in order, completed with what was sent, found per file and recipient;
+    /// the record outlives the version it names.
+    static func downloads(_ store: any MetadataStore, llama: ModelName, bert: ModelName, file: FileRecord, now: Date)
+        throws
+    {
+        #expect(try store.downloads(of: nil).isEmpty)
+        let alice = DownloadRecord(
+            at: now, model: llama.description, version: 2, path: file.path, fileSHA256: file.sha256, user: "alice",
+            tokenID: nil, sourceIP: "127.0.0.1", recipient: "user:alice", rangeStart: 0, rangeEnd: file.size)
+        var token = alice
+        token.tokenID = "tok1"
+        token.recipient = "token:tok1"
+        token.rangeStart = 4
+        var original = alice
+        original.model = bert.description
+        original.recipient = nil
+        let ids = try [alice, token, original].map { try store.recordDownload($0) }
+        #expect(Set(ids).count == 3)
+        #expect(try store.sentDigest(fileSHA256: file.sha256, recipient: "user:alice") == nil)
+        let digest = String(repeating: "c", count: 64)
+        try store.completeDownload(id: ids[0], sentSHA256: digest)
+        #expect(throws: VaultError.self) { try store.completeDownload(id: 999_999, sentSHA256: digest) }
+        #expect(try store.sentDigest(fileSHA256: file.sha256, recipient: "user:alice") == digest)
+        #expect(try store.sentDigest(fileSHA256: file.sha256, recipient: "token:tok1") == nil)
+        #expect(try store.sentDigest(fileSHA256: file.sha256, recipient: nil) == nil)
+        let all = try store.downloads(of: nil)
+        #expect(all.map(\.id) == ids)
+        var expected = alice
+        expected.id = ids[0]
+        expected.sentSHA256 = digest
+        #expect(all[0] == expected)
+        #expect(all[1].tokenID == "tok1" && all[1].rangeStart == 4 && all[1].recipient == "token:tok1")
+        #expect(try store.downloads(of: llama).map(\.id) == Array(ids[0..<2]))
+        _ = try store.deleteVersion(of: llama, number: 2)
+        #expect(try store.downloads(of: llama).count == 2)
     }
 }

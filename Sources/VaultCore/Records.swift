@@ -52,3 +52,49 @@ public struct ModelSummary: Hashable, Sendable, Codable {
         self.updatedAt = updatedAt
     }
 }
+
+/// One download of one model file: who got it, when, which fingerprint it carried, and what
+/// was sent. Recorded before the first byte leaves, so an interrupted download is on record too.
+public struct DownloadRecord: Hashable, Sendable, Codable {
+    /// Assigned by the store.
+    public var id: Int64
+    public var at: Date
+    public var model: String
+    public var version: Int
+    public var path: String
+    /// The stored original's SHA-256.
+    public var fileSHA256: String
+    /// The account, or nil for a pull on the vault's own host (`mvault pull --vault`).
+    public var user: String?
+    /// The API token used, if any.
+    public var tokenID: String?
+    public var sourceIP: String?
+    /// Whose recipient code the copy carries — `user:NAME`, `token:ID` or `offline:NAME` — or
+    /// nil when the unmarked original was sent.
+    public var recipient: String?
+    /// The bytes sent: a Range request sends part of the file.
+    public var rangeStart: UInt64
+    public var rangeEnd: UInt64
+    /// SHA-256 of the whole file as sent, once a download has sent all of it.
+    public var sentSHA256: String?
+
+    public init(
+        id: Int64 = 0, at: Date, model: String, version: Int, path: String, fileSHA256: String, user: String?,
+        tokenID: String?, sourceIP: String?, recipient: String?, rangeStart: UInt64, rangeEnd: UInt64,
+        sentSHA256: String? = nil
+    ) {
+        self.id = id
+        self.at = at
+        self.model = model
+        self.version = version
+        self.path = path
+        self.fileSHA256 = fileSHA256
+        self.user = user
+        self.tokenID = tokenID
+        self.sourceIP = sourceIP
+        self.recipient = recipient
+        self.rangeStart = rangeStart
+        self.rangeEnd = rangeEnd
+        self.sentSHA256 = sentSHA256
+    }
+}
