@@ -103,6 +103,8 @@ public final class KeyAgent {
                     return .failure("malformed address request", code: "protocol")
                 }
                 r.address = try keys.blobAddress(forSHA256: digest)
+            case .watermarkSecret:
+                r.secret = Hex.encode(try keys.watermarkSecret())
             case .rotate:
                 r.version = try keys.rotate()
             case .retire:

@@ -63,6 +63,14 @@ public struct KeyAgentClient: KeyWrapping, Sendable {
         return try call(request).version!
     }
 
+    public func watermarkSecret() throws -> [UInt8] {
+        guard let secret = try call(AgentRequest(.watermarkSecret)).secret.flatMap(Hex.decode), secret.count == 32
+        else {
+            throw VaultError.keyService("the key agent sent a malformed watermark secret")
+        }
+        return secret
+    }
+
     public func blobAddress(forSHA256 digest: [UInt8]) throws -> String {
         var request = AgentRequest(.blobAddress)
         request.sha256 = Hex.encode(digest)

@@ -3,7 +3,7 @@ import Foundation
 /// Messages between the CLI and the key agent, one JSON object per line.
 struct AgentRequest: Codable {
     enum Operation: String, Codable {
-        case status, unseal, resetUnseal, seal, wrap, unwrap, blobAddress, rotate, retire
+        case status, unseal, resetUnseal, seal, wrap, unwrap, blobAddress, rotate, retire, watermarkSecret
     }
 
     var op: Operation
@@ -36,6 +36,7 @@ struct AgentResponse: Codable {
     var wrappedKey: String?
     var address: String?
     var version: UInt32?
+    var secret: String?
 
     static func failure(_ message: String, code: String) -> AgentResponse {
         var r = AgentResponse(ok: false)

@@ -166,6 +166,8 @@ public final class KeyHolder: VaultKeys, Sendable {
         }
     }
 
+    public func watermarkSecret() throws -> [UInt8] { try derivedKey(purpose: VaultKeysPurpose.watermark) }
+
     public func minimumDecryptionVersion() throws -> UInt32 { try unsealed().minimumDecryptionVersion }
 
     static func status(of s: State) -> KeyStatus {

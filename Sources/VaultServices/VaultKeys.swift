@@ -16,6 +16,9 @@ public protocol VaultKeys: KeyWrapping {
     func newestVersion() throws -> UInt32
     /// Versions below this are retired.
     func minimumDecryptionVersion() throws -> UInt32
+    /// The secret every watermark key of this vault is derived from (owner marks and recipient
+    /// codes; docs/watermark.md). Throws `VaultError.sealed` while sealed.
+    func watermarkSecret() throws -> [UInt8]
 }
 
 extension KeyAgentClient: VaultKeys {
@@ -59,6 +62,12 @@ public struct InProcessKeys: VaultKeys {
     }
     public func newestVersion() throws -> UInt32 { keyring.newestVersion }
     public func minimumDecryptionVersion() throws -> UInt32 { keyring.minimumDecryptionVersion }
+    public func watermarkSecret() throws -> [UInt8] { keyring.derivedKey(purpose: VaultKeysPurpose.watermark) }
+}
+
+/// Purposes of keys derived from the keyring.
+public enum VaultKeysPurpose {
+    public static let watermark = "watermark"
 }
 
 /// A blob as a `SealedSource`.
