@@ -68,14 +68,14 @@ let package = Package(
         .target(
             name: "VaultServices",
             dependencies: [
-                "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultPKI",
+                "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultPKI", "ModelFormats", "Watermark",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
             name: "VaultServer",
             dependencies: [
-                "VaultCore", "Keyring", "VaultServices", "VaultPKI", "Identity", "Storage",
+                "VaultCore", "Keyring", "VaultServices", "VaultPKI", "Identity", "Storage", "ModelFormats", "Watermark",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -135,7 +135,10 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "CLITests", dependencies: ["Keyring", "Identity", "ModelFormats"]),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["Keyring", "Identity", "ModelFormats", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .testTarget(
             name: "VaultServerTests",
             dependencies: [

@@ -17,6 +17,8 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
     case outputExists(path: String)
     case corrupt(file: String, detail: String)
     case integrity(file: String, detail: String)
+    /// A model file that cannot be parsed, so no fingerprint can go into it.
+    case unmarkable(file: String, detail: String)
     case retiredKey(file: String, version: UInt32)
     case unknownKey(version: UInt32)
     case io(path: String, detail: String)
@@ -44,6 +46,8 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownModel(let name): "no model named \(name)"
         case .unknownVersion(let name, let number): "model \(name) has no version \(number)"
         case .noVersions(let name): "model \(name) has no versions"
+        case .unmarkable(let file, let detail):
+            "\(file) cannot be fingerprinted, so it is not served to this account: \(detail)"
         case .inputMissing(let path): "\(path): no such file"
         case .inputNotAFile(let path): "\(path) is not a regular file"
         case .duplicateFileName(let name): "two input files are both named \(name)"
@@ -94,6 +98,8 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownGrant: "list grants with `mvault grant ls`"
         case .unknownToken: "list tokens with `mvault token ls`"
         case .conflict(_, let hint): hint
+        case .unmarkable:
+            "push a valid file in its place; an account with the push capability can pull the original with --unmarked"
         case .corrupt, .integrity:
             "the stored copy was modified or damaged; restore it from a backup"
         default: nil

@@ -5,10 +5,42 @@ import SealedFormat
 import Storage
 import VaultCore
 import VaultPKI
+import Watermark
 
 #if canImport(Glibc)
     import Glibc
 #endif
+
+/// What a pull wrote.
+public struct PullResult: Sendable, Equatable {
+    public var version: VersionRecord
+    public var files: [PulledFile]
+
+    public init(version: VersionRecord, files: [PulledFile]) {
+        self.version = version
+        self.files = files
+    }
+}
+
+/// One file a pull wrote, with the SHA-256 it was checked against: the recorded one for the
+/// original, that of the copy for a fingerprinted one.
+public struct PulledFile: Sendable, Equatable {
+    public var path: String
+    public var size: UInt64
+    public var sha256: String
+    public var fingerprinted: Bool
+    /// False when only the size could be checked (a resumed fingerprinted download whose whole
+    /// copy the server never sent at once, so never hashed).
+    public var verified: Bool
+
+    public init(path: String, size: UInt64, sha256: String, fingerprinted: Bool, verified: Bool = true) {
+        self.path = path
+        self.size = size
+        self.sha256 = sha256
+        self.fingerprinted = fingerprinted
+        self.verified = verified
+    }
+}
 
 /// Progress of a long operation on one file.
 public struct TransferProgress: Sendable {
@@ -174,11 +206,14 @@ public final class LocalVault: Sendable {
     // MARK: - Pull
 
     /// Writes every file of `reference` under `directory`, each checked against its recorded
-    /// SHA-256 before it appears under its final name.
+    /// SHA-256 before it appears under its final name. With `recipient`, model files are
+    /// fingerprinted for that recipient on the way (`Recipient.offline`); either way each file's
+    /// download is recorded.
+    @discardableResult
     public func pull(
-        _ reference: ModelReference, to directory: URL, force: Bool,
+        _ reference: ModelReference, to directory: URL, force: Bool, recipient: String? = nil,
         progress: ((TransferProgress) -> Void)? = nil
-    ) throws -> VersionRecord {
+    ) throws -> PullResult {
         try keys.requireUnsealed()
         let version = try metadata.version(of: reference.model, number: reference.version)
         let fm = FileManager.default
@@ -187,15 +222,53 @@ public final class LocalVault: Sendable {
             let dest = directory.appendingPathComponent(file.path)
             if !force && fm.fileExists(atPath: dest.path) { throw VaultError.outputExists(path: dest.path) }
         }
+        var pulled: [PulledFile] = []
         for file in version.files {
-            try write(file, of: version, to: directory.appendingPathComponent(file.path), progress: progress)
+            let dest = directory.appendingPathComponent(file.path)
+            var record = DownloadRecord(
+                at: Date(), model: version.model, version: version.number, path: file.path, fileSHA256: file.sha256,
+                user: nil, tokenID: nil, sourceIP: nil, recipient: nil, rangeStart: 0, rangeEnd: file.size)
+            let opened = try openFile(file, of: version)
+            if let recipient, let layout = try markableLayout(file, of: version, opened: opened) {
+                record.recipient = recipient
+                let id = try metadata.recordDownload(record)
+                let keys = try fingerprintKeys(version, recipient: recipient)
+                let marked = MarkedSource(opened, tensors: layout.tensors, marker: keys.marker(layout))
+                let digest = try write(file, of: version, to: dest, expected: nil, progress: progress) { sink in
+                    var buffer = [UInt8](repeating: 0, count: Self.chunkSize)
+                    var at: UInt64 = 0
+                    while at < file.size {
+                        let n = Int(min(UInt64(buffer.count), file.size - at))
+                        try buffer.withUnsafeMutableBytes { raw in
+                            let piece = UnsafeMutableRawBufferPointer(rebasing: raw[0..<n])
+                            try marked.read(at: at, into: piece)
+                            try sink(UnsafeRawBufferPointer(piece))
+                        }
+                        at += UInt64(n)
+                    }
+                }
+                try metadata.completeDownload(id: id, sentSHA256: digest)
+                pulled.append(PulledFile(path: file.path, size: file.size, sha256: digest, fingerprinted: true))
+            } else {
+                let id = try metadata.recordDownload(record)
+                let digest = try write(file, of: version, to: dest, expected: file.sha256, progress: progress) {
+                    try opened.read(0..<file.size, to: $0)
+                }
+                try metadata.completeDownload(id: id, sentSHA256: digest)
+                pulled.append(PulledFile(path: file.path, size: file.size, sha256: digest, fingerprinted: false))
+            }
         }
-        return version
+        return PullResult(version: version, files: pulled)
     }
 
+    /// Writes what `produce` passes to its sink into `dest`, through a temporary file renamed
+    /// into place once complete, checked against `expected` (when given) and synced; returns the
+    /// SHA-256 of what was written.
     func write(
-        _ file: FileRecord, of version: VersionRecord, to dest: URL, progress: ((TransferProgress) -> Void)?
-    ) throws {
+        _ file: FileRecord, of version: VersionRecord, to dest: URL, expected: String?,
+        progress: ((TransferProgress) -> Void)?,
+        produce: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    ) throws -> String {
         let dir = dest.deletingLastPathComponent()
         do {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -213,20 +286,19 @@ public final class LocalVault: Sendable {
         var hasher = SHA256()
         var done: UInt64 = 0
         let name = "\(version.model)@\(version.number)/\(file.path)"
-        try withReader(file, named: name) { reader in
-            guard reader.plaintextSize == file.size else {
-                throw VaultError.integrity(file: name, detail: "size differs from the recorded size")
-            }
-            try mapSealedErrors(file: name, blobID: file.blobID) {
-                try reader.read(0..<reader.plaintextSize) { bytes in
-                    hasher.update(bufferPointer: bytes)
-                    try AtomicFile.writeAll(fd: fd, bytes, path: dest.path)
-                    done += UInt64(bytes.count)
-                    progress?(TransferProgress(file: file.path, bytesDone: done, bytesTotal: file.size))
-                }
+        try mapSealedErrors(file: name, blobID: file.blobID) {
+            try produce { bytes in
+                hasher.update(bufferPointer: bytes)
+                try AtomicFile.writeAll(fd: fd, bytes, path: dest.path)
+                done += UInt64(bytes.count)
+                progress?(TransferProgress(file: file.path, bytesDone: done, bytesTotal: file.size))
             }
         }
-        guard Hex.encode(hasher.finalize()) == file.sha256 else {
+        guard done == file.size else {
+            throw VaultError.integrity(file: name, detail: "size differs from the recorded size")
+        }
+        let digest = Hex.encode(hasher.finalize())
+        if let expected, digest != expected {
             throw VaultError.integrity(file: name, detail: "SHA-256 differs from the recorded digest")
         }
         guard fsync(fd) == 0 else { throw AtomicFile.errnoError(path: dest.path) }
@@ -236,6 +308,7 @@ public final class LocalVault: Sendable {
             unlink(tmp)
             throw AtomicFile.errnoError(path: dest.path)
         }
+        return digest
     }
 
     /// Opens and authenticates `file` once, for serving many ranges of it (an HTTP download reads
