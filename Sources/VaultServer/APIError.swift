@@ -50,6 +50,8 @@ public struct APIError: HTTPResponseError, Sendable {
             return APIError(.serviceUnavailable, VaultError.sealed.description, hint: "unseal it: POST /v1/sys/unseal")
         case VaultError.conflict(let detail, let hint):
             return APIError(.conflict, detail, hint: hint)
+        case let error as VaultError where { if case .unmarkable = error { true } else { false } }():
+            return APIError(.unprocessableContent, error.description, hint: error.hint)
         case VaultError.userExists, VaultError.roleExists:
             return APIError(.conflict, "\(error)")
         case let error as VaultError where error.isNotFound:

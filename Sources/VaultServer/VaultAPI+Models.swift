@@ -1,8 +1,13 @@
+import Crypto
 import Foundation
 import Hummingbird
+import Keyring
+import ModelFormats
 import NIOCore
+import Storage
 import VaultCore
 import VaultServices
+import Watermark
 
 extension VaultAPI {
     struct ModelList: Encodable {
@@ -47,34 +52,78 @@ extension VaultAPI {
         }
     }
 
-    /// Bytes decrypted per trip to the thread pool.
+    /// Bytes decrypted (and marked) per trip to the thread pool.
     static let downloadPiece: UInt64 = 1 << 20
 
     /// Streams one file, decrypting `downloadPiece` bytes at a time; supports one
-    /// `Range: bytes=a-b` and If-None-Match. The ETag is the plaintext SHA-256.
+    /// `Range: bytes=a-b`, If-Range and If-None-Match.
+    ///
+    /// A model file (safetensors or GGUF) is fingerprinted on the way out: the owner mark and
+    /// the caller's recipient code (per token, or per account for a session) go into its
+    /// weights, deterministically, so a repeated or resumed download is byte-identical and the
+    /// ETag is per recipient. With the push capability, `?unmarked=true` sends the original and
+    /// `?recipient=NAME` a copy marked for someone outside the vault. Every download is recorded
+    /// before its first byte is sent; the ETag of the original is its plaintext SHA-256.
     var downloadFile: AuthorizedHandler {
-        { request, context, _ in
+        { request, context, caller in
             let model = try modelName(context)
             guard let number = context.parameters.get("version").flatMap(Int.init), number > 0 else {
                 throw APIError(.badRequest, "the version must be a positive integer")
             }
             let path = try filePath(context)
+            let query = request.uri.queryParameters
+            let unmarked =
+                try query["unmarked"].map { value in
+                    guard value == "true" || value == "false" else {
+                        throw APIError(.badRequest, "unmarked must be true or false")
+                    }
+                    return value == "true"
+                } ?? false
+            let offline = try query["recipient"].map { try Recipient.offline(String($0)) }
+            if unmarked && offline != nil {
+                throw APIError(.badRequest, "ask for the unmarked original or for a recipient's copy, not both")
+            }
+            let ip = context.remoteIP
+            if unmarked || offline != nil {
+                // A copy without the caller's own code: only for those who could push the model.
+                let decision = try await cachedOrBlocking {
+                    try authorize(caller, .push, .model(model.description), from: ip)
+                }
+                guard decision.allowed else {
+                    throw APIError(
+                        .forbidden,
+                        "\(unmarked ? "the unmarked original" : "a copy for someone outside the vault") of \(model) needs the push capability: \(decision.reason)",
+                        hint: "pull without ?unmarked or ?recipient to get your own fingerprinted copy")
+                }
+            }
+            let recipient: String? =
+                unmarked ? nil : offline ?? caller.token.map { Recipient.token($0.id) } ?? Recipient.user(caller.name)
             let version = try await cachedOrBlocking {
                 try vault.version(ModelReference(model: model, version: number))
             }
             guard let file = version.files.first(where: { $0.path == path }) else {
                 throw APIError(.notFound, "\(model)@\(number) has no file \(path)")
             }
-            let etag = "\"\(file.sha256)\""
+            let (opened, marking) = try await blocking {
+                let opened = try vault.openFile(file, of: version)
+                guard let recipient, let layout = try vault.markableLayout(file, of: version, opened: opened) else {
+                    return (opened, Marking?.none)
+                }
+                return (opened, Marking(keys: try vault.fingerprintKeys(version, recipient: recipient), layout: layout))
+            }
+            let sentRecipient = marking == nil ? nil : recipient
+            let etag = "\"\(marking?.keys.entityTag(sha256: file.sha256) ?? file.sha256)\""
             if request.headers[.ifNoneMatch] == etag {
                 return Response(status: .notModified, headers: [.eTag: etag])
             }
             var headers: HTTPFields = [
                 .eTag: etag, .acceptRanges: "bytes", .contentType: "application/octet-stream",
+                .fingerprint: sentRecipient == nil ? "none" : "owner+recipient",
             ]
             var range: Range<UInt64> = 0..<file.size
             var status = HTTPResponse.Status.ok
-            if let header = request.headers[.range] {
+            // If-Range: a resume of another copy (another recipient, or a changed file) gets the whole file.
+            if let header = request.headers[.range], request.headers[.ifRange].map({ $0 == etag }) ?? true {
                 guard let requested = ByteRange(header: header, size: file.size) else {
                     throw APIError(
                         .rangeNotSatisfiable, "range \(header) is outside the file (\(file.size) bytes)",
@@ -85,21 +134,61 @@ extension VaultAPI {
                 headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(file.size)"
             }
             let sent = range
+            let known = try await blocking {
+                try vault.metadata.sentDigest(fileSHA256: file.sha256, recipient: sentRecipient)
+            }
+            let sentDigest = sentRecipient == nil ? file.sha256 : known
+            if let sentDigest { headers[.contentSHA256] = sentDigest }
+            if request.method == .head {
+                // What a GET would send, without recording or sending it.
+                headers[.contentLength] = String(sent.count)
+                return Response(status: status, headers: headers)
+            }
+            let record = DownloadRecord(
+                at: Date(), model: model.description, version: number, path: path, fileSHA256: file.sha256,
+                user: caller.name, tokenID: caller.token?.id, sourceIP: ip, recipient: sentRecipient,
+                rangeStart: sent.lowerBound, rangeEnd: sent.upperBound)
+            let id = try await blocking { try vault.metadata.recordDownload(record) }
+            headers[.downloadID] = String(id)
+            // The digest of a whole marked copy is taken the first time one is sent.
+            let digest = sent == 0..<file.size && sentDigest == nil ? DigestOfSent(id: id) : nil
+            let source = marking.map {
+                MarkedSource(opened, tensors: $0.layout.tensors, marker: $0.keys.marker($0.layout))
+            }
             let body = ResponseBody(contentLength: Int(sent.count)) { writer in
-                let opened = try await blocking { try vault.openFile(file, of: version) }
                 // Four buffers in turn: by the time one comes round again, the TLS layer is
                 // nearly always done with it (measured: 92 % of fills reuse the storage), so it
-                // is refilled in place. Bounds a download's buffers to 4 MiB.
+                // is refilled in place. Bounds a download's buffers to 4 MiB. The next piece is
+                // decrypted and marked while the current one is written.
                 let pieces = (0..<4).map { _ in PieceBuffer() }
-                var offset = sent.lowerBound
-                var turn = 0
-                while offset < sent.upperBound {
-                    let range = offset..<min(offset + Self.downloadPiece, sent.upperBound)
+                let ranges = stride(from: sent.lowerBound, to: sent.upperBound, by: Int(Self.downloadPiece)).map {
+                    $0..<min($0 + Self.downloadPiece, sent.upperBound)
+                }
+                @Sendable func fill(_ turn: Int) async throws {
+                    let range = ranges[turn]
                     let piece = pieces[turn % pieces.count]
-                    try await blocking { try piece.fill { buffer in try opened.read(range) { buffer.writeBytes($0) } } }
-                    try await writer.write(piece.buffer)
-                    offset = range.upperBound
-                    turn += 1
+                    try await blocking {
+                        try piece.fill { buffer in
+                            if let source {
+                                try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(range.count)) {
+                                    try source.read(
+                                        at: range.lowerBound,
+                                        into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<Int(range.count)]))
+                                    return Int(range.count)
+                                }
+                            } else {
+                                try opened.read(range) { buffer.writeBytes($0) }
+                            }
+                        }
+                        try digest?.add(piece.buffer, last: turn == ranges.count - 1, store: vault.metadata)
+                    }
+                }
+                var next: Task<Void, any Error>? = ranges.isEmpty ? nil : Task { try await fill(0) }
+                defer { next?.cancel() }
+                for turn in ranges.indices {
+                    try await next!.value
+                    next = turn + 1 < ranges.count ? Task { [turn] in try await fill(turn + 1) } : nil
+                    try await writer.write(pieces[turn % pieces.count].buffer)
                 }
                 try await writer.finish(nil)
             }
@@ -107,6 +196,35 @@ extension VaultAPI {
         }
     }
 
+    /// How a download is marked.
+    struct Marking: Sendable {
+        var keys: FingerprintKeys
+        var layout: MarkableLayout
+    }
+}
+
+extension HTTPFields.Element.Name {
+    /// What the copy carries: `owner+recipient`, or `none` for the original and for files that
+    /// take no marks.
+    static let fingerprint = Self("X-MVault-Fingerprint")!
+    /// The SHA-256 of the whole copy this recipient gets, once known.
+    static let contentSHA256 = Self("X-MVault-Content-SHA256")!
+    /// The download's record id.
+    static let downloadID = Self("X-MVault-Download")!
+}
+
+/// The SHA-256 of a whole marked copy as it is sent, recorded with its download once the last
+/// piece is hashed — before that piece is written, so a client that has every byte can look it up.
+final class DigestOfSent: @unchecked Sendable {
+    let id: Int64
+    var hasher = SHA256()
+
+    init(id: Int64) { self.id = id }
+
+    func add(_ buffer: ByteBuffer, last: Bool, store: any MetadataStore) throws {
+        buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+        if last { try store.completeDownload(id: id, sentSHA256: Hex.encode(Array(hasher.finalize()))) }
+    }
 }
 
 /// `namespace/name` from the route's parameters.

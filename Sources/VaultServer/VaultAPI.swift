@@ -84,6 +84,10 @@ struct VaultAPI: Sendable {
                 .authorized(.pull, .model, downloadFile), nil
             ),
             (
+                APIRoute(.head, "/v1/models/{namespace}/{name}/versions/{version}/files/**"),
+                .authorized(.pull, .model, downloadFile), nil
+            ),
+            (
                 APIRoute(.delete, "/v1/models/{namespace}/{name}/versions/{version}"),
                 .authorized(.delete, .model, removeVersion), nil
             ),
