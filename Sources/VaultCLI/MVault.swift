@@ -29,7 +29,7 @@ public struct MVault: AsyncParsableCommand {
         subcommands: [
             Init.self, Unseal.self, Seal.self, Status.self, Push.self, Pull.self, List.self, Show.self,
             Remove.self, Verify.self, Key.self, Server.self, Login.self, Logout.self, User.self, Role.self,
-            Grant.self, Token.self, Cert.self, Access.self, WatermarkCommand.self, Agent.self,
+            Grant.self, Token.self, Cert.self, Access.self, WatermarkCommand.self, TraceCommand.self, Agent.self,
         ]
     )
 

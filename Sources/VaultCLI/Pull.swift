@@ -7,8 +7,14 @@ struct Pull: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a model version's files to a directory, each checked against its SHA-256.",
         discussion: """
-            From a server (after `mvault login`), an interrupted pull resumes where it stopped \
-            when run again.
+            From a server (after `mvault login`), every model file (safetensors, GGUF) comes \
+            fingerprinted for you: the vault's owner mark and your own recipient code are in its \
+            weights, so a leaked copy can be traced to this pull (`mvault trace`). Other files come \
+            as they are. An interrupted pull resumes where it stopped when run again. Every pull is \
+            recorded.
+
+            From a local vault (--vault), files come as they were pushed, unless --recipient asks \
+            for a copy fingerprinted for someone outside the vault.
             """)
 
     @OptionGroup var options: VaultOptions
@@ -22,17 +28,42 @@ struct Pull: AsyncParsableCommand {
     @Flag(help: "Overwrite files that already exist.")
     var force = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Fingerprint the copy for NAME, someone outside the vault (an offline hand-over).",
+            discussion: "From a server this needs the push capability on the model.", valueName: "NAME"))
+    var recipient: String?
+
+    @Flag(help: "From a server: the unmarked original (needs the push capability; the pull is recorded as such).")
+    var unmarked = false
+
+    func validate() throws {
+        if unmarked && recipient != nil {
+            throw ValidationError(
+                "--unmarked and --recipient exclude each other: a copy is either the original or marked")
+        }
+    }
+
     func run() async throws {
         let ref = try ModelReference(parsing: reference)
+        let copy: PullCopy = recipient.map { .recipient($0) } ?? (unmarked ? .unmarked : .own)
         let bar = ProgressBar()
-        let version = try await closing(try options.target()) {
-            try await $0.pull(ref, to: URL(fileURLWithPath: output), force: force) {
+        let pulled = try await closing(try options.target()) {
+            try await $0.pull(ref, to: URL(fileURLWithPath: output), force: force, copy: copy) {
                 bar.update(file: $0.file, done: $0.bytesDone, total: $0.bytesTotal)
             }
         }
-        for file in version.files {
-            print("wrote \(output)/\(file.path)  \(Terminal.formatBytes(file.size))  sha256:\(file.sha256) (verified)")
+        for file in pulled.files {
+            let check = file.verified ? "verified" : "size checked"
+            let what = file.fingerprinted ? "fingerprinted, \(check)" : check
+            print("wrote \(output)/\(file.path)  \(Terminal.formatBytes(file.size))  sha256:\(file.sha256) (\(what))")
         }
-        print("pulled \(version.model)@\(version.number)")
+        let version = pulled.version
+        switch copy {
+        case .own: print("pulled \(version.model)@\(version.number)")
+        case .unmarked: print("pulled \(version.model)@\(version.number) (the unmarked original; recorded)")
+        case .recipient(let name):
+            print("pulled \(version.model)@\(version.number) fingerprinted for \(name) (recorded)")
+        }
     }
 }

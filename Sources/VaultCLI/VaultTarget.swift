@@ -20,8 +20,9 @@ protocol VaultTarget {
     func push(_ paths: [URL], to model: ModelName, note: String?, progress: @escaping (TransferProgress) -> Void)
         async throws -> VersionRecord
     func pull(
-        _ reference: ModelReference, to directory: URL, force: Bool, progress: @escaping (TransferProgress) -> Void
-    ) async throws -> VersionRecord
+        _ reference: ModelReference, to directory: URL, force: Bool, copy: PullCopy,
+        progress: @escaping (TransferProgress) -> Void
+    ) async throws -> PullResult
     func remove(_ model: ModelName, version: Int) async throws -> VersionRecord
     /// Releases connections (a no-op for a local vault).
     func close() async
@@ -52,12 +53,26 @@ struct LocalTarget: VaultTarget {
         try vault.push(paths, to: model, note: note, progress: progress)
     }
     func pull(
-        _ reference: ModelReference, to directory: URL, force: Bool, progress: @escaping (TransferProgress) -> Void
-    ) throws -> VersionRecord {
-        try vault.pull(reference, to: directory, force: force, progress: progress)
+        _ reference: ModelReference, to directory: URL, force: Bool, copy: PullCopy,
+        progress: @escaping (TransferProgress) -> Void
+    ) throws -> PullResult {
+        var recipient: String?
+        if case .recipient(let name) = copy { recipient = try Recipient.offline(name) }
+        return try vault.pull(reference, to: directory, force: force, recipient: recipient, progress: progress)
     }
     func remove(_ model: ModelName, version: Int) throws -> VersionRecord { try vault.remove(model, version: version) }
     func close() async {}
+}
+
+/// Which copy of a model's files a pull writes.
+enum PullCopy: Equatable {
+    /// From a server: a copy fingerprinted for the caller. From a local vault (the host that
+    /// holds the keys): the original.
+    case own
+    /// The original, unmarked (from a server, needs the push capability).
+    case unmarked
+    /// A copy fingerprinted for someone outside the vault.
+    case recipient(String)
 }
 
 /// The same operations against a server: uploads stream each file, downloads resume.
@@ -139,8 +154,10 @@ struct RemoteVault: VaultTarget {
     }
 
     func pull(
-        _ reference: ModelReference, to directory: URL, force: Bool, progress: @escaping (TransferProgress) -> Void
-    ) async throws -> VersionRecord {
+        _ reference: ModelReference, to directory: URL, force: Bool, copy: PullCopy,
+        progress: @escaping (TransferProgress) -> Void
+    ) async throws -> PullResult {
+        if case .recipient(let name) = copy { _ = try Recipient.offline(name) }
         let version = try await version(reference)
         for file in version.files {
             try ModelFilePath.validate(file.path)
@@ -149,21 +166,50 @@ struct RemoteVault: VaultTarget {
                 throw VaultError.outputExists(path: dest.path)
             }
         }
+        var pulled: [PulledFile] = []
         for file in version.files {
-            try await download(file, of: version, to: directory.appendingPathComponent(file.path), progress: progress)
+            pulled.append(
+                try await download(
+                    file, of: version, copy: copy, to: directory.appendingPathComponent(file.path), progress: progress))
         }
-        return version
+        return PullResult(version: version, files: pulled)
     }
 
-    /// Downloads into `.NAME.<digest>.mvault-partial` next to `dest`, resuming with a Range
-    /// request when an earlier attempt left part of the same content there; the whole file is
-    /// checked against its SHA-256 before it gets its name.
+    /// Downloads into `.NAME.<tag>.mvault-partial` next to `dest` (tag: the start of the copy's
+    /// ETag, so a partial of another copy is never mixed in), resuming with a Range request —
+    /// guarded by If-Range — when an earlier attempt left part of it there. The whole file is
+    /// checked against its SHA-256 before it gets its name: the recorded one for the original,
+    /// and for a fingerprinted copy the one the server took of it as it was sent.
     func download(
-        _ file: FileRecord, of version: VersionRecord, to dest: URL, progress: @escaping (TransferProgress) -> Void
-    ) async throws {
+        _ file: FileRecord, of version: VersionRecord, copy: PullCopy, to dest: URL,
+        progress: @escaping (TransferProgress) -> Void
+    ) async throws -> PulledFile {
+        let name = "\(version.model)@\(version.number)/\(file.path)"
+        var path = "/v1/models/\(version.model)/versions/\(version.number)/files/\(RemoteClient.escape(file.path))"
+        switch copy {
+        case .own: break
+        case .unmarked: path += "?unmarked=true"
+        case .recipient(let recipient):
+            path +=
+                "?recipient=" + (recipient.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? recipient)
+        }
+        // What the copy will be: its ETag, whether it is marked, and its digest if known.
+        let head = try await client.execute(client.request(.HEAD, path))
+        if !(200..<300).contains(Int(head.status.code)) {
+            // A HEAD answer has no body: the same GET is refused with the reason.
+            let refused = try await client.execute(client.request(.GET, path))
+            try RemoteClient.check(refused.status, Data(buffer: try await refused.body.collect(upTo: 1 << 20)))
+            try RemoteClient.check(head.status, Data())
+        }
+        guard let etag = head.headers.first(name: "ETag") else {
+            throw VaultError.keyService("the server sent no ETag for \(name)")
+        }
+        let marked = head.headers.first(name: "X-MVault-Fingerprint") == "owner+recipient"
+        let tag = etag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")).replacingOccurrences(
+            of: "m1-", with: "")
         let dir = dest.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let partial = dir.appendingPathComponent(".\(dest.lastPathComponent).\(file.sha256.prefix(16)).mvault-partial")
+        let partial = dir.appendingPathComponent(".\(dest.lastPathComponent).\(tag.prefix(16)).mvault-partial")
         let fd = open(partial.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw AtomicFile.errnoError(path: partial.path) }
         defer { Glibc.close(fd) }
@@ -181,9 +227,10 @@ struct RemoteVault: VaultTarget {
         } else if existing > file.size {
             guard ftruncate(fd, 0) == 0 else { throw AtomicFile.errnoError(path: partial.path) }
         }
+        var sentWhole = false
         if have < file.size || file.size == 0 {
-            let path = "/v1/models/\(version.model)/versions/\(version.number)/files/\(RemoteClient.escape(file.path))"
-            let request = client.request(.GET, path, headers: have > 0 ? [("Range", "bytes=\(have)-")] : [])
+            let request = client.request(
+                .GET, path, headers: have > 0 ? [("Range", "bytes=\(have)-"), ("If-Range", etag)] : [])
             let response = try await client.execute(request)
             if !(200..<300).contains(Int(response.status.code)) {
                 let data = Data(buffer: try await response.body.collect(upTo: 1 << 20))
@@ -195,6 +242,7 @@ struct RemoteVault: VaultTarget {
                 have = 0
                 guard ftruncate(fd, 0) == 0 else { throw AtomicFile.errnoError(path: partial.path) }
             }
+            sentWhole = response.status == .ok
             guard lseek(fd, off_t(have), SEEK_SET) >= 0 else { throw AtomicFile.errnoError(path: partial.path) }
             for try await buffer in response.body {
                 try buffer.withUnsafeReadableBytes { bytes in
@@ -205,14 +253,29 @@ struct RemoteVault: VaultTarget {
                 progress(TransferProgress(file: file.path, bytesDone: have, bytesTotal: file.size))
             }
         }
-        guard have == file.size, Hex.encode(Array(hasher.finalize())) == file.sha256 else {
+        var expected = marked ? head.headers.first(name: "X-MVault-Content-SHA256") : file.sha256
+        if expected == nil && sentWhole {
+            // The server records the digest of a whole copy before its last byte leaves.
+            expected = try await client.execute(client.request(.HEAD, path)).headers.first(
+                name: "X-MVault-Content-SHA256")
+        }
+        let digest = Hex.encode(Array(hasher.finalize()))
+        guard have == file.size, expected == nil || digest == expected else {
             unlink(partial.path)
             throw VaultError.integrity(
-                file: "\(version.model)@\(version.number)/\(file.path)",
+                file: name,
                 detail: "the downloaded bytes do not match the recorded SHA-256 (the partial download was discarded)")
+        }
+        if expected == nil {
+            FileHandle.standardError.write(
+                Data(
+                    "note: \(file.path) was resumed and the server holds no digest of the whole fingerprinted copy yet; its size was checked, its bytes came over TLS\n"
+                        .utf8))
         }
         guard fsync(fd) == 0 else { throw AtomicFile.errnoError(path: dest.path) }
         guard rename(partial.path, dest.path) == 0 else { throw AtomicFile.errnoError(path: dest.path) }
+        return PulledFile(
+            path: file.path, size: file.size, sha256: digest, fingerprinted: marked, verified: expected != nil)
     }
 
     func remove(_ model: ModelName, version: Int) async throws -> VersionRecord {

@@ -16,6 +16,8 @@ struct RemoteTests {
         let cli: CLI
         let server: Process
         let base: String
+        /// Unseal shares of the vault.
+        let shares: [String]
         var ca: String { cli.vault.appendingPathComponent("tls/ca.crt").path }
 
         /// A login profile directory of its own for each person.
@@ -41,8 +43,9 @@ struct RemoteTests {
             ["init", cli.vault.path, "--admin", "ops", "--admin-password-file", passwordFile.path], vaultFlag: false)
         let (server, base) = try await cli.startServer(environment: ["MVAULT_CLIENT_CERTIFICATES": "optional"])
         defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
-        try await cli.unsealOverHTTPS(base, shares: Array(CLI.shares(in: initOut.stdout).prefix(3)))
-        try await body(Served(cli: cli, server: server, base: base))
+        let shares = CLI.shares(in: initOut.stdout)
+        try await cli.unsealOverHTTPS(base, shares: Array(shares.prefix(3)))
+        try await body(Served(cli: cli, server: server, base: base, shares: shares))
         kill(server.processIdentifier, SIGTERM)
         await CLI.waitForExit(server)
     }
