@@ -103,9 +103,10 @@ let package = Package(
         .target(name: "ModelFormats", dependencies: ["VaultCore"]),
         .target(
             name: "Watermark",
-            dependencies: ["ModelFormats", "CSodium", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["ModelFormats", "CSodium", "CHalf", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "CAllocator"),
+        .target(name: "CHalf"),
         .executableTarget(name: "mvault", dependencies: ["VaultCLI"]),
         .testTarget(
             name: "SealedFormatTests",
@@ -121,7 +122,7 @@ let package = Package(
             dependencies: ["Keyring", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "IdentityTests", dependencies: ["Identity"]),
-        .testTarget(name: "WatermarkTests", dependencies: ["Watermark", "ModelFormats"]),
+        .testTarget(name: "WatermarkTests", dependencies: ["Watermark", "ModelFormats", "CHalf"]),
         .testTarget(
             name: "ModelFormatsTests",
             dependencies: ["ModelFormats", .product(name: "Crypto", package: "swift-crypto")],

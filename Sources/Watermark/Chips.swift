@@ -63,6 +63,27 @@ public struct ChipSource: Sendable {
         }
     }
 
+    /// Adds the chips of `row` (±1 per column) to `sums`, eight columns per stream byte.
+    func addChips(row: Int, into sums: UnsafeMutableBufferPointer<Float>) {
+        let columns = sums.count
+        let bits = stream(row: row, purpose: 0, count: (columns + 7) / 8)
+        let raw = UnsafeMutableRawPointer(sums.baseAddress!)
+        Self.byteChipVectors.withUnsafeBufferPointer { table in
+            let whole = columns / 8
+            for b in 0..<whole {
+                let at = b * 32
+                raw.storeBytes(
+                    of: raw.loadUnaligned(fromByteOffset: at, as: SIMD8<Float>.self) + table[Int(bits[b])],
+                    toByteOffset: at, as: SIMD8<Float>.self)
+            }
+        }
+        for j in (columns / 8 * 8)..<columns { sums[j] += Self.byteChips[Int(bits[j >> 3]) * 8 + (j & 7)] }
+    }
+
+    static let byteChipVectors: [SIMD8<Float>] = (0..<256).map { b in
+        SIMD8<Float>((0..<8).map { b >> $0 & 1 == 1 ? 1 : -1 })
+    }
+
     /// The eight chips of every byte value, bit 0 first.
     static let byteChips: [Float] = (0..<256 * 8).map { i in (i >> 3) >> (i & 7) & 1 == 1 ? 1 : -1 }
 

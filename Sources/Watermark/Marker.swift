@@ -1,3 +1,4 @@
+import CHalf
 import ModelFormats
 
 /// Marks rows of model matrices with one or more keys. A row's mark depends only on the key,
@@ -17,35 +18,196 @@ public struct Marker: Sendable {
 
     /// Marks whole rows of `tensor` in place: `rows` holds rows `firstRow...` back to back.
     /// Tensors `Watermarking.isMarkable` rejects are left alone.
+    ///
+    /// A float row moves once by the sum of every key's mark, w' = w + α·σ·Σ_k c_k, rounded to
+    /// the storage type (randomly up or down, from the first key's stream, where the move is
+    /// under half a step); a quantized row gets each key's sparse selection in turn.
     public func mark(_ tensor: TensorLayout, firstRow: Int, rows: UnsafeMutableRawBufferPointer) {
         guard Watermarking.isMarkable(tensor), let rowBytes = tensor.rowBytes, rowBytes > 0 else { return }
         let role = TensorRole.of(tensor.name)
         let sources = keys.map { ChipSource(key: $0, role: role) }
         let n = tensor.rowLength
-        for r in 0..<(rows.count / rowBytes) {
-            let row = UnsafeMutableRawBufferPointer(rebasing: rows[(r * rowBytes)..<((r + 1) * rowBytes)])
-            let canonical = rowOrder.canonical(role: role, row: firstRow + r, rows: tensor.rowCount)
-            if let codes = QuantCodes(tensor.encoding) {
-                // Quantized: move a keyed sparse selection of codes one step along the chips.
-                let fraction = Watermarking.sparseFraction(codes.type, strength: strength)
+        let count = rows.count / rowBytes
+        if let codes = QuantCodes(tensor.encoding) {
+            // Quantized: move a keyed sparse selection of codes one step along the chips.
+            let fraction = Watermarking.sparseFraction(codes.type, strength: strength)
+            for r in 0..<count {
+                let row = UnsafeMutableRawBufferPointer(rebasing: rows[(r * rowBytes)..<((r + 1) * rowBytes)])
+                let canonical = rowOrder.canonical(role: role, row: firstRow + r, rows: tensor.rowCount)
                 for chips in sources {
                     let c = chips.chips(row: canonical, columns: n)
                     for j in chips.selected(row: canonical, columns: n, fraction: fraction) {
                         codes.nudge(row, j, toward: c[j])
                     }
                 }
-            } else if let codec = FloatCodec(tensor.encoding) {
-                var w = (0..<n).map { codec.load(row, $0) }
-                let sigma = Float(Detection.moments(w).deviation)
-                guard sigma > 0, sigma.isFinite else { continue }
-                for chips in sources {
-                    let c = chips.chips(row: canonical, columns: n)
-                    let u = chips.uniforms(row: canonical, columns: n)
-                    for j in 0..<n { w[j] = codec.nudge(w[j], by: strength * sigma * c[j], uniform: u[j]) }
-                }
-                for j in 0..<n { codec.store(row, j, w[j]) }
+            }
+        } else if let codec = FloatCodec(tensor.encoding), !sources.isEmpty {
+            var scratch = DenseScratch(columns: n)
+            for r in 0..<count {
+                let row = UnsafeMutableRawBufferPointer(rebasing: rows[(r * rowBytes)..<((r + 1) * rowBytes)])
+                let canonical = rowOrder.canonical(role: role, row: firstRow + r, rows: tensor.rowCount)
+                markDense(row, codec: codec, sources: sources, canonical: canonical, scratch: &scratch)
             }
         }
+    }
+
+    /// One float row: load, measure σ, add the chips of every key, round to the storage type
+    /// in bulk; only values the move leaves on the same grid point take the slow, random step.
+    func markDense(
+        _ row: UnsafeMutableRawBufferPointer, codec: FloatCodec, sources: [ChipSource], canonical: Int,
+        scratch: inout DenseScratch
+    ) {
+        let n = scratch.columns
+        scratch.w.withUnsafeMutableBufferPointer { w in
+            scratch.s.withUnsafeMutableBufferPointer { s in
+                scratch.t.withUnsafeMutableBufferPointer { t in
+                    codec.load(UnsafeRawBufferPointer(row), into: w)
+                    let sigma = Dense.deviation(UnsafeBufferPointer(w))
+                    guard sigma > 0, sigma.isFinite else { return }
+                    s.update(repeating: 0)
+                    for chips in sources { chips.addChips(row: canonical, into: s) }
+                    let scale = strength * sigma
+                    if codec == .f16 {
+                        // Halves: moved and rounded in place, eight at a time.
+                        let stuck = scratch.unmoved.withUnsafeMutableBufferPointer { unmoved in
+                            mvault_half_move(
+                                row.baseAddress!.assumingMemoryBound(to: UInt16.self), w.baseAddress!, s.baseAddress!,
+                                scale, unmoved.baseAddress!, n)
+                        }
+                        guard stuck > 0 else { return }
+                        let u = sources[0].uniforms(row: canonical, columns: n)
+                        for j in scratch.unmoved[0..<stuck].map(Int.init) {
+                            codec.store(row, j, codec.nudge(w[j], by: scale * s[j], uniform: u[j]))
+                        }
+                        return
+                    }
+                    Dense.move(w, by: s, scale: scale, into: t)
+                    codec.round(t, scratch: &scratch.bits)
+                    var uniforms: [Float]?
+                    let allFinite = Dense.forEachUnmoved(w, t, s) { j in
+                        // Under half a step (or not a number): a random step, or none.
+                        let u = uniforms ?? sources[0].uniforms(row: canonical, columns: n)
+                        uniforms = u
+                        t[j] = codec.nudge(w[j], by: scale * s[j], uniform: u[j])
+                    }
+                    codec.store(
+                        UnsafeBufferPointer(t), original: UnsafeBufferPointer(w), allFinite: allFinite, into: row,
+                        scratch: &scratch.bits)
+                }
+            }
+        }
+    }
+}
+
+/// Buffers for marking float rows, reused row after row.
+struct DenseScratch {
+    let columns: Int
+    var w: [Float]
+    var s: [Float]
+    var t: [Float]
+    var bits: [UInt16]
+    var unmoved: [UInt32]
+
+    init(columns: Int) {
+        self.columns = columns
+        w = [Float](repeating: 0, count: columns)
+        s = w
+        t = w
+        bits = [UInt16](repeating: 0, count: columns)
+        unmoved = [UInt32](repeating: 0, count: columns)
+    }
+}
+
+enum Dense {
+    /// t = w + scale·s where s ≠ 0, and t = w (bit for bit, −0 included) where s = 0.
+    static func move(
+        _ w: UnsafeMutableBufferPointer<Float>, by s: UnsafeMutableBufferPointer<Float>, scale: Float,
+        into t: UnsafeMutableBufferPointer<Float>
+    ) {
+        let (wr, sr, tr) = (
+            UnsafeRawPointer(w.baseAddress!), UnsafeRawPointer(s.baseAddress!), UnsafeMutableRawPointer(t.baseAddress!)
+        )
+        let n = w.count
+        var j = 0
+        while j + 8 <= n {
+            let wv = wr.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            let sv = sr.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            var tv = wv + scale * sv
+            tv.replace(with: wv, where: sv .== 0)
+            tr.storeBytes(of: tv, toByteOffset: j * 4, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < n {
+            t[j] = s[j] == 0 ? w[j] : w[j] + scale * s[j]
+            j += 1
+        }
+    }
+
+    /// Calls `body` for each column the move did not take off its grid point (s ≠ 0 but the
+    /// rounded t equals w, or w is not a finite number); returns whether every w is finite.
+    static func forEachUnmoved(
+        _ w: UnsafeMutableBufferPointer<Float>, _ t: UnsafeMutableBufferPointer<Float>,
+        _ s: UnsafeMutableBufferPointer<Float>, _ body: (Int) -> Void
+    ) -> Bool {
+        let (wr, sr, tr) = (
+            UnsafeRawPointer(w.baseAddress!), UnsafeRawPointer(s.baseAddress!), UnsafeRawPointer(t.baseAddress!)
+        )
+        let n = w.count
+        var allFinite = true
+        var j = 0
+        let infinity = SIMD8<Float>(repeating: .infinity)
+        while j + 8 <= n {
+            let wv = wr.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            let sv = sr.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            let tv = tr.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            let finite = (wv .< infinity) .& (wv .> -infinity)
+            let flagged = (sv .!= 0) .& ((tv .== wv) .| .!finite)
+            if any(.!finite) { allFinite = false }
+            if any(flagged) {
+                for k in 0..<8 where flagged[k] { body(j + k) }
+            }
+            j += 8
+        }
+        while j < n {
+            if !w[j].isFinite { allFinite = false }
+            if s[j] != 0 && (t[j] == w[j] || !w[j].isFinite) { body(j) }
+            j += 1
+        }
+        return allFinite
+    }
+
+    /// The standard deviation of a row, in two passes (mean, then squares about it), eight
+    /// lanes at a time.
+    static func deviation(_ w: UnsafeBufferPointer<Float>) -> Float {
+        let n = w.count
+        guard n > 0 else { return 0 }
+        let raw = UnsafeRawPointer(w.baseAddress!)
+        var lanes = SIMD8<Float>()
+        var j = 0
+        while j + 8 <= n {
+            lanes += raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            j += 8
+        }
+        var sum = lanes.sum()
+        while j < n {
+            sum += w[j]
+            j += 1
+        }
+        let mean = sum / Float(n)
+        var squares = SIMD8<Float>()
+        let m = SIMD8<Float>(repeating: mean)
+        j = 0
+        while j + 8 <= n {
+            let d = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self) - m
+            squares += d * d
+            j += 8
+        }
+        var total = squares.sum()
+        while j < n {
+            total += (w[j] - mean) * (w[j] - mean)
+            j += 1
+        }
+        return (total / Float(n)).squareRoot()
     }
 }
 
@@ -70,17 +232,32 @@ public struct MarkedSource<Base: ByteSource>: ByteSource {
     /// Whether the file has anything to mark.
     public var marksAnything: Bool { !tensors.isEmpty }
 
-    public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
-        try base.read(at: offset, into: buffer)
-        let end = offset + UInt64(buffer.count)
-        // The first tensor that ends after `offset`.
+    /// Where a read ending near `offset` should end so that it cuts no marked row: the start of
+    /// the row `offset` falls in, or `offset` itself when it is outside every marked tensor.
+    /// (A read that cuts a row reads that whole row again, to mark it.)
+    public func rowStart(atOrBefore offset: UInt64) -> UInt64 {
+        guard let i = firstTensor(endingAfter: offset), tensors[i].bytes.contains(offset) else { return offset }
+        let tensor = tensors[i]
+        let rowBytes = UInt64(tensor.rowBytes!)
+        return tensor.bytes.lowerBound + (offset - tensor.bytes.lowerBound) / rowBytes * rowBytes
+    }
+
+    /// The index of the first tensor that ends after `offset`, if any.
+    func firstTensor(endingAfter offset: UInt64) -> Int? {
         var low = 0
         var high = tensors.count
         while low < high {
             let mid = (low + high) / 2
             if tensors[mid].bytes.upperBound <= offset { low = mid + 1 } else { high = mid }
         }
-        for tensor in tensors[low...] {
+        return low < tensors.count ? low : nil
+    }
+
+    public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        try base.read(at: offset, into: buffer)
+        let end = offset + UInt64(buffer.count)
+        guard let first = firstTensor(endingAfter: offset) else { return }
+        for tensor in tensors[first...] {
             guard tensor.bytes.lowerBound < end else { break }
             try mark(tensor, in: buffer, at: offset)
         }

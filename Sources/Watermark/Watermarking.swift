@@ -1,3 +1,4 @@
+import CHalf
 import Foundation
 import ModelFormats
 import Synchronization
@@ -363,6 +364,57 @@ enum FloatCodec {
         if x.isNaN { return 0x7FC0 }
         let bits = x.bitPattern
         return UInt16((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16)
+    }
+
+    /// Row values as floats, in bulk.
+    func load(_ raw: UnsafeRawBufferPointer, into w: UnsafeMutableBufferPointer<Float>) {
+        switch self {
+        case .f32:
+            UnsafeMutableRawBufferPointer(w).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<(4 * w.count)]))
+        case .f16:
+            mvault_half_to_float(raw.baseAddress!.assumingMemoryBound(to: UInt16.self), w.baseAddress!, w.count)
+        case .bf16:
+            for j in 0..<w.count {
+                w[j] = Dequantize.bf16(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * j, as: UInt16.self)))
+            }
+        }
+    }
+
+    /// Rounds every value to this type's grid, in place (representable values stay as they are).
+    func round(_ t: UnsafeMutableBufferPointer<Float>, scratch bits: inout [UInt16]) {
+        switch self {
+        case .f32: return
+        case .f16:
+            bits.withUnsafeMutableBufferPointer { b in
+                mvault_float_to_half(t.baseAddress!, b.baseAddress!, t.count)
+                mvault_half_to_float(b.baseAddress!, t.baseAddress!, t.count)
+            }
+        case .bf16:
+            for j in 0..<t.count where t[j].isFinite { t[j] = Dequantize.bf16(Self.bf16Bits(t[j])) }
+        }
+    }
+
+    /// Writes `values` (on this type's grid) over the row, except where the original was not a
+    /// finite number: those bytes stay exactly as they were.
+    func store(
+        _ values: UnsafeBufferPointer<Float>, original: UnsafeBufferPointer<Float>, allFinite: Bool,
+        into raw: UnsafeMutableRawBufferPointer, scratch bits: inout [UInt16]
+    ) {
+        switch self {
+        case .f16:
+            bits.withUnsafeMutableBufferPointer { b in
+                mvault_float_to_half(values.baseAddress!, b.baseAddress!, values.count)
+                if allFinite {
+                    raw.copyMemory(from: UnsafeRawBufferPointer(b))
+                    return
+                }
+                for j in 0..<values.count where original[j].isFinite {
+                    raw.storeBytes(of: b[j].littleEndian, toByteOffset: 2 * j, as: UInt16.self)
+                }
+            }
+        default:
+            for j in 0..<values.count where original[j].isFinite { store(raw, j, values[j]) }
+        }
     }
 
     /// `x` rounded to this type.

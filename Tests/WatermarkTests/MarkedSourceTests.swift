@@ -47,6 +47,14 @@ struct MarkedSourceTests {
         #expect(whole != original)
         #expect(source.marksAnything)
         try Self.check(whole, source, seed: 1)
+        // Row starts: inside a matrix, the start of the row; elsewhere, the offset itself.
+        let matrix = tensors.first { $0.name.hasSuffix("down_proj.weight") }!
+        let rowBytes = UInt64(matrix.rowBytes!)
+        let start = matrix.bytes.lowerBound
+        #expect(source.rowStart(atOrBefore: start + 3 * rowBytes + 5) == start + 3 * rowBytes)
+        #expect(source.rowStart(atOrBefore: start + rowBytes) == start + rowBytes)
+        #expect(source.rowStart(atOrBefore: 3) == 3)
+        #expect(source.rowStart(atOrBefore: UInt64(original.count) - 1) == UInt64(original.count) - 1)
     }
 
     @Test("quantized matrices: every range reads as the same bytes the whole marked file has")
