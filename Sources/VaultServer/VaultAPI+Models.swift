@@ -158,12 +158,12 @@ extension VaultAPI {
             let body = ResponseBody(contentLength: Int(sent.count)) { writer in
                 // Four buffers in turn: by the time one comes round again, the TLS layer is
                 // nearly always done with it (measured: 92 % of fills reuse the storage), so it
-                // is refilled in place. Bounds a download's buffers to 4 MiB. The next piece is
-                // decrypted and marked while the current one is written.
+                // is refilled in place. Bounds a download's buffers to 4 MiB. While one piece is
+                // written, the next one or two are decrypted (and marked) at once, and
+                // the digest of a marked copy is taken piece by piece, in order, alongside.
                 let pieces = (0..<4).map { _ in PieceBuffer() }
-                let ranges = stride(from: sent.lowerBound, to: sent.upperBound, by: Int(Self.downloadPiece)).map {
-                    $0..<min($0 + Self.downloadPiece, sent.upperBound)
-                }
+                // Pieces end on row boundaries of marked tensors, so no row is marked twice.
+                let ranges = Self.pieces(of: sent, cuttingAt: { source?.rowStart(atOrBefore: $0) ?? $0 })
                 @Sendable func fill(_ turn: Int) async throws {
                     let range = ranges[turn]
                     let piece = pieces[turn % pieces.count]
@@ -180,20 +180,56 @@ extension VaultAPI {
                                 try opened.read(range) { buffer.writeBytes($0) }
                             }
                         }
-                        try digest?.add(piece.buffer, last: turn == ranges.count - 1, store: vault.metadata)
                     }
                 }
-                var next: Task<Void, any Error>? = ranges.isEmpty ? nil : Task { try await fill(0) }
-                defer { next?.cancel() }
+                // Marking takes a core per piece; plain decryption is fast enough one piece ahead,
+                // and a second would only take CPU from the TLS writer.
+                let ahead = source == nil ? 1 : 2
+                var fills: [Task<Void, any Error>] = []
+                var hashes: [Task<Void, any Error>] = []
+                defer { for task in fills + hashes { task.cancel() } }
                 for turn in ranges.indices {
-                    try await next!.value
-                    next = turn + 1 < ranges.count ? Task { [turn] in try await fill(turn + 1) } : nil
+                    while fills.count < min(turn + 1 + ahead, ranges.count) {
+                        let next = fills.count
+                        // Its buffer last held piece next − 4, which must be hashed by now.
+                        if next >= pieces.count, next - pieces.count < hashes.count {
+                            try await hashes[next - pieces.count].value
+                        }
+                        fills.append(Task { try await fill(next) })
+                    }
+                    try await fills[turn].value
+                    if let digest {
+                        let (previous, piece, last) = (
+                            hashes.last, pieces[turn % pieces.count], turn == ranges.count - 1
+                        )
+                        hashes.append(
+                            Task {
+                                try await previous?.value
+                                try await blocking { try digest.add(piece.buffer, last: last, store: vault.metadata) }
+                            })
+                        // The digest is on record before the last byte leaves.
+                        if last { try await hashes[turn].value }
+                    }
                     try await writer.write(pieces[turn % pieces.count].buffer)
                 }
                 try await writer.finish(nil)
             }
             return Response(status: status, headers: headers, body: body)
         }
+    }
+
+    /// `range` in pieces of at most `downloadPiece` bytes, each ending where `cut` moves its end
+    /// back to (never to or before its start).
+    static func pieces(of range: Range<UInt64>, cuttingAt cut: (UInt64) -> UInt64) -> [Range<UInt64>] {
+        var pieces: [Range<UInt64>] = []
+        var at = range.lowerBound
+        while at < range.upperBound {
+            var end = min(at + downloadPiece, range.upperBound)
+            if end < range.upperBound, cut(end) > at { end = cut(end) }
+            pieces.append(at..<end)
+            at = end
+        }
+        return pieces
     }
 
     /// How a download is marked.

@@ -318,9 +318,8 @@ public final class LocalVault: Sendable {
         return try withReader(file, named: name) { OpenedFile(vault: self, file: file, name: name, reader: $0) }
     }
 
-    /// One authenticated sealed file, open for reading (see `LocalVault.openFile`).
-    ///
-    /// It holds a file descriptor; use it from one task at a time.
+    /// One authenticated sealed file, open for reading (see `LocalVault.openFile`). Reads are
+    /// positional and keep no state, so several may run at once.
     public struct OpenedFile: @unchecked Sendable {
         let vault: LocalVault
         let file: FileRecord
