@@ -119,6 +119,25 @@ struct FingerprintTests {
             #expect(partnerRun.stdout.contains("fingerprinted for Partner Corp (recorded)"), "\(partnerRun.stderr)")
             #expect(partner != original && partner != alice)
 
+            // A model file that does not parse cannot carry a fingerprint: refused, naming it; the
+            // original is still there for those who may push.
+            let broken = input.appendingPathComponent("broken.safetensors")
+            try Data("{\"not\": \"a model\"}".utf8).write(to: broken)
+            #expect(try await s.mvault(["push", broken.path, "--model", "acme/broken"]).status == 0)
+            r = try await s.mvault(
+                ["pull", "acme/broken", "-o", s.cli.root.appendingPathComponent("b").path], as: "alice")
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("acme/broken@1/broken.safetensors cannot be fingerprinted"), "\(r.stderr)")
+            #expect(r.stderr.contains("--unmarked"))
+            #expect(
+                !FileManager.default.fileExists(atPath: s.cli.root.appendingPathComponent("b/broken.safetensors").path))
+            r = try await s.mvault([
+                "pull", "acme/broken", "-o", s.cli.root.appendingPathComponent("b").path, "--unmarked",
+            ])
+            #expect(r.status == 0, "\(r.stderr)")
+            r = try await s.mvault(["pull", "acme/small", "-o", "x", "--recipient", "tab\there"])
+            #expect(r.status == 1 && r.stderr.contains("a recipient name is 1 to 128 characters"), "\(r.stderr)")
+
             // HTTP: the ETag is per recipient, Range requests return slices of the same copy,
             // If-None-Match gives 304, and HEAD tells the copy's digest.
             let profile = try JSONSerialization.jsonObject(
