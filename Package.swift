@@ -107,6 +107,7 @@ let package = Package(
         ),
         .target(name: "CAllocator"),
         .target(name: "CHalf"),
+        .target(name: "AuditLog", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(name: "mvault", dependencies: ["VaultCLI"]),
         .testTarget(
             name: "SealedFormatTests",
@@ -122,6 +123,8 @@ let package = Package(
             dependencies: ["Keyring", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(name: "IdentityTests", dependencies: ["Identity"]),
+        .testTarget(
+            name: "AuditLogTests", dependencies: ["AuditLog", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "WatermarkTests", dependencies: ["Watermark", "ModelFormats", "CHalf"]),
         .testTarget(
             name: "ModelFormatsTests",

@@ -1,0 +1,127 @@
+import Foundation
+
+/// One security-relevant action, as one log entry. Secrets are never in it; values an auditor
+/// must correlate but not read (session ids) are keyed HMACs (`AuditHasher`).
+public struct AuditEvent: Codable, Sendable, Equatable {
+    /// Position in the log, from 0; set by the log when the event is appended.
+    public var seq: Int
+    /// Hex leaf hash of the entry before (empty for the first); set by the log. An edited,
+    /// removed or inserted entry breaks this chain at the next entry, which names it.
+    public var prev: String
+    public var time: Date
+    /// `request` before a request is served (with the decision), `response` after it (with the
+    /// result), `alert` for the vault's own findings.
+    public var phase: String
+    /// Ties the request and response entries of one request together.
+    public var requestID: String
+    /// The route (`GET /v1/models/{namespace}/{name}`), or a name such as `auth.login`.
+    public var action: String
+    public var actor: Actor
+    public var sourceIP: String?
+    public var target: Target?
+    public var decision: Decision?
+    public var result: Result?
+    /// HMAC-SHA256 of values that must not be readable, by field name (`hmac-sha256:HEX`).
+    public var hashed: [String: String]?
+
+    public struct Actor: Codable, Sendable, Equatable {
+        public var user: String?
+        public var tokenID: String?
+        /// Serial of the client certificate that authenticated the connection.
+        public var certificate: String?
+        public init(user: String? = nil, tokenID: String? = nil, certificate: String? = nil) {
+            self.user = user
+            self.tokenID = tokenID
+            self.certificate = certificate
+        }
+    }
+
+    public struct Target: Codable, Sendable, Equatable {
+        public var model: String?
+        public var version: Int?
+        public var file: String?
+        /// Plaintext SHA-256 of the file(s) concerned.
+        public var sha256: [String]?
+        /// Anything else the action is about (a user, role, grant or token id).
+        public var name: String?
+        public init(
+            model: String? = nil, version: Int? = nil, file: String? = nil, sha256: [String]? = nil, name: String? = nil
+        ) {
+            self.model = model
+            self.version = version
+            self.file = file
+            self.sha256 = sha256
+            self.name = name
+        }
+    }
+
+    public struct Decision: Codable, Sendable, Equatable {
+        public var allowed: Bool
+        /// The rule that decided ("role consumer allows pull on *", "grant g1 denies…").
+        public var rule: String
+        public init(allowed: Bool, rule: String) {
+            self.allowed = allowed
+            self.rule = rule
+        }
+    }
+
+    public struct Result: Codable, Sendable, Equatable {
+        public var status: Int
+        public var bytes: UInt64?
+        public var error: String?
+        public init(status: Int, bytes: UInt64? = nil, error: String? = nil) {
+            self.status = status
+            self.bytes = bytes
+            self.error = error
+        }
+    }
+
+    public init(
+        time: Date = Date(), phase: String, requestID: String, action: String, actor: Actor, sourceIP: String? = nil,
+        target: Target? = nil, decision: Decision? = nil, result: Result? = nil, hashed: [String: String]? = nil
+    ) {
+        seq = -1
+        prev = ""
+        self.time = time
+        self.phase = phase
+        self.requestID = requestID
+        self.action = action
+        self.actor = actor
+        self.sourceIP = sourceIP
+        self.target = target
+        self.decision = decision
+        self.result = result
+        self.hashed = hashed
+    }
+
+    /// The entry's canonical bytes (the Merkle leaf): JSON, keys sorted, times in RFC 3339 with
+    /// milliseconds, one line.
+    public func encoded() throws -> [UInt8] { Array(try Self.encoder.encode(self)) }
+
+    public static func decode(_ line: some Sequence<UInt8>) throws -> AuditEvent {
+        try decoder.decode(AuditEvent.self, from: Data(line))
+    }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        e.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+        }
+        return e
+    }()
+
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) else {
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: decoder.codingPath, debugDescription: "not an RFC 3339 time"))
+            }
+            return date
+        }
+        return d
+    }()
+}

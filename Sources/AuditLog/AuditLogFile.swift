@@ -1,0 +1,255 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Where an audit log lives: `entries.jsonl` (one canonical JSON event per line, append-only),
+/// `checkpoints/` (one signed checkpoint per file, named by tree size) and `verifier.key` (the
+/// checkpoint verifier key, so anyone can verify without the keyring).
+public struct AuditLogLayout: Sendable {
+    public let directory: URL
+    public init(directory: URL) { self.directory = directory }
+    public var entries: URL { directory.appendingPathComponent("entries.jsonl") }
+    public var checkpoints: URL { directory.appendingPathComponent("checkpoints") }
+    public var verifierKey: URL { directory.appendingPathComponent("verifier.key") }
+
+    public func checkpointFile(size: Int) -> URL {
+        checkpoints.appendingPathComponent(String(format: "%020d.txt", size))
+    }
+
+    /// The signed checkpoints on disk, smallest tree first.
+    public func checkpointFiles() -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpoints.path)) ?? []
+        return names.filter { $0.hasSuffix(".txt") && !$0.hasPrefix(".") }.sorted().map {
+            checkpoints.appendingPathComponent($0)
+        }
+    }
+}
+
+/// The append-only audit log of a running vault. Appends are group-committed: events that arrive
+/// while a batch is being written go into the next one, and each batch is written and fsynced
+/// once; an append returns only when its event is durable, and throws when it cannot be made so
+/// (the caller refuses the request: fail closed). A signed checkpoint follows every
+/// `checkpointEvery` entries, and every `checkpointSeconds` when entries came in since the last.
+public final class AuditLog: Sendable {
+    public let layout: AuditLogLayout
+    let origin: String
+    let key: CheckpointKey
+    let checkpointEvery: Int
+    let fd: Int32
+    let queue = DispatchQueue(label: "mvault.audit.writer")
+    nonisolated(unsafe) let timer: any DispatchSourceTimer
+
+    struct Waiter {
+        var event: AuditEvent
+        var continuation: CheckedContinuation<Int, any Error>
+    }
+
+    struct State {
+        var pending: [Waiter] = []
+        var flushing = false
+        var range = CompactRange()
+        /// Leaf hashes, 32 bytes each, for proofs.
+        var leaves: [UInt8] = []
+        var lastHash: [UInt8] = []
+        var length: off_t = 0
+        var checkpointed = 0
+        var latestCheckpoint = ""
+        var checkpointTime = Date()
+    }
+    let state: Mutex<State>
+
+    /// Opens (or creates) the log in `layout.directory`, reading it back to rebuild the tree.
+    /// - Throws: `AuditLogError.corrupt` when the entries do not match their latest checkpoint or
+    ///   their own chain — the server will not run on a log it cannot vouch for.
+    public init(
+        layout: AuditLogLayout, origin: String, key: CheckpointKey, checkpointEvery: Int = 1000,
+        checkpointSeconds: Double = 60
+    ) throws {
+        self.layout = layout
+        self.origin = origin
+        self.key = key
+        self.checkpointEvery = max(1, checkpointEvery)
+        let fm = FileManager.default
+        try fm.createDirectory(
+            at: layout.checkpoints, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try Data((key.verifier.encoded + "\n").utf8).write(to: layout.verifierKey, options: .atomic)
+        let fd = open(layout.entries.path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw AuditLogError.unavailable("cannot open \(layout.entries.path): \(String(cString: strerror(errno)))")
+        }
+        self.fd = fd
+        var s = State()
+        do {
+            let report = try AuditVerifier.scan(layout: layout, verifier: key.verifier, repairTail: fd)
+            s.range = report.range
+            s.leaves = report.leaves
+            s.lastHash = report.lastHash
+            s.length = off_t(report.length)
+            s.checkpointed = report.latestCheckpoint?.size ?? 0
+            s.latestCheckpoint = report.latestCheckpointText ?? ""
+            if let problem = report.problem { throw AuditLogError.corrupt(problem) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        state = Mutex(s)
+        timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + checkpointSeconds, repeating: checkpointSeconds)
+        timer.setEventHandler { [weak self] in self?.checkpointIfBehind(force: true) }
+        timer.resume()
+    }
+
+    deinit {
+        timer.cancel()
+        close(fd)
+    }
+
+    /// Entries so far.
+    public var size: Int { state.withLock { $0.range.size } }
+
+    /// Appends `event` and returns its sequence number once it is on disk.
+    public func append(_ event: AuditEvent) async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            let start = state.withLock { s in
+                s.pending.append(Waiter(event: event, continuation: continuation))
+                defer { s.flushing = true }
+                return !s.flushing
+            }
+            if start { queue.async { self.flush() } }
+        }
+    }
+
+    /// Writes batches until none is waiting.
+    func flush() {
+        while true {
+            let batch: [Waiter] = state.withLock { s in
+                let batch = s.pending
+                s.pending = []
+                if batch.isEmpty { s.flushing = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            var (range, lastHash, length) = state.withLock { ($0.range, $0.lastHash, $0.length) }
+            var bytes: [UInt8] = []
+            var hashes: [UInt8] = []
+            var seqs: [Int] = []
+            do {
+                for waiter in batch {
+                    var event = waiter.event
+                    event.seq = range.size
+                    event.prev = lastHash.map { String(format: "%02x", $0) }.joined()
+                    let line = try event.encoded()
+                    let leaf = MerkleTree.leafHash(line)
+                    range.append(leaf)
+                    hashes += leaf
+                    lastHash = leaf
+                    seqs.append(event.seq)
+                    bytes += line
+                    bytes.append(0x0A)
+                }
+                try write(bytes)
+                length += off_t(bytes.count)
+            } catch {
+                // Nothing of a failed batch stays: the file goes back to its last good length.
+                _ = ftruncate(fd, state.withLock { $0.length })
+                for waiter in batch { waiter.continuation.resume(throwing: AuditLogError.unavailable("\(error)")) }
+                continue
+            }
+            state.withLock { s in
+                s.range = range
+                s.leaves += hashes
+                s.lastHash = lastHash
+                s.length = length
+            }
+            for (waiter, seq) in zip(batch, seqs) { waiter.continuation.resume(returning: seq) }
+            checkpointIfBehind(force: false)
+        }
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw AuditLogError.unavailable(
+                    "cannot write \(layout.entries.path): \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+        guard fsync(fd) == 0 else {
+            throw AuditLogError.unavailable("cannot sync \(layout.entries.path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Signs and stores a checkpoint when `checkpointEvery` entries came in since the last one
+    /// (or, with `force`, when any did). Runs on the writer queue.
+    func checkpointIfBehind(force: Bool) {
+        let (size, root, checkpointed) = state.withLock { ($0.range.size, $0.range.root, $0.checkpointed) }
+        guard size > checkpointed, force || size - checkpointed >= checkpointEvery else { return }
+        do {
+            let note = try Checkpoint(origin: origin, size: size, root: root).signed(by: key)
+            let file = layout.checkpointFile(size: size)
+            let temporary = file.deletingLastPathComponent().appendingPathComponent(".\(file.lastPathComponent).tmp")
+            try Data(note.utf8).write(to: temporary)
+            let tfd = open(temporary.path, O_RDONLY | O_CLOEXEC)
+            if tfd >= 0 {
+                fsync(tfd)
+                close(tfd)
+            }
+            guard rename(temporary.path, file.path) == 0 else { return }
+            state.withLock { s in
+                s.checkpointed = size
+                s.latestCheckpoint = note
+                s.checkpointTime = Date()
+            }
+        } catch {
+            // The next batch or tick tries again; verification works from older checkpoints meanwhile.
+        }
+    }
+
+    /// Signs a checkpoint of everything appended so far (waiting for batches in flight) and returns it.
+    public func checkpointNow() async -> String {
+        await withCheckedContinuation { continuation in
+            queue.async {
+                self.checkpointIfBehind(force: true)
+                continuation.resume(returning: self.state.withLock { $0.latestCheckpoint })
+            }
+        }
+    }
+
+    /// The latest signed checkpoint ("" before the first).
+    public var latestCheckpoint: String { state.withLock { $0.latestCheckpoint } }
+
+    /// Seconds since the latest checkpoint was signed.
+    public var checkpointAge: Double { state.withLock { Date().timeIntervalSince($0.checkpointTime) } }
+
+    func leafHashes(_ count: Int) -> [MerkleTree.Hash] {
+        state.withLock { s in
+            (0..<min(count, s.range.size)).map { Array(s.leaves[($0 * 32)..<($0 * 32 + 32)]) }
+        }
+    }
+
+    /// The audit path of entry `index` in the tree of the first `size` entries.
+    public func inclusionProof(index: Int, size: Int) throws(AuditLogError) -> (
+        leaf: MerkleTree.Hash, proof: [MerkleTree.Hash], root: MerkleTree.Hash
+    ) {
+        let leaves = leafHashes(size)
+        guard size <= leaves.count, index >= 0, index < size else {
+            throw .badCheckpoint("no entry \(index) in a tree of \(size) (the log has \(self.size))")
+        }
+        return (leaves[index], MerkleTree.inclusionProof(index: index, leaves[...]), MerkleTree.root(leaves[...]))
+    }
+
+    /// The consistency proof from the first `first` entries to the first `second`.
+    public func consistencyProof(from first: Int, to second: Int) throws(AuditLogError) -> [MerkleTree.Hash] {
+        let leaves = leafHashes(second)
+        guard first >= 1, first <= second, second <= leaves.count else {
+            throw .badCheckpoint("need 1 ≤ first ≤ second ≤ \(self.size)")
+        }
+        return MerkleTree.consistencyProof(from: first, leaves[...])
+    }
+}

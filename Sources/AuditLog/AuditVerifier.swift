@@ -1,0 +1,190 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Recomputes an audit log from its entries and holds it against its own chain and its signed
+/// checkpoints (and, for `verify`, one saved elsewhere), naming the first thing that is wrong.
+public enum AuditVerifier {
+    public struct Report: Sendable {
+        /// Complete entries read.
+        public var entries = 0
+        /// Signed checkpoints whose signature and root were checked.
+        public var checkpointsChecked = 0
+        /// The first problem, in words; nil when the log is intact.
+        public var problem: String?
+        /// A final line without its newline: a write that never completed, so never acknowledged.
+        public var incompleteTail = false
+        public var latestCheckpoint: Checkpoint?
+        var latestCheckpointText: String?
+        var range = CompactRange()
+        var leaves: [UInt8] = []
+        var lastHash: [UInt8] = []
+        /// Bytes of complete entries.
+        var length = 0
+    }
+
+    /// Verifies the log in `layout` with the checkpoint key `verifier`; `external` is a signed
+    /// checkpoint saved earlier outside the vault (a witness, the SIEM), which catches a rollback
+    /// of the whole directory to an older state.
+    public static func verify(layout: AuditLogLayout, verifier: CheckpointVerifier, external: String? = nil) throws
+        -> Report
+    {
+        var report = try scan(layout: layout, verifier: verifier, repairTail: nil)
+        guard report.problem == nil, let external else { return report }
+        let saved: Checkpoint
+        do {
+            saved = try Checkpoint.verify(external, key: verifier)
+        } catch {
+            report.problem = "the checkpoint given to compare with is not valid: \(error)"
+            return report
+        }
+        if saved.size > report.entries {
+            report.problem =
+                "the log was rolled back or truncated: a checkpoint saved earlier covers \(saved.size) entries, the log has \(report.entries)"
+        } else if root(ofFirst: saved.size, report) != saved.root {
+            report.problem =
+                "the log's first \(saved.size) entries are not the ones the saved checkpoint signed: history was rewritten"
+        }
+        return report
+    }
+
+    static func root(ofFirst n: Int, _ report: Report) -> MerkleTree.Hash {
+        MerkleTree.root((0..<n).map { Array(report.leaves[($0 * 32)..<($0 * 32 + 32)]) }[...])
+    }
+
+    /// Reads every entry and checkpoint. With `repairTail`, an incomplete final line is cut off
+    /// through that descriptor (the server does this at start: it was never acknowledged).
+    static func scan(layout: AuditLogLayout, verifier: CheckpointVerifier, repairTail: Int32?) throws -> Report {
+        var report = Report()
+        // Checkpoints first, so the entries can be held against them as they are read.
+        var checkpoints: [Int: (Checkpoint, String)] = [:]
+        for file in layout.checkpointFiles() {
+            let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+            do {
+                let checkpoint = try Checkpoint.verify(text, key: verifier)
+                checkpoints[checkpoint.size] = (checkpoint, text)
+            } catch {
+                report.problem = "checkpoint \(file.lastPathComponent) is not valid (forged or damaged): \(error)"
+                return report
+            }
+        }
+        let data = (try? Data(contentsOf: layout.entries, options: .alwaysMapped)) ?? Data()
+        var problem: String?
+        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            var start = 0
+            var index = 0
+            while start < raw.count {
+                guard let newline = raw[start...].firstIndex(of: 0x0A) else {
+                    report.incompleteTail = true
+                    break
+                }
+                let line = UnsafeRawBufferPointer(rebasing: raw[start..<newline])
+                if let issue = check(line, index: index, previous: report.lastHash) {
+                    problem = issue
+                    return
+                }
+                let leaf = MerkleTree.leafHash(line)
+                report.range.append(leaf)
+                report.leaves += leaf
+                report.lastHash = leaf
+                index += 1
+                start = newline + 1
+                report.length = start
+                if let (checkpoint, _) = checkpoints[index] {
+                    report.checkpointsChecked += 1
+                    if report.range.root != checkpoint.root {
+                        let before = checkpoints.keys.filter { $0 < index }.max() ?? 0
+                        problem =
+                            "entries \(before)…\(index - 1) are not the ones the checkpoint at \(index) signed: one of them was edited and the chain after it rewritten"
+                        return
+                    }
+                }
+            }
+        }
+        report.entries = report.range.size
+        if let problem {
+            report.problem = problem
+            return report
+        }
+        if let largest = checkpoints.keys.max() {
+            report.latestCheckpoint = checkpoints[largest]!.0
+            report.latestCheckpointText = checkpoints[largest]!.1
+            if largest > report.entries {
+                report.problem =
+                    "the log was truncated: it holds \(report.entries) entries, but a checkpoint signed \(largest)"
+                return report
+            }
+        }
+        if report.incompleteTail, let fd = repairTail {
+            guard ftruncate(fd, off_t(report.length)) == 0 else {
+                throw AuditLogError.unavailable(
+                    "cannot cut an incomplete final entry: \(String(cString: strerror(errno)))")
+            }
+            report.incompleteTail = false
+        }
+        return report
+    }
+
+    /// The chain checks of entry `index`: its `seq` and its `prev` (read straight from the
+    /// canonical JSON, which sorts keys: both are top-level and never first).
+    static func check(_ line: UnsafeRawBufferPointer, index: Int, previous: [UInt8]) -> String? {
+        let lineNumber = index + 1
+        guard let seq = integer(after: Self.seqKey, in: line) else {
+            return "entry \(index) (line \(lineNumber)) is not a well-formed event: it was edited or inserted"
+        }
+        if seq > index {
+            return
+                "entry \(index) is missing or out of place: line \(lineNumber) holds entry \(seq) (entries were deleted or reordered)"
+        }
+        if seq < index {
+            return
+                "line \(lineNumber) holds entry \(seq) where entry \(index) belongs (an entry was inserted, repeated or moved)"
+        }
+        guard let prev = string(after: Self.prevKey, in: line) else {
+            return "entry \(index) (line \(lineNumber)) is not a well-formed event: it was edited"
+        }
+        let expected = previous.map { String(format: "%02x", $0) }.joined()
+        if prev != expected {
+            return index == 0
+                ? "entry 0 was edited (it names an entry before it)"
+                : "entry \(index - 1) was edited: entry \(index) records a different hash of it"
+        }
+        return nil
+    }
+
+    static let seqKey = Array(",\"seq\":".utf8)
+    static let prevKey = Array(",\"prev\":\"".utf8)
+
+    static func find(_ key: [UInt8], in line: UnsafeRawBufferPointer) -> Int? {
+        guard line.count >= key.count else { return nil }
+        var i = 0
+        while i <= line.count - key.count {
+            if line[i] == key[0] {
+                var j = 1
+                while j < key.count && line[i + j] == key[j] { j += 1 }
+                if j == key.count { return i + key.count }
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    static func integer(after key: [UInt8], in line: UnsafeRawBufferPointer) -> Int? {
+        guard var i = find(key, in: line) else { return nil }
+        var value = 0
+        let start = i
+        while i < line.count, line[i] >= 0x30, line[i] <= 0x39, i - start < 18 {
+            value = value * 10 + Int(line[i] - 0x30)
+            i += 1
+        }
+        return i > start ? value : nil
+    }
+
+    static func string(after key: [UInt8], in line: UnsafeRawBufferPointer) -> String? {
+        guard let start = find(key, in: line) else { return nil }
+        guard let end = line[start...].firstIndex(of: 0x22) else { return nil }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: line[start..<end]), as: UTF8.self)
+    }
+}

@@ -1,0 +1,116 @@
+import Crypto
+import Foundation
+
+/// A signed tree head in the C2SP tlog-checkpoint format (a C2SP signed note):
+///
+///     <origin>\n<size>\n<base64 root hash>\n\n— <key name> <base64(key hash ‖ Ed25519 signature)>\n
+///
+/// The signature covers the note text (the first three lines, each ending in \n). The key hash
+/// is the first four bytes of SHA-256(key name ‖ "\n" ‖ 0x01 ‖ public key), as for Go's
+/// golang.org/x/mod/sumdb/note Ed25519 keys.
+public struct Checkpoint: Sendable, Equatable {
+    public var origin: String
+    public var size: Int
+    public var root: MerkleTree.Hash
+
+    public init(origin: String, size: Int, root: MerkleTree.Hash) {
+        self.origin = origin
+        self.size = size
+        self.root = root
+    }
+
+    /// The signed body.
+    public var text: String { "\(origin)\n\(size)\n\(Data(root).base64EncodedString())\n" }
+
+    public func signed(by key: CheckpointKey) throws -> String {
+        let signature = try key.privateKey.signature(for: Data(text.utf8))
+        return text + "\n— \(key.name) \(Data(key.keyHash + Array(signature)).base64EncodedString())\n"
+    }
+
+    /// Parses a signed checkpoint and checks its signature by `key`.
+    public static func verify(_ note: String, key: CheckpointVerifier) throws(AuditLogError) -> Checkpoint {
+        guard let split = note.range(of: "\n\n") else { throw .badCheckpoint("no blank line before the signature") }
+        let body = String(note[..<split.lowerBound]) + "\n"
+        let lines = body.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        guard lines.count >= 3, let size = Int(lines[1]), size >= 0,
+            let root = Data(base64Encoded: String(lines[2])), root.count == 32
+        else { throw .badCheckpoint("expected origin, tree size and a base64 SHA-256 root") }
+        let signatures = note[split.upperBound...].split(separator: "\n")
+        for line in signatures {
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, parts[0] == "—", parts[1] == key.name,
+                let blob = Data(base64Encoded: String(parts[2])), blob.count == 68,
+                Array(blob.prefix(4)) == key.keyHash
+            else { continue }
+            guard key.publicKey.isValidSignature(blob.dropFirst(4), for: Data(body.utf8)) else {
+                throw .badSignature("the checkpoint's signature by \(key.name) does not verify")
+            }
+            return Checkpoint(origin: String(lines[0]), size: size, root: Array(root))
+        }
+        throw .badSignature("the checkpoint carries no signature by \(key.name)")
+    }
+}
+
+/// The key that signs checkpoints: Ed25519, from a 32-byte seed the keyring derives.
+public struct CheckpointKey: Sendable {
+    public let name: String
+    let privateKey: Curve25519.Signing.PrivateKey
+
+    public init(name: String, seed: [UInt8]) throws {
+        self.name = name
+        privateKey = try Curve25519.Signing.PrivateKey(rawRepresentation: seed)
+    }
+
+    public var verifier: CheckpointVerifier { CheckpointVerifier(name: name, publicKey: privateKey.publicKey) }
+    var keyHash: [UInt8] { verifier.keyHash }
+}
+
+/// What verifying checkpoints needs: the key's name and public key, written as a note verifier
+/// key `name+hash+base64(0x01 ‖ public key)` (hash: the key hash in hex).
+public struct CheckpointVerifier: Sendable {
+    public let name: String
+    public let publicKey: Curve25519.Signing.PublicKey
+
+    public init(name: String, publicKey: Curve25519.Signing.PublicKey) {
+        self.name = name
+        self.publicKey = publicKey
+    }
+
+    public var keyHash: [UInt8] {
+        var hasher = SHA256()
+        hasher.update(data: Array((name + "\n").utf8) + [0x01] + Array(publicKey.rawRepresentation))
+        return Array(hasher.finalize().prefix(4))
+    }
+
+    public var encoded: String {
+        let hash = keyHash.map { String(format: "%02x", $0) }.joined()
+        return "\(name)+\(hash)+\(Data([0x01] + Array(publicKey.rawRepresentation)).base64EncodedString())"
+    }
+
+    public init(encoded: String) throws(AuditLogError) {
+        let parts = encoded.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "+")
+        guard parts.count == 3, let blob = Data(base64Encoded: String(parts[2])), blob.count == 33, blob.first == 1,
+            let key = try? Curve25519.Signing.PublicKey(rawRepresentation: blob.dropFirst())
+        else { throw .badCheckpoint("not a verifier key (name+hash+base64 Ed25519 key)") }
+        self.init(name: String(parts[0]), publicKey: key)
+        guard keyHash.map({ String(format: "%02x", $0) }).joined() == parts[1] else {
+            throw .badCheckpoint("the verifier key's hash does not match its key")
+        }
+    }
+}
+
+public enum AuditLogError: Error, Equatable, CustomStringConvertible {
+    case badCheckpoint(String)
+    case badSignature(String)
+    case unavailable(String)
+    case corrupt(String)
+
+    public var description: String {
+        switch self {
+        case .badCheckpoint(let detail): "invalid checkpoint: \(detail)"
+        case .badSignature(let detail): detail
+        case .unavailable(let detail): "the audit log cannot record events: \(detail)"
+        case .corrupt(let detail): "the audit log is damaged: \(detail)"
+        }
+    }
+}

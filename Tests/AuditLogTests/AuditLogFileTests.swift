@@ -1,0 +1,190 @@
+import AuditLog
+import Foundation
+import Testing
+
+struct LogFixture {
+    let root: URL
+    let layout: AuditLogLayout
+    let key: CheckpointKey
+
+    init() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("mvault-audit-\(UUID().uuidString)")
+        layout = AuditLogLayout(directory: root.appendingPathComponent("audit"))
+        key = try CheckpointKey(name: "test/audit", seed: [UInt8](repeating: 1, count: 32))
+    }
+
+    func open(every: Int = 100) throws -> AuditLog {
+        try AuditLog(layout: layout, origin: "test/audit", key: key, checkpointEvery: every, checkpointSeconds: 3600)
+    }
+
+    func event(_ i: Int) -> AuditEvent {
+        AuditEvent(
+            phase: "request", requestID: "r\(i)", action: "GET /v1/models/{namespace}/{name}",
+            actor: .init(user: "alice"), sourceIP: "127.0.0.1", target: .init(model: "acme/m\(i % 7)"),
+            decision: .init(allowed: i % 3 != 0, rule: "role consumer allows read on *"))
+    }
+
+    /// Appends `count` events, 50 at a time concurrently.
+    func fill(_ log: AuditLog, _ count: Int) async throws -> [Int] {
+        var seqs: [Int] = []
+        for batch in stride(from: 0, to: count, by: 50) {
+            seqs += try await withThrowingTaskGroup(of: Int.self) { group in
+                for i in batch..<min(batch + 50, count) { group.addTask { try await log.append(self.event(i)) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+        }
+        return seqs
+    }
+
+    var lines: [String] {
+        get throws {
+            try String(contentsOf: layout.entries, encoding: .utf8).split(separator: "\n").map(String.init)
+        }
+    }
+
+    func write(_ lines: [String]) throws {
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: layout.entries)
+    }
+
+    func verify(external: String? = nil) throws -> AuditVerifier.Report {
+        try AuditVerifier.verify(layout: layout, verifier: key.verifier, external: external)
+    }
+
+    func cleanup() { try? FileManager.default.removeItem(at: root) }
+}
+
+@Suite("Audit log: append, checkpoints, proofs and tamper detection")
+struct AuditLogFileTests {
+    @Test("concurrent appends get every sequence number once, durable, checkpointed every N; proofs verify")
+    func appendAndProve() async throws {
+        let f = try LogFixture()
+        defer { f.cleanup() }
+        let log = try f.open()
+        let seqs = try await f.fill(log, 350)
+        #expect(seqs.sorted() == Array(0..<350))
+        #expect(log.size == 350)
+        let lines = try f.lines
+        #expect(lines.count == 350)
+        let events = try lines.map { try AuditEvent.decode(Array($0.utf8)) }
+        #expect(events.map(\.seq) == Array(0..<350))
+        #expect(events[0].prev == "" && events[1].prev == hex(MerkleTree.leafHash(Array(lines[0].utf8))))
+        #expect(lines[0].hasPrefix("{\"action\":\"GET /v1/models/{namespace}/{name}\",\"actor\":{\"user\":\"alice\"}"))
+        #expect(
+            f.layout.checkpointFiles().map(\.lastPathComponent)
+                == [100, 200, 300].map { String(format: "%020d.txt", $0) })
+        let report = try f.verify()
+        #expect(report.problem == nil && report.entries == 350 && report.checkpointsChecked == 3)
+
+        let note = await log.checkpointNow()
+        let checkpoint = try Checkpoint.verify(note, key: f.key.verifier)
+        #expect(checkpoint.size == 350)
+        let (leaf, proof, root) = try log.inclusionProof(index: 123, size: 350)
+        #expect(root == checkpoint.root && leaf == MerkleTree.leafHash(Array(lines[123].utf8)))
+        #expect(MerkleTree.verifyInclusion(leaf: leaf, index: 123, size: 350, proof: proof, root: checkpoint.root))
+        let old = try Checkpoint.verify(
+            String(contentsOf: f.layout.checkpointFile(size: 200), encoding: .utf8), key: f.key.verifier)
+        let consistency = try log.consistencyProof(from: 200, to: 350)
+        #expect(
+            MerkleTree.verifyConsistency(
+                first: 200, second: 350, firstRoot: old.root, secondRoot: checkpoint.root, proof: consistency))
+        #expect(throws: AuditLogError.self) { try log.inclusionProof(index: 400, size: 350) }
+
+        // Reopened, the log carries on from where it was.
+        let reopened = try f.open()
+        #expect(reopened.size == 350)
+        #expect(try await reopened.append(f.event(1)) == 350)
+        #expect(try f.verify().problem == nil)
+    }
+
+    @Test(
+        "verify names the first bad entry: edited, deleted, inserted, reordered, chain rewritten, truncated, rolled back, forged checkpoint"
+    )
+    func tampering() async throws {
+        let f = try LogFixture()
+        defer { f.cleanup() }
+        let log = try f.open()
+        _ = try await f.fill(log, 250)
+        let saved = await log.checkpointNow()  // kept outside the vault, e.g. by the SIEM
+        let original = try f.lines
+        let snapshotAt200 = Array(original.prefix(200))
+        func expectProblem(_ lines: [String], _ text: String, external: String? = nil) throws {
+            try f.write(lines)
+            let problem = try f.verify(external: external).problem
+            #expect(problem?.contains(text) == true, "\(problem ?? "no problem found")")
+            try f.write(original)
+        }
+        var lines = original
+        lines[42] = lines[42].replacingOccurrences(of: "\"allowed\":false", with: "\"allowed\":true ")
+        #expect(lines[42] != original[42])
+        try expectProblem(lines, "entry 42 was edited: entry 43 records a different hash of it")
+        lines = original
+        lines.remove(at: 42)
+        try expectProblem(lines, "entry 42 is missing or out of place")
+        lines = original
+        lines.insert(original[10], at: 42)
+        try expectProblem(lines, "line 43 holds entry 10 where entry 42 belongs")
+        lines = original
+        lines.swapAt(42, 43)
+        try expectProblem(lines, "entry 42 is missing or out of place: line 43 holds entry 43")
+        lines = original
+        lines[42] = "{\"not\": \"an event\"}"
+        try expectProblem(lines, "entry 42 (line 43) is not a well-formed event")
+
+        // Edit entry 42 and rewrite every later entry's chain: only the signed checkpoints see it.
+        var rewritten = Array(original.prefix(42))
+        var previous = MerkleTree.leafHash(Array(rewritten.last!.utf8))
+        for (i, line) in original[42...].enumerated() {
+            var event = try AuditEvent.decode(Array(line.utf8))
+            if i == 0 { event.sourceIP = "10.9.9.9" }
+            event.prev = hex(previous)
+            let bytes = try event.encoded()
+            previous = MerkleTree.leafHash(bytes)
+            rewritten.append(String(decoding: bytes, as: UTF8.self))
+        }
+        try expectProblem(rewritten, "entries 0…99 are not the ones the checkpoint at 100 signed")
+
+        try expectProblem(
+            Array(original.prefix(220)), "the log was truncated: it holds 220 entries, but a checkpoint signed 250")
+
+        // A rollback of the whole directory (entries and checkpoints) to an older state: only a
+        // checkpoint saved elsewhere reveals it.
+        let later = f.layout.checkpointFiles().filter { $0.lastPathComponent > String(format: "%020d.txt", 200) }
+        let kept = try later.map { ($0, try Data(contentsOf: $0)) }
+        for (file, _) in kept { try FileManager.default.removeItem(at: file) }
+        try f.write(snapshotAt200)
+        #expect(try f.verify().problem == nil)
+        #expect(
+            try f.verify(external: saved).problem?.contains(
+                "rolled back or truncated: a checkpoint saved earlier covers 250 entries, the log has 200") == true)
+        for (file, data) in kept { try data.write(to: file) }
+        try f.write(original)
+        #expect(try f.verify(external: saved).problem == nil)
+
+        // A checkpoint edited on disk no longer verifies.
+        let file = f.layout.checkpointFile(size: 100)
+        let note = try String(contentsOf: file, encoding: .utf8)
+        try Data(note.replacingOccurrences(of: "\n100\n", with: "\n101\n").utf8).write(to: file)
+        #expect(try f.verify().problem?.contains("checkpoint \(file.lastPathComponent) is not valid") == true)
+        // …and the server will not run on it.
+        #expect(throws: AuditLogError.self) { try f.open() }
+        try Data(note.utf8).write(to: file)
+    }
+
+    @Test("an incomplete last line (a write cut by a crash, never acknowledged) is dropped at open")
+    func incompleteTail() async throws {
+        let f = try LogFixture()
+        defer { f.cleanup() }
+        let log = try f.open()
+        _ = try await f.fill(log, 10)
+        let handle = try FileHandle(forWritingTo: f.layout.entries)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("{\"action\":\"half".utf8))
+        try handle.close()
+        #expect(try f.verify().incompleteTail)
+        let reopened = try f.open()
+        #expect(reopened.size == 10)
+        #expect(try await reopened.append(f.event(10)) == 10)
+        let report = try f.verify()
+        #expect(report.problem == nil && !report.incompleteTail && report.entries == 11)
+    }
+}
