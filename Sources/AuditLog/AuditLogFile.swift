@@ -19,6 +19,20 @@ public struct AuditLogLayout: Sendable {
         checkpoints.appendingPathComponent(String(format: "%020d.txt", size))
     }
 
+    /// Complete entries `start..<start + limit` as they are stored (one JSON object each).
+    public func readEntries(start: Int, limit: Int) throws -> [[UInt8]] {
+        let data = (try? Data(contentsOf: entries, options: .alwaysMapped)) ?? Data()
+        var out: [[UInt8]] = []
+        var index = 0
+        var from = data.startIndex
+        while from < data.endIndex, out.count < limit, let newline = data[from...].firstIndex(of: 0x0A) {
+            if index >= start { out.append(Array(data[from..<newline])) }
+            index += 1
+            from = newline + 1
+        }
+        return out
+    }
+
     /// The signed checkpoints on disk, smallest tree first.
     public func checkpointFiles() -> [URL] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpoints.path)) ?? []

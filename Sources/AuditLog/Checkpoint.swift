@@ -88,7 +88,8 @@ public struct CheckpointVerifier: Sendable {
     }
 
     public init(encoded: String) throws(AuditLogError) {
-        let parts = encoded.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "+")
+        // The name holds no "+"; the base64 key data may.
+        let parts = encoded.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "+", maxSplits: 2)
         guard parts.count == 3, let blob = Data(base64Encoded: String(parts[2])), blob.count == 33, blob.first == 1,
             let key = try? Curve25519.Signing.PublicKey(rawRepresentation: blob.dropFirst())
         else { throw .badCheckpoint("not a verifier key (name+hash+base64 Ed25519 key)") }

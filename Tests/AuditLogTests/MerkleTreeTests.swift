@@ -86,6 +86,13 @@ struct CheckpointTests {
         let verifier = try CheckpointVerifier(encoded: key.verifier.encoded)
         #expect(try Checkpoint.verify(note, key: verifier) == checkpoint)
         #expect(key.verifier.encoded.hasPrefix("vault.example/audit+"))
+        // Keys whose base64 holds "+" parse too.
+        for seed in 0..<64 {
+            let k = try CheckpointKey(name: "n", seed: [UInt8](repeating: UInt8(seed), count: 32))
+            #expect(
+                try CheckpointVerifier(encoded: k.verifier.encoded).publicKey.rawRepresentation
+                    == k.verifier.publicKey.rawRepresentation)
+        }
 
         let edited = note.replacingOccurrences(of: "\n42\n", with: "\n41\n")
         #expect(throws: AuditLogError.self) { try Checkpoint.verify(edited, key: key.verifier) }
