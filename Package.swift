@@ -76,6 +76,7 @@ let package = Package(
             name: "VaultServer",
             dependencies: [
                 "VaultCore", "Keyring", "VaultServices", "VaultPKI", "Identity", "Storage", "ModelFormats", "Watermark",
+                "AuditLog", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -26,12 +26,12 @@ public struct RoleRecord: Codable, Hashable, Sendable {
     }
 
     /// admin — everything; publisher — list, read, pull, push; consumer — list, read, pull;
-    /// auditor — list, read.
+    /// auditor — list, read, audit.
     public static let builtInCapabilities: [String: Set<Capability>] = [
         "admin": Set(Capability.allCases),
         "publisher": [.list, .read, .pull, .push],
         "consumer": [.list, .read, .pull],
-        "auditor": [.list, .read],
+        "auditor": [.list, .read, .audit],
     ]
 
     public static func builtIns(createdAt: Date) -> [RoleRecord] {

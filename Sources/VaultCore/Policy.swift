@@ -1,8 +1,9 @@
 import Foundation
 
-/// What a caller may do to a model.
+/// What a caller may do to a model (or, for `grant`, `admin` and `audit`, to the vault).
 public enum Capability: String, CaseIterable, Sendable, Codable, Comparable {
-    case list, read, pull, push, delete, grant, admin
+    /// `audit`: read the audit log, its checkpoints and proofs, and hash values to search it.
+    case list, read, pull, push, delete, grant, admin, audit
 
     public static func < (a: Capability, b: Capability) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!

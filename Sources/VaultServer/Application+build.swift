@@ -53,7 +53,11 @@ func makeAPI(configuration: ServerConfiguration, layout: VaultLayout, keys: KeyH
     let store = CachedStore(try SQLiteMetadataStore(path: layout.metadataFile.path))
     let vault = try LocalVault(
         layout: layout, metadata: store, blobs: try DirectoryBlobStore(root: layout.root), keys: keys)
-    return VaultAPI(layout: layout, keys: keys, identities: store, vault: vault, limits: configuration.limits)
+    let audit = AuditTrail(
+        directory: URL(fileURLWithPath: configuration.resolve(configuration.audit.directory)),
+        checkpointEvery: configuration.audit.checkpointEvery, checkpointSeconds: configuration.audit.checkpointSeconds)
+    return VaultAPI(
+        layout: layout, keys: keys, identities: store, vault: vault, limits: configuration.limits, audit: audit)
 }
 
 /// TLS 1.2 and 1.3 only; for 1.2, ECDHE key exchange with AEAD ciphers only (1.3 has no others).

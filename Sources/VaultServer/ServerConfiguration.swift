@@ -10,7 +10,8 @@ import VaultCore
 ///            "clientCertificates": "off", "clientCA": "tls/ca.crt" },
 ///   "limits": { "maxJSONBodyBytes": 65536, "idleTimeoutSeconds": 30, "sessionTTLSeconds": 3600,
 ///               "requestsPerSecondPerIP": 50, "requestBurstPerIP": 200,
-///               "maxTokenTTLSeconds": 31536000, "uploadIdleSeconds": 3600 } }
+///               "maxTokenTTLSeconds": 31536000, "uploadIdleSeconds": 3600 },
+///   "audit": { "directory": "audit", "checkpointEvery": 1000, "checkpointSeconds": 60 } }
 /// ```
 /// Environment overrides: `MVAULT_VAULT`, `MVAULT_LISTEN` (`host:port`), `MVAULT_TLS_CERT`,
 /// `MVAULT_TLS_KEY`, `MVAULT_CLIENT_CERTIFICATES`. Relative TLS paths are relative to the vault directory.
@@ -103,10 +104,31 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         }
     }
 
+    public struct Audit: Codable, Sendable, Equatable {
+        /// Where the log lives (relative: to the vault directory).
+        public var directory: String = "audit"
+        /// A signed checkpoint after this many entries…
+        public var checkpointEvery: Int = 1000
+        /// …and at least this often while entries come in.
+        public var checkpointSeconds: Double = 60
+        public init(directory: String = "audit", checkpointEvery: Int = 1000, checkpointSeconds: Double = 60) {
+            self.directory = directory
+            self.checkpointEvery = checkpointEvery
+            self.checkpointSeconds = checkpointSeconds
+        }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            directory = try c.decodeIfPresent(String.self, forKey: .directory) ?? "audit"
+            checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? 1000
+            checkpointSeconds = try c.decodeIfPresent(Double.self, forKey: .checkpointSeconds) ?? 60
+        }
+    }
+
     public var vault: String
     public var listen = Listen()
     public var tls = TLS()
     public var limits = Limits()
+    public var audit = Audit()
 
     public init(vault: String) {
         self.vault = vault
@@ -118,6 +140,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         listen = try c.decodeIfPresent(Listen.self, forKey: .listen) ?? Listen()
         tls = try c.decodeIfPresent(TLS.self, forKey: .tls) ?? TLS()
         limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? Limits()
+        audit = try c.decodeIfPresent(Audit.self, forKey: .audit) ?? Audit()
     }
 
     /// Reads `path` (if given), then applies environment overrides.
@@ -165,6 +188,10 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         }
         guard (0...65535).contains(config.listen.port) else {
             throw VaultError.invalidArgument("listen.port must be between 0 and 65535")
+        }
+        guard config.audit.checkpointEvery >= 1, config.audit.checkpointSeconds > 0 else {
+            throw VaultError.invalidArgument(
+                "audit.checkpointEvery must be at least 1 and audit.checkpointSeconds above 0")
         }
         return config
     }

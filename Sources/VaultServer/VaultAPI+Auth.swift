@@ -63,6 +63,7 @@ extension VaultAPI {
     var login: Handler {
         { request, context in
             let body = try await decode(LoginRequest.self, from: request)
+            context.audit?.fields.withLock { $0.actor.user = body.username }
             return try await blocking { try login(body, from: context.remoteIP) }
         }
     }

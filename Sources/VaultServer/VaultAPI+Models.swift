@@ -134,6 +134,10 @@ extension VaultAPI {
                 headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(file.size)"
             }
             let sent = range
+            context.audit?.fields.withLock { (f: inout AuditScope.Fields) in
+                f.target?.sha256 = [file.sha256]
+                f.bytes = UInt64(sent.count)
+            }
             let known = try await blocking {
                 try vault.metadata.sentDigest(fileSHA256: file.sha256, recipient: sentRecipient)
             }

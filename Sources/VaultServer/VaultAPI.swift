@@ -1,3 +1,4 @@
+import AuditLog
 import Foundation
 import Hummingbird
 import Identity
@@ -56,6 +57,7 @@ struct VaultAPI: Sendable {
     /// The vault's models, opened once and shared by every request.
     let vault: LocalVault
     let limits: ServerConfiguration.Limits
+    let audit: AuditTrail
     let throttle = LoginThrottle()
     let tokenLimiter = RateLimiter(perSecond: 1, burst: 1)
     let passwordHashing = PasswordHashing.standard
@@ -121,55 +123,124 @@ struct VaultAPI: Sendable {
             (APIRoute(.get, "/v1/certificates"), .authorized(.admin, .vault, listCertificates), nil),
             (APIRoute(.post, "/v1/certificates"), .authorized(.admin, .vault, issueCertificate), nil),
             (APIRoute(.delete, "/v1/certificates/{serial}"), .authorized(.admin, .vault, revokeCertificate), nil),
+            (APIRoute(.get, "/v1/audit/checkpoint"), .authorized(.audit, .vault, auditCheckpoint), nil),
+            (APIRoute(.get, "/v1/audit/entries"), .authorized(.audit, .vault, auditEntries), nil),
+            (APIRoute(.get, "/v1/audit/proof/inclusion"), .authorized(.audit, .vault, auditInclusion), nil),
+            (APIRoute(.get, "/v1/audit/proof/consistency"), .authorized(.audit, .vault, auditConsistency), nil),
+            (APIRoute(.post, "/v1/audit/hash"), .authorized(.audit, .vault, auditHash), nil),
             (APIRoute(.get, "/v1/tokens"), .authenticated(listTokens), nil),
             (APIRoute(.post, "/v1/tokens"), .session(createToken), nil),
             (APIRoute(.delete, "/v1/tokens/{token}"), .authenticated(revokeToken), nil),
         ]
     }
 
+    /// Routes that leave no audit entry: probes and the API description.
+    static let unaudited: Set<APIRoute> = [
+        APIRoute(.get, "/v1/sys/health"), APIRoute(.get, "/v1/sys/seal-status"), APIRoute(.get, "/v1/openapi.json"),
+    ]
+
     func register(on router: Router<VaultRequestContext>) {
         for (route, access, handler) in endpoints {
-            let path = RouterPath(route.path)
-            switch access {
-            case .open:
-                router.on(path, method: route.method) { request, context in try await handler!(request, context) }
-            case .authenticated(let authenticated):
-                router.on(path, method: route.method) { request, context in
-                    let (caller, context) = try await requireCaller(request, context)
-                    return try await authenticated(request, context, caller)
+            let action = "\(route.method) \(route.path)"
+            let audited = !Self.unaudited.contains(route)
+            router.on(RouterPath(route.path), method: route.method) { request, context in
+                guard audited else { return try await respond(access, handler, request, context) }
+                let scope = AuditScope(action: action, sourceIP: context.remoteIP, target: auditTarget(context))
+                var context = context
+                context.audit = scope
+                if let serial = context.clientCertificate?.serial {
+                    scope.fields.withLock { $0.actor.certificate = serial }
                 }
-            case .session(let authenticated):
-                router.on(path, method: route.method) { request, context in
-                    let (caller, context) = try await requireCaller(request, context)
-                    guard caller.sessionID != nil else {
-                        throw APIError(
-                            .forbidden, "API tokens cannot do this; a person must log in",
-                            hint: "use a session token from POST /v1/auth/login")
-                    }
-                    return try await authenticated(request, context, caller)
+                let mutating = ![.get, .head].contains(request.method)
+                let response: Response
+                do {
+                    response = try await respond(access, handler, request, context)
+                } catch {
+                    let refused = APIError.from(error)
+                    try await audit.record(
+                        scope.event(
+                            phase: "response", result: .init(status: Int(refused.status.code), error: refused.message)),
+                        durable: true)
+                    throw error
                 }
-            case .authorized(let capability, let target, let authorized):
-                router.on(path, method: route.method) { request, context in
-                    let about: AccessTarget =
-                        switch target {
-                        case .model: .model(try modelName(context).description)
-                        case .anyModel: .anyModel
-                        case .vault: .vault
-                        }
-                    // Authentication and the policy question, from memory or in one trip to the
-                    // thread pool.
-                    let (ip, certificate) = (context.remoteIP, context.clientCertificate)
-                    let (caller, decision) = try await cachedOrBlocking {
-                        let caller = try requireCaller(request, from: ip, certificate: certificate)
-                        return (caller, try authorize(caller, capability, about, from: ip))
-                    }
-                    guard decision.allowed else { throw APIError(.forbidden, "access denied: \(decision.reason)") }
-                    var context = context
-                    context.identity = caller
-                    return try await authorized(request, context, caller)
-                }
+                // A change is acknowledged only once its entry is on disk.
+                try await audit.record(
+                    scope.event(phase: "response", result: .init(status: Int(response.status.code))), durable: mutating)
+                return response
             }
         }
+    }
+
+    /// Serves one request by its access rule: authentication, the one policy decision, and the
+    /// decision's audit entry (durable before anything is served), then the handler.
+    func respond(_ access: Access, _ handler: Handler?, _ request: Request, _ context: VaultRequestContext)
+        async throws -> Response
+    {
+        switch access {
+        case .open:
+            return try await handler!(request, context)
+        case .authenticated(let authenticated):
+            let (caller, context) = try await requireCaller(request, context)
+            try await recordDecision(context, caller, .init(allowed: true, rule: "authenticated as \(caller.name)"))
+            return try await authenticated(request, context, caller)
+        case .session(let authenticated):
+            let (caller, context) = try await requireCaller(request, context)
+            guard caller.sessionID != nil else {
+                try await recordDecision(context, caller, .init(allowed: false, rule: "API tokens cannot do this"))
+                throw APIError(
+                    .forbidden, "API tokens cannot do this; a person must log in",
+                    hint: "use a session token from POST /v1/auth/login")
+            }
+            try await recordDecision(context, caller, .init(allowed: true, rule: "session of \(caller.name)"))
+            return try await authenticated(request, context, caller)
+        case .authorized(let capability, let target, let authorized):
+            let about: AccessTarget =
+                switch target {
+                case .model: .model(try modelName(context).description)
+                case .anyModel: .anyModel
+                case .vault: .vault
+                }
+            // Authentication and the policy question, from memory or in one trip to the
+            // thread pool.
+            let (ip, certificate) = (context.remoteIP, context.clientCertificate)
+            let (caller, decision) = try await cachedOrBlocking {
+                let caller = try requireCaller(request, from: ip, certificate: certificate)
+                return (caller, try authorize(caller, capability, about, from: ip))
+            }
+            try await recordDecision(context, caller, .init(allowed: decision.allowed, rule: decision.reason))
+            guard decision.allowed else { throw APIError(.forbidden, "access denied: \(decision.reason)") }
+            var context = context
+            context.identity = caller
+            return try await authorized(request, context, caller)
+        }
+    }
+
+    /// The request entry: who asked, and what the policy said. Fails closed.
+    func recordDecision(_ context: VaultRequestContext, _ caller: AuthenticatedUser, _ decision: AuditEvent.Decision)
+        async throws
+    {
+        guard let scope = context.audit else { return }
+        let session = caller.sessionID.flatMap { audit.hash($0) }
+        scope.fields.withLock { f in
+            f.actor.user = caller.name
+            f.actor.tokenID = caller.token?.id
+            f.decision = decision
+            if let session { f.hashed["session"] = session }
+        }
+        try await audit.record(scope.event(phase: "request"), durable: true)
+    }
+
+    /// What a route's parameters name: a model (and version, file), or a user, role, grant,
+    /// token, certificate or upload.
+    func auditTarget(_ context: VaultRequestContext) -> AuditEvent.Target? {
+        let p = context.parameters
+        var target = AuditEvent.Target()
+        if let namespace = p.get("namespace"), let name = p.get("name") { target.model = "\(namespace)/\(name)" }
+        target.version = p.get("version").flatMap(Int.init)
+        let file = p.getCatchAll().joined(separator: "/")
+        if !file.isEmpty { target.file = file.removingPercentEncoding ?? file }
+        target.name = ["user", "role", "grant", "token", "serial", "upload"].lazy.compactMap { p.get($0) }.first
+        return target == AuditEvent.Target() ? nil : target
     }
 
     /// Runs `work` at once when what it reads from the store is in memory, else on the thread
@@ -285,6 +356,18 @@ struct VaultAPI: Sendable {
                 _ = try await blocking { try keys.unseal(share: body.share, passphrase: body.passphrase) }
             } catch let error as KeyringError {
                 throw APIError(.badRequest, error.description)
+            }
+            if !keys.status().sealed {
+                // The audit log opens with the keys; a log that fails its checks stops every
+                // audited request (fail closed) until it is restored.
+                do {
+                    try await audit.open(keys)
+                } catch {
+                    throw APIError(
+                        .serviceUnavailable,
+                        "unsealed, but the audit log failed its checks, so every audited request is refused: \(error)",
+                        hint: "run `mvault audit verify` on the vault and restore the log from a backup")
+                }
             }
             return try json(sealStatusBody())
         }

@@ -24,6 +24,8 @@ public struct VaultRequestContext: RequestContext {
     let channel: any Channel
     /// The vault-issued client certificate the connection presented, once checked (mutual TLS).
     var clientCertificate: CertificateRecord?
+    /// What this request's audit entries will say (nil for unaudited routes).
+    var audit: AuditScope?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

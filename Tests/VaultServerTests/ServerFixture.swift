@@ -26,6 +26,8 @@ struct ServerFixture {
     static func with(
         limits: ServerConfiguration.Limits = .init(),
         clientCertificates: ServerConfiguration.TLS.ClientCertificates = .off,
+        audit: ServerConfiguration.Audit = .init(),
+        before: (URL) async throws -> Void = { _ in },
         _ body: (ServerFixture) async throws -> Void
     ) async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("mvault-srv-\(UUID().uuidString)")
@@ -43,6 +45,8 @@ struct ServerFixture {
         config.listen.port = 0
         config.limits = limits
         config.tls.clientCertificates = clientCertificates
+        config.audit = audit
+        try await before(root)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let app = try buildApplication(configuration: config) { continuation.yield($0) }
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -1,0 +1,151 @@
+import AuditLog
+import Crypto
+import Foundation
+import Hummingbird
+import Keyring
+import Synchronization
+import VaultServices
+
+/// The server's audit trail: every API request (except health, seal status and the OpenAPI
+/// document) leaves a `request` entry with the policy decision before it is served — refused
+/// with 503 when that entry cannot be made durable (fail closed) — and a `response` entry with
+/// the outcome, durable before a mutating request is acknowledged.
+///
+/// The log is opened at unseal, when the checkpoint signing key is available. Until then the few
+/// events a sealed server sees (unseal attempts, requests refused as sealed) wait in memory, up to
+/// `pendingLimit`, and are appended first when the log opens; drops are counted.
+final class AuditTrail: Sendable {
+    static let pendingLimit = 10_000
+
+    struct State {
+        var log: AuditLog?
+        var hmacKey: SymmetricKey?
+        var pending: [AuditEvent] = []
+        var dropped = 0
+        /// Why the log could not be opened at unseal: every audited request is refused.
+        var failure: String?
+    }
+    let state = Mutex(State())
+    let layout: AuditLogLayout
+    let checkpointEvery: Int
+    let checkpointSeconds: Double
+
+    init(directory: URL, checkpointEvery: Int, checkpointSeconds: Double) {
+        layout = AuditLogLayout(directory: directory)
+        self.checkpointEvery = checkpointEvery
+        self.checkpointSeconds = checkpointSeconds
+    }
+
+    /// The origin line of this vault's checkpoints: stable per vault, from its verifier key.
+    static func origin(_ key: CheckpointKey) -> String {
+        "mvault/" + Hex.encode(Array(SHA256.hash(data: key.verifier.publicKey.rawRepresentation).prefix(8)))
+    }
+
+    static func signingKey(_ keys: KeyHolder) throws -> CheckpointKey {
+        try CheckpointKey(name: "mvault-audit", seed: try keys.derivedKey(purpose: "audit-checkpoint"))
+    }
+
+    /// Opens the log with keys from the unsealed keyring and appends what waited. Idempotent.
+    func open(_ keys: KeyHolder) async throws {
+        if state.withLock({ $0.log != nil }) { return }
+        let key = try Self.signingKey(keys)
+        let log: AuditLog
+        do {
+            log = try AuditLog(
+                layout: layout, origin: Self.origin(key), key: key, checkpointEvery: checkpointEvery,
+                checkpointSeconds: checkpointSeconds)
+        } catch {
+            state.withLock { $0.failure = "\(error)" }
+            throw error
+        }
+        let hmacKey = SymmetricKey(data: try keys.derivedKey(purpose: "audit-hmac"))
+        let waiting: [AuditEvent] = state.withLock { s in
+            guard s.log == nil else { return [] }
+            s.log = log
+            s.failure = nil
+            s.hmacKey = hmacKey
+            defer { s.pending = [] }
+            return s.pending
+        }
+        for event in waiting { _ = try await log.append(event) }
+    }
+
+    var log: AuditLog? { state.withLock { $0.log } }
+
+    /// `hmac-sha256:HEX` of `value` under the vault's audit HMAC key (nil while sealed).
+    func hash(_ value: String) -> String? {
+        state.withLock { s in
+            s.hmacKey.map {
+                "hmac-sha256:" + Hex.encode(Array(HMAC<SHA256>.authenticationCode(for: Array(value.utf8), using: $0)))
+            }
+        }
+    }
+
+    /// Appends `event`; with `durable`, returns once it is on disk and throws 503 when it cannot be.
+    func record(_ event: AuditEvent, durable: Bool) async throws {
+        let (log, failure): (AuditLog?, String?) = state.withLock { s in
+            if s.log == nil, s.failure == nil {
+                if s.pending.count >= Self.pendingLimit {
+                    s.pending.removeFirst()
+                    s.dropped += 1
+                }
+                s.pending.append(event)
+            }
+            return (s.log, s.failure)
+        }
+        if let failure {
+            throw APIError(
+                .serviceUnavailable, "the audit log cannot record this request, so it is refused: \(failure)",
+                hint: "run `mvault audit verify` on the vault and restore the log from a backup")
+        }
+        guard let log else { return }
+        if durable {
+            do {
+                _ = try await log.append(event)
+            } catch {
+                throw APIError(
+                    .serviceUnavailable, "the audit log cannot record this request, so it is refused: \(error)",
+                    hint: "the operator must make the audit log writable again (disk space, permissions)")
+            }
+        } else {
+            Task { _ = try? await log.append(event) }
+        }
+    }
+}
+
+/// What one request's audit entries say, filled in as the request is handled.
+final class AuditScope: Sendable {
+    struct Fields {
+        var actor = AuditEvent.Actor()
+        var target: AuditEvent.Target?
+        var decision: AuditEvent.Decision?
+        var hashed: [String: String] = [:]
+        var bytes: UInt64?
+    }
+    let requestID: String
+    let action: String
+    let sourceIP: String
+    let fields: Mutex<Fields>
+
+    init(action: String, sourceIP: String, target: AuditEvent.Target?) {
+        var id = [UInt8](repeating: 0, count: 8)
+        var rng = SystemRandomNumberGenerator()
+        for i in id.indices { id[i] = rng.next() }
+        requestID = Hex.encode(id)
+        self.action = action
+        self.sourceIP = sourceIP
+        fields = Mutex(Fields(target: target))
+    }
+
+    func event(phase: String, result: AuditEvent.Result? = nil) -> AuditEvent {
+        fields.withLock { f in
+            AuditEvent(
+                phase: phase, requestID: requestID, action: action, actor: f.actor, sourceIP: sourceIP,
+                target: f.target, decision: phase == "request" ? f.decision : nil,
+                result: result.map {
+                    var r = $0; r.bytes = r.bytes ?? f.bytes; return r
+                },
+                hashed: f.hashed.isEmpty ? nil : f.hashed)
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import AuditLog
+import Foundation
+import Hummingbird
+import Keyring
+
+extension VaultAPI {
+    /// The log, or 503 while it is not open (sealed, or failed its checks at unseal).
+    func openLog() throws -> AuditLog {
+        guard let log = audit.log else {
+            throw APIError(.serviceUnavailable, "the audit log is not open", hint: "unseal the vault")
+        }
+        return log
+    }
+
+    /// The latest signed checkpoint (one is signed now if entries came in since), as the C2SP
+    /// signed note: save it outside the vault to detect a later rollback (`mvault audit verify
+    /// --checkpoint FILE`).
+    var auditCheckpoint: AuthorizedHandler {
+        { _, _, _ in
+            let note = await try openLog().checkpointNow()
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: note)))
+        }
+    }
+
+    struct AuditEntries: Encodable {
+        var size: Int
+        var entries: [AuditEvent]
+    }
+
+    /// Entries `start` to `start + limit` (default: the last 100), as JSON.
+    var auditEntries: AuthorizedHandler {
+        { request, _, _ in
+            let log = try openLog()
+            let query = request.uri.queryParameters
+            let size = log.size
+            let limit =
+                try query["limit"].map { text in
+                    guard let n = Int(text), (1...10_000).contains(n) else {
+                        throw APIError(.badRequest, "limit must be between 1 and 10000")
+                    }
+                    return n
+                } ?? 100
+            let start =
+                try query["start"].map { text in
+                    guard let n = Int(text), n >= 0 else { throw APIError(.badRequest, "start must be 0 or more") }
+                    return n
+                } ?? max(0, size - limit)
+            let lines = try await blocking { try log.layout.readEntries(start: start, limit: limit) }
+            return try json(AuditEntries(size: size, entries: try lines.map { try AuditEvent.decode($0) }))
+        }
+    }
+
+    struct InclusionProof: Encodable {
+        var index: Int
+        var size: Int
+        /// Hex SHA-256 hashes.
+        var leaf: String
+        var root: String
+        var proof: [String]
+    }
+
+    /// The audit path of entry `index` in the tree of `size` entries (default: all).
+    var auditInclusion: AuthorizedHandler {
+        { request, _, _ in
+            let log = try openLog()
+            let query = request.uri.queryParameters
+            guard let index = query["index"].flatMap({ Int($0) }) else {
+                throw APIError(.badRequest, "give index=N (the entry's seq)")
+            }
+            let size = query["size"].flatMap { Int($0) } ?? log.size
+            let (leaf, proof, root) = try await blocking {
+                do { return try log.inclusionProof(index: index, size: size) } catch {
+                    throw APIError(.badRequest, "\(error)")
+                }
+            }
+            return try json(
+                InclusionProof(
+                    index: index, size: size, leaf: Hex.encode(leaf), root: Hex.encode(root),
+                    proof: proof.map(Hex.encode)))
+        }
+    }
+
+    struct ConsistencyProof: Encodable {
+        var first: Int
+        var second: Int
+        var proof: [String]
+    }
+
+    /// The consistency proof between the trees of `first` and `second` entries.
+    var auditConsistency: AuthorizedHandler {
+        { request, _, _ in
+            let log = try openLog()
+            let query = request.uri.queryParameters
+            guard let first = query["first"].flatMap({ Int($0) }) else {
+                throw APIError(.badRequest, "give first=N (the size of the older tree)")
+            }
+            let second = query["second"].flatMap { Int($0) } ?? log.size
+            let proof = try await blocking {
+                do { return try log.consistencyProof(from: first, to: second) } catch {
+                    throw APIError(.badRequest, "\(error)")
+                }
+            }
+            return try json(ConsistencyProof(first: first, second: second, proof: proof.map(Hex.encode)))
+        }
+    }
+
+    struct HashRequest: Decodable {
+        var value: String
+    }
+
+    struct HashResponse: Encodable {
+        var hmac: String
+    }
+
+    /// The HMAC the audit log uses for `value` (a session id, say), to search the log for it.
+    var auditHash: AuthorizedHandler {
+        { request, _, _ in
+            let body = try await decode(HashRequest.self, from: request)
+            guard let hmac = audit.hash(body.value) else {
+                throw APIError(.serviceUnavailable, "the audit log is not open", hint: "unseal the vault")
+            }
+            return try json(HashResponse(hmac: hmac))
+        }
+    }
+}
