@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "VaultServices",
             dependencies: [
-                "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultPKI", "ModelFormats", "Watermark",
+                "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultPKI", "ModelFormats", "Watermark", "AuditLog",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -90,7 +90,7 @@ let package = Package(
             name: "VaultCLI",
             dependencies: [
                 "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultServices", "VaultServer", "Identity",
-                "CAllocator", "ModelFormats", "Watermark",
+                "CAllocator", "ModelFormats", "Watermark", "AuditLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),

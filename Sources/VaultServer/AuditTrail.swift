@@ -19,7 +19,7 @@ final class AuditTrail: Sendable {
 
     struct State {
         var log: AuditLog?
-        var hmacKey: SymmetricKey?
+        var hmacKey: [UInt8]?
         var pending: [AuditEvent] = []
         var dropped = 0
         /// Why the log could not be opened at unseal: every audited request is refused.
@@ -42,7 +42,7 @@ final class AuditTrail: Sendable {
     }
 
     static func signingKey(_ keys: KeyHolder) throws -> CheckpointKey {
-        try CheckpointKey(name: "mvault-audit", seed: try keys.derivedKey(purpose: "audit-checkpoint"))
+        try AuditKeys.checkpointKey(seed: try keys.derivedKey(purpose: AuditKeys.checkpointPurpose))
     }
 
     /// Opens the log with keys from the unsealed keyring and appends what waited. Idempotent.
@@ -58,7 +58,7 @@ final class AuditTrail: Sendable {
             state.withLock { $0.failure = "\(error)" }
             throw error
         }
-        let hmacKey = SymmetricKey(data: try keys.derivedKey(purpose: "audit-hmac"))
+        let hmacKey = try keys.derivedKey(purpose: AuditKeys.hmacPurpose)
         let waiting: [AuditEvent] = state.withLock { s in
             guard s.log == nil else { return [] }
             s.log = log
@@ -74,11 +74,7 @@ final class AuditTrail: Sendable {
 
     /// `hmac-sha256:HEX` of `value` under the vault's audit HMAC key (nil while sealed).
     func hash(_ value: String) -> String? {
-        state.withLock { s in
-            s.hmacKey.map {
-                "hmac-sha256:" + Hex.encode(Array(HMAC<SHA256>.authenticationCode(for: Array(value.utf8), using: $0)))
-            }
-        }
+        state.withLock { s in s.hmacKey.map { AuditKeys.hmac(value, key: $0) } }
     }
 
     /// Appends `event`; with `durable`, returns once it is on disk and throws 503 when it cannot be.

@@ -103,6 +103,12 @@ public final class KeyAgent {
                     return .failure("malformed address request", code: "protocol")
                 }
                 r.address = try keys.blobAddress(forSHA256: digest)
+            case .auditVerifier:
+                r.secret = try AuditKeys.checkpointKey(seed: keys.derivedKey(purpose: AuditKeys.checkpointPurpose))
+                    .verifier.encoded
+            case .auditHash:
+                guard let value = request.value else { return .failure("malformed hash request", code: "protocol") }
+                r.secret = AuditKeys.hmac(value, key: try keys.derivedKey(purpose: AuditKeys.hmacPurpose))
             case .watermarkSecret:
                 r.secret = Hex.encode(try keys.watermarkSecret())
             case .rotate:

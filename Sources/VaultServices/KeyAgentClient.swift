@@ -63,6 +63,22 @@ public struct KeyAgentClient: KeyWrapping, Sendable {
         return try call(request).version!
     }
 
+    /// The vault's checkpoint verifier key (`name+hash+key`), from the keyring itself.
+    public func auditVerifier() throws -> String {
+        guard let text = try call(AgentRequest(.auditVerifier)).secret else {
+            throw VaultError.keyService("the key agent sent no verifier key")
+        }
+        return text
+    }
+
+    /// The audit log's HMAC of `value`.
+    public func auditHash(_ value: String) throws -> String {
+        var request = AgentRequest(.auditHash)
+        request.value = value
+        guard let text = try call(request).secret else { throw VaultError.keyService("the key agent sent no HMAC") }
+        return text
+    }
+
     public func watermarkSecret() throws -> [UInt8] {
         guard let secret = try call(AgentRequest(.watermarkSecret)).secret.flatMap(Hex.decode), secret.count == 32
         else {

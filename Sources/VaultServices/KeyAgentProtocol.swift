@@ -3,7 +3,8 @@ import Foundation
 /// Messages between the CLI and the key agent, one JSON object per line.
 struct AgentRequest: Codable {
     enum Operation: String, Codable {
-        case status, unseal, resetUnseal, seal, wrap, unwrap, blobAddress, rotate, retire, watermarkSecret
+        case status, unseal, resetUnseal, seal, wrap, unwrap, blobAddress, rotate, retire, watermarkSecret,
+            auditVerifier, auditHash
     }
 
     var op: Operation
@@ -17,6 +18,8 @@ struct AgentRequest: Codable {
     var wrappedKey: String?
     var forRewrap: Bool?
     var sha256: String?
+    /// A value to HMAC for the audit log.
+    var value: String?
     var version: UInt32?
 
     init(_ op: Operation) { self.op = op }

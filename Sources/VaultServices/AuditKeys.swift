@@ -1,0 +1,20 @@
+import AuditLog
+import Crypto
+import Keyring
+
+/// The audit log's keys, derived from the keyring: the Ed25519 key that signs checkpoints, and
+/// the HMAC key for values the log must not show.
+public enum AuditKeys {
+    public static let checkpointPurpose = "audit-checkpoint"
+    public static let hmacPurpose = "audit-hmac"
+
+    public static func checkpointKey(seed: [UInt8]) throws -> CheckpointKey {
+        try CheckpointKey(name: "mvault-audit", seed: seed)
+    }
+
+    /// `hmac-sha256:HEX` of `value`.
+    public static func hmac(_ value: String, key: [UInt8]) -> String {
+        "hmac-sha256:"
+            + Hex.encode(Array(HMAC<SHA256>.authenticationCode(for: Array(value.utf8), using: SymmetricKey(data: key))))
+    }
+}
