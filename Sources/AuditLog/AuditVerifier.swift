@@ -23,6 +23,11 @@ public enum AuditVerifier {
         var lastHash: [UInt8] = []
         /// Bytes of complete entries.
         var length = 0
+
+        /// The leaf hashes of the first `count` entries read.
+        public func leafHashes(_ count: Int) -> [MerkleTree.Hash] {
+            (0..<min(count, entries)).map { Array(leaves[($0 * 32)..<($0 * 32 + 32)]) }
+        }
     }
 
     /// Verifies the log in `layout` with the checkpoint key `verifier`; `external` is a signed

@@ -29,7 +29,8 @@ public struct MVault: AsyncParsableCommand {
         subcommands: [
             Init.self, Unseal.self, Seal.self, Status.self, Push.self, Pull.self, List.self, Show.self,
             Remove.self, Verify.self, Key.self, Server.self, Login.self, Logout.self, User.self, Role.self,
-            Grant.self, Token.self, Cert.self, Access.self, WatermarkCommand.self, TraceCommand.self, Agent.self,
+            Grant.self, Token.self, Cert.self, Access.self, WatermarkCommand.self, TraceCommand.self, Audit.self,
+            Agent.self,
         ]
     )
 
