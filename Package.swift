@@ -125,7 +125,9 @@ let package = Package(
         ),
         .testTarget(name: "IdentityTests", dependencies: ["Identity"]),
         .testTarget(
-            name: "AuditLogTests", dependencies: ["AuditLog", .product(name: "Crypto", package: "swift-crypto")]),
+            name: "AuditLogTests", dependencies: ["AuditLog", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["Vectors/generate.py"], resources: [.copy("Vectors")]
+        ),
         .testTarget(name: "WatermarkTests", dependencies: ["Watermark", "ModelFormats", "CHalf"]),
         .testTarget(
             name: "ModelFormatsTests",
