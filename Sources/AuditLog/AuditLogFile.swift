@@ -72,6 +72,8 @@ public final class AuditLog: Sendable {
         var checkpointed = 0
         var latestCheckpoint = ""
         var checkpointTime = Date()
+        /// Told of every batch once it is durable, in log order (the SIEM sinks).
+        var observer: (@Sendable ([AuditEvent]) -> Void)?
     }
     let state: Mutex<State>
 
@@ -121,6 +123,11 @@ public final class AuditLog: Sendable {
         close(fd)
     }
 
+    /// Calls `observer` with every batch of entries once it is durable, in order, from now on.
+    public func observe(_ observer: @escaping @Sendable ([AuditEvent]) -> Void) {
+        state.withLock { $0.observer = observer }
+    }
+
     /// Entries so far.
     public var size: Int { state.withLock { $0.range.size } }
 
@@ -150,6 +157,7 @@ public final class AuditLog: Sendable {
             var bytes: [UInt8] = []
             var hashes: [UInt8] = []
             var seqs: [Int] = []
+            var written: [AuditEvent] = []
             do {
                 for waiter in batch {
                     var event = waiter.event
@@ -161,6 +169,7 @@ public final class AuditLog: Sendable {
                     hashes += leaf
                     lastHash = leaf
                     seqs.append(event.seq)
+                    written.append(event)
                     bytes += line
                     bytes.append(0x0A)
                 }
@@ -172,12 +181,14 @@ public final class AuditLog: Sendable {
                 for waiter in batch { waiter.continuation.resume(throwing: AuditLogError.unavailable("\(error)")) }
                 continue
             }
-            state.withLock { s in
+            let observer = state.withLock { s in
                 s.range = range
                 s.leaves += hashes
                 s.lastHash = lastHash
                 s.length = length
+                return s.observer
             }
+            observer?(written)
             for (waiter, seq) in zip(batch, seqs) { waiter.continuation.resume(returning: seq) }
             checkpointIfBehind(force: false)
         }

@@ -62,20 +62,38 @@ public enum AuditVerifier {
     /// Reads every entry and checkpoint. With `repairTail`, an incomplete final line is cut off
     /// through that descriptor (the server does this at start: it was never acknowledged).
     static func scan(layout: AuditLogLayout, verifier: CheckpointVerifier, repairTail: Int32?) throws -> Report {
+        let data = (try? Data(contentsOf: layout.entries, options: .alwaysMapped)) ?? Data()
+        let checkpoints = layout.checkpointFiles().map {
+            (name: $0.lastPathComponent, text: (try? String(contentsOf: $0, encoding: .utf8)) ?? "")
+        }
+        var report = check(entries: data, checkpoints: checkpoints, verifier: verifier)
+        if report.problem == nil, report.incompleteTail, let fd = repairTail {
+            guard ftruncate(fd, off_t(report.length)) == 0 else {
+                throw AuditLogError.unavailable(
+                    "cannot cut an incomplete final entry: \(String(cString: strerror(errno)))")
+            }
+            report.incompleteTail = false
+        }
+        return report
+    }
+
+    /// Checks the bytes of an entries file against its chain and the signed `checkpoints`
+    /// (file name, text) — untrusted input all of it; nothing here touches the disk.
+    public static func check(
+        entries data: Data, checkpoints files: [(name: String, text: String)], verifier: CheckpointVerifier
+    ) -> Report {
         var report = Report()
         // Checkpoints first, so the entries can be held against them as they are read.
         var checkpoints: [Int: (Checkpoint, String)] = [:]
-        for file in layout.checkpointFiles() {
-            let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+        for file in files {
             do {
-                let checkpoint = try Checkpoint.verify(text, key: verifier)
-                checkpoints[checkpoint.size] = (checkpoint, text)
+                let checkpoint = try Checkpoint.verify(file.text, key: verifier)
+                checkpoints[checkpoint.size] = (checkpoint, file.text)
             } catch {
-                report.problem = "checkpoint \(file.lastPathComponent) is not valid (forged or damaged): \(error)"
+                report.problem = "checkpoint \(file.name) is not valid (forged or damaged): \(error)"
                 return report
             }
         }
-        let data = (try? Data(contentsOf: layout.entries, options: .alwaysMapped)) ?? Data()
         var problem: String?
         data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             var start = 0
@@ -119,15 +137,7 @@ public enum AuditVerifier {
             if largest > report.entries {
                 report.problem =
                     "the log was truncated: it holds \(report.entries) entries, but a checkpoint signed \(largest)"
-                return report
             }
-        }
-        if report.incompleteTail, let fd = repairTail {
-            guard ftruncate(fd, off_t(report.length)) == 0 else {
-                throw AuditLogError.unavailable(
-                    "cannot cut an incomplete final entry: \(String(cString: strerror(errno)))")
-            }
-            report.incompleteTail = false
         }
         return report
     }

@@ -6,7 +6,8 @@ import Testing
 struct VectorTests {
     @Test("entries encode canonically, hash to the committed leaves and roots, and the checkpoint verifies")
     func vectors() throws {
-        let url = try #require(Bundle.module.url(forResource: "audit-v1", withExtension: "txt", subdirectory: "Vectors"))
+        let url = try #require(
+            Bundle.module.url(forResource: "audit-v1", withExtension: "txt", subdirectory: "Vectors"))
         let text = try String(contentsOf: url, encoding: .utf8)
         var fields: [(String, String)] = []
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
@@ -15,7 +16,9 @@ struct VectorTests {
         }
         func values(_ name: String) -> [String] { fields.filter { $0.0 == name }.map(\.1) }
         let seedHex = Array(values("seed")[0].utf8)
-        let seed = stride(from: 0, to: seedHex.count, by: 2).map { UInt8(String(decoding: seedHex[$0..<($0 + 2)], as: UTF8.self), radix: 16)! }
+        let seed = stride(from: 0, to: seedHex.count, by: 2).map {
+            UInt8(String(decoding: seedHex[$0..<($0 + 2)], as: UTF8.self), radix: 16)!
+        }
         let key = try CheckpointKey(name: "mvault-audit", seed: seed)
         #expect(key.verifier.encoded == values("verifier")[0])
 
@@ -41,5 +44,29 @@ struct VectorTests {
         let again = try checkpoint.signed(by: key)
         #expect(again.prefix(while: { $0 != "—" }) == note.prefix(while: { $0 != "—" }))
         #expect(try Checkpoint.verify(again, key: key.verifier) == checkpoint)
+    }
+}
+
+@Suite("Audit log: event encoding")
+struct EventEncodingTests {
+    @Test("times are whole milliseconds that survive decoding and encoding again (found by AuditLogFuzz)")
+    func timesRoundTrip() throws {
+        for text in [
+            "2026-11-29T22:00:01.249Z", "2026-11-29T22:00:01.001Z", "1999-12-31T23:59:59.999Z",
+            "1013-11-29T22:00:04.000Z",
+        ] {
+            let line = #"{"action":"a","actor":{},"phase":"p","prev":"","requestID":"r","seq":0,"time":"\#(text)"}"#
+            let event = try AuditEvent.decode(Array(line.utf8))
+            #expect(String(decoding: try event.encoded(), as: UTF8.self) == line)
+            #expect(try AuditEvent.decode(try event.encoded()) == event)
+        }
+        for bad in ["2026-02-31T00:00:00.000Z", "2026-11-29T22:00:01Z", "2026-11-29 22:00:01.000Z", "x"] {
+            let line = #"{"action":"a","actor":{},"phase":"p","prev":"","requestID":"r","seq":0,"time":"\#(bad)"}"#
+            #expect(throws: (any Error).self) { try AuditEvent.decode(Array(line.utf8)) }
+        }
+        let event = AuditEvent(
+            time: Date(timeIntervalSince1970: 1_800_000_000.2496), phase: "p", requestID: "r", action: "a",
+            actor: .init())
+        #expect(String(decoding: try event.encoded(), as: UTF8.self).contains(#""time":"2027-01-15T08:00:00.250Z""#))
     }
 }
