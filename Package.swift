@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "VaultServices", targets: ["VaultServices"]),
         .library(name: "VaultCore", targets: ["VaultCore"]),
         .library(name: "ModelFormats", targets: ["ModelFormats"]),
+        .library(name: "AuditLog", targets: ["AuditLog"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),

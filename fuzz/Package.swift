@@ -18,6 +18,10 @@ let package = Package(
             dependencies: ["FuzzDriver", .product(name: "VaultCore", package: "main")]
         ),
         .executableTarget(
+            name: "AuditLogFuzz",
+            dependencies: ["FuzzDriver", .product(name: "AuditLog", package: "main")]
+        ),
+        .executableTarget(
             name: "ModelFormatsFuzz",
             dependencies: ["FuzzDriver", .product(name: "ModelFormats", package: "main")]
         ),

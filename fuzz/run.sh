@@ -3,6 +3,7 @@
 # Usage: fuzz/run.sh [SECONDS] [TARGET]   (defaults: 600, SealedFormatFuzz)
 #   SealedFormatFuzz   the MVLT v1 header and segment parser, seeded from the committed test vectors
 #   AccessParsersFuzz  model names, file paths, model patterns, networks and capability lists
+#   AuditLogFuzz       the audit log's entries, checkpoints and verifier keys, seeded from its vectors
 #   ModelFormatsFuzz   the safetensors and GGUF parsers, seeded with files the official Python
 #                      packages write (needs the .venv that scripts/test makes)
 # Crashing inputs land in fuzz/artifacts/; the corpus grows in fuzz/corpus/ (both git-ignored).
@@ -45,6 +46,18 @@ ModelFormatsFuzz)
   { printf '\x01'; cat "$seeds/a.gguf"; } > "corpus/$TARGET/seed-gguf"
   rm -rf "$seeds"
   MAX_LEN=16384
+  ;;
+AuditLogFuzz)
+  # Seeds: the committed vectors' entries file (selector 0) and checkpoint (1), and the verifier key (2).
+  python3 - <<'PY'
+import pathlib
+text = pathlib.Path("../Tests/AuditLogTests/Vectors/audit-v1.txt").read_text()
+value = lambda name: [l.split(": ", 1)[1] if ": " in l else "" for l in text.splitlines() if l.startswith(name + ":")]
+entries = "".join(e + "\n" for e in value("entry")).encode()
+pathlib.Path("corpus/AuditLogFuzz/entries").write_bytes(b"\x00" + entries)
+pathlib.Path("corpus/AuditLogFuzz/checkpoint").write_bytes(b"\x01" + ("\n".join(value("checkpoint")) + "\n").encode())
+pathlib.Path("corpus/AuditLogFuzz/verifier").write_bytes(b"\x02" + value("verifier")[0].encode())
+PY
   ;;
 *) echo "unknown target $TARGET" >&2; exit 1 ;;
 esac
