@@ -53,9 +53,16 @@ func makeAPI(configuration: ServerConfiguration, layout: VaultLayout, keys: KeyH
     let store = CachedStore(try SQLiteMetadataStore(path: layout.metadataFile.path))
     let vault = try LocalVault(
         layout: layout, metadata: store, blobs: try DirectoryBlobStore(root: layout.root), keys: keys)
+    let sinks = configuration.audit.sinks.map { sink in
+        var sink = sink
+        sink.path = sink.path.map(configuration.resolve)
+        sink.ca = sink.ca.map(configuration.resolve)
+        return AuditSink(sink)
+    }
     let audit = AuditTrail(
         directory: URL(fileURLWithPath: configuration.resolve(configuration.audit.directory)),
-        checkpointEvery: configuration.audit.checkpointEvery, checkpointSeconds: configuration.audit.checkpointSeconds)
+        checkpointEvery: configuration.audit.checkpointEvery, checkpointSeconds: configuration.audit.checkpointSeconds,
+        sinks: sinks)
     return VaultAPI(
         layout: layout, keys: keys, identities: store, vault: vault, limits: configuration.limits, audit: audit)
 }

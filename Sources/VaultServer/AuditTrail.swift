@@ -30,10 +30,14 @@ final class AuditTrail: Sendable {
     let checkpointEvery: Int
     let checkpointSeconds: Double
 
-    init(directory: URL, checkpointEvery: Int, checkpointSeconds: Double) {
+    let sinks: [AuditSink]
+
+    init(directory: URL, checkpointEvery: Int, checkpointSeconds: Double, sinks: [AuditSink] = []) {
         layout = AuditLogLayout(directory: directory)
         self.checkpointEvery = checkpointEvery
         self.checkpointSeconds = checkpointSeconds
+        self.sinks = sinks
+        for sink in sinks { Task.detached { await sink.run() } }
     }
 
     /// The origin line of this vault's checkpoints: stable per vault, from its verifier key.
@@ -59,6 +63,8 @@ final class AuditTrail: Sendable {
             throw error
         }
         let hmacKey = try keys.derivedKey(purpose: AuditKeys.hmacPurpose)
+        let sinks = self.sinks
+        if !sinks.isEmpty { log.observe { events in for sink in sinks { sink.offer(events) } } }
         let waiting: [AuditEvent] = state.withLock { s in
             guard s.log == nil else { return [] }
             s.log = log

@@ -11,7 +11,10 @@ import VaultCore
 ///   "limits": { "maxJSONBodyBytes": 65536, "idleTimeoutSeconds": 30, "sessionTTLSeconds": 3600,
 ///               "requestsPerSecondPerIP": 50, "requestBurstPerIP": 200,
 ///               "maxTokenTTLSeconds": 31536000, "uploadIdleSeconds": 3600 },
-///   "audit": { "directory": "audit", "checkpointEvery": 1000, "checkpointSeconds": 60 } }
+///   "audit": { "directory": "audit", "checkpointEvery": 1000, "checkpointSeconds": 60,
+///              "sinks": [ { "type": "syslog", "address": "siem.example:6514", "tls": true, "ca": "siem-ca.pem",
+///                           "format": "json" },
+///                         { "type": "file", "path": "/var/log/mvault/audit.cef", "format": "cef" } ] } }
 /// ```
 /// Environment overrides: `MVAULT_VAULT`, `MVAULT_LISTEN` (`host:port`), `MVAULT_TLS_CERT`,
 /// `MVAULT_TLS_KEY`, `MVAULT_CLIENT_CERTIFICATES`. Relative TLS paths are relative to the vault directory.
@@ -111,16 +114,23 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         public var checkpointEvery: Int = 1000
         /// …and at least this often while entries come in.
         public var checkpointSeconds: Double = 60
-        public init(directory: String = "audit", checkpointEvery: Int = 1000, checkpointSeconds: Double = 60) {
+        /// Where else events go: syslog receivers and files, in SIEM formats.
+        public var sinks: [AuditSinkConfiguration] = []
+        public init(
+            directory: String = "audit", checkpointEvery: Int = 1000, checkpointSeconds: Double = 60,
+            sinks: [AuditSinkConfiguration] = []
+        ) {
             self.directory = directory
             self.checkpointEvery = checkpointEvery
             self.checkpointSeconds = checkpointSeconds
+            self.sinks = sinks
         }
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             directory = try c.decodeIfPresent(String.self, forKey: .directory) ?? "audit"
             checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? 1000
             checkpointSeconds = try c.decodeIfPresent(Double.self, forKey: .checkpointSeconds) ?? 60
+            sinks = try c.decodeIfPresent([AuditSinkConfiguration].self, forKey: .sinks) ?? []
         }
     }
 
@@ -192,6 +202,9 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         guard config.audit.checkpointEvery >= 1, config.audit.checkpointSeconds > 0 else {
             throw VaultError.invalidArgument(
                 "audit.checkpointEvery must be at least 1 and audit.checkpointSeconds above 0")
+        }
+        for (i, sink) in config.audit.sinks.enumerated() {
+            if let problem = sink.problem() { throw VaultError.invalidArgument("audit.sinks[\(i)]: \(problem)") }
         }
         return config
     }

@@ -162,10 +162,12 @@ struct CLI {
     }
 
     /// Starts `mvault server` on 127.0.0.1:0 for this vault and reads the URL it prints.
-    func startServer(environment: [String: String] = [:], log: URL? = nil) async throws -> (Process, String) {
+    func startServer(environment: [String: String] = [:], log: URL? = nil, arguments: [String] = []) async throws
+        -> (Process, String)
+    {
         let process = Process()
         process.executableURL = CLI.binary
-        process.arguments = ["server"]
+        process.arguments = ["server"] + arguments
         process.environment = ["MVAULT_VAULT": vault.path, "MVAULT_LISTEN": "127.0.0.1:0"].merging(environment) { $1 }
         let out = Pipe()
         process.standardOutput = out

@@ -1,0 +1,254 @@
+import AuditLog
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One place audit events are sent besides the log itself (server config `audit.sinks`).
+public struct AuditSinkConfiguration: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        /// RFC 5424 syslog over TCP, octet-counted (RFC 6587); with `tls`, over TLS (RFC 5425).
+        case syslog
+        /// One event per line, appended to a file.
+        case file
+    }
+    public var type: Kind
+    /// `host:port` (syslog).
+    public var address: String?
+    public var tls: Bool = false
+    /// PEM CA the receiver's certificate must chain to (syslog over TLS; default: the system's).
+    public var ca: String?
+    /// The file (file sink).
+    public var path: String?
+    public var format: SIEMFormat = .json
+    /// Events kept while the receiver is away; beyond this the oldest are dropped (and counted).
+    public var capacity: Int = 100_000
+
+    public init(
+        type: Kind, address: String? = nil, tls: Bool = false, ca: String? = nil, path: String? = nil,
+        format: SIEMFormat = .json, capacity: Int = 100_000
+    ) {
+        self.type = type
+        self.address = address
+        self.tls = tls
+        self.ca = ca
+        self.path = path
+        self.format = format
+        self.capacity = capacity
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        type = try c.decode(Kind.self, forKey: .type)
+        address = try c.decodeIfPresent(String.self, forKey: .address)
+        tls = try c.decodeIfPresent(Bool.self, forKey: .tls) ?? false
+        ca = try c.decodeIfPresent(String.self, forKey: .ca)
+        path = try c.decodeIfPresent(String.self, forKey: .path)
+        format = try c.decodeIfPresent(SIEMFormat.self, forKey: .format) ?? .json
+        capacity = try c.decodeIfPresent(Int.self, forKey: .capacity) ?? 100_000
+    }
+
+    /// What is wrong with it, if anything.
+    func problem() -> String? {
+        switch type {
+        case .syslog:
+            guard let address, let colon = address.lastIndex(of: ":"),
+                let port = Int(address[address.index(after: colon)...]),
+                (1...65535).contains(port)
+            else { return "a syslog sink needs \"address\": \"host:port\"" }
+        case .file:
+            guard path?.isEmpty == false else { return "a file sink needs \"path\"" }
+        }
+        return capacity >= 1 ? nil : "capacity must be at least 1"
+    }
+}
+
+/// Delivers audit events to one sink, in log order, without ever making a request wait: events
+/// queue in memory (up to `capacity`; older ones are dropped beyond it, and counted), and a
+/// background task writes them out, reconnecting with backoff when the receiver goes away. Events
+/// written in the few seconds before a connection broke are sent again after reconnecting, so a
+/// receiver restart loses nothing (it may see an event twice; each carries its `seq`).
+final class AuditSink: Sendable {
+    let configuration: AuditSinkConfiguration
+    let hostname: String
+    struct State {
+        var queue: [AuditEvent] = []
+        var dropped = 0
+        var delivered = 0
+        var lastError: String?
+    }
+    let state = Mutex(State())
+    /// How long after writing an event it is still sent again if the connection breaks.
+    static let resendWindow: TimeInterval = 5
+
+    init(_ configuration: AuditSinkConfiguration) {
+        self.configuration = configuration
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count)
+        hostname = String(cString: name)
+    }
+
+    var name: String { configuration.address ?? configuration.path ?? configuration.type.rawValue }
+
+    func offer(_ events: [AuditEvent]) {
+        state.withLock { s in
+            s.queue += events
+            let excess = s.queue.count - configuration.capacity
+            if excess > 0 {
+                s.queue.removeFirst(excess)
+                s.dropped += excess
+            }
+        }
+    }
+
+    var counters: (queued: Int, dropped: Int, delivered: Int) {
+        state.withLock { ($0.queue.count, $0.dropped, $0.delivered) }
+    }
+
+    func line(_ event: AuditEvent) -> [UInt8] {
+        switch configuration.type {
+        case .file: return Array((configuration.format.render(event) + "\n").utf8)
+        case .syslog:
+            // Octet counting: "LEN SP MSG".
+            let message = Array(configuration.format.syslog(event, hostname: hostname).utf8)
+            return Array("\(message.count) ".utf8) + message
+        }
+    }
+
+    /// Runs until cancelled.
+    func run() async {
+        var backoff: UInt64 = 100_000_000
+        var recent: [(event: AuditEvent, at: Date)] = []
+        while !Task.isCancelled {
+            do {
+                switch configuration.type {
+                case .file: try await runFile()
+                case .syslog: try await runSyslog(&recent)
+                }
+                backoff = 100_000_000
+            } catch {
+                state.withLock { $0.lastError = "\(error)" }
+                // What may not have arrived goes out again, ahead of what is waiting.
+                let cutoff = Date().addingTimeInterval(-Self.resendWindow)
+                let again = recent.filter { $0.at >= cutoff }.map(\.event)
+                recent = []
+                if !again.isEmpty {
+                    state.withLock { s in
+                        let waiting = Set(s.queue.map(\.seq))
+                        s.queue.insert(contentsOf: again.filter { !waiting.contains($0.seq) }, at: 0)
+                    }
+                }
+                try? await Task.sleep(nanoseconds: backoff)
+                backoff = min(backoff * 2, 5_000_000_000)
+            }
+        }
+    }
+
+    /// The next events to send, waiting for some (polling every 20 ms: cheap, and it ends with
+    /// the task, which a wake-up stream shared across reconnections would not).
+    func next() async throws -> [AuditEvent] {
+        while true {
+            let batch = state.withLock { Array($0.queue.prefix(1000)) }
+            if !batch.isEmpty { return batch }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func sent(_ count: Int) {
+        state.withLock { s in
+            s.queue.removeFirst(min(count, s.queue.count))
+            s.delivered += count
+            s.lastError = nil
+        }
+    }
+
+    func runFile() async throws {
+        let path = configuration.path!
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw AuditLogError.unavailable("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        while !Task.isCancelled {
+            let batch = try await next()
+            let bytes = batch.flatMap(line)
+            var done = 0
+            while done < bytes.count {
+                let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw AuditLogError.unavailable("cannot write \(path): \(String(cString: strerror(errno)))")
+                }
+                done += n
+            }
+            sent(batch.count)
+        }
+    }
+
+    struct Closed: Error, CustomStringConvertible {
+        var description: String { "the receiver closed the connection" }
+    }
+
+    func runSyslog(_ recent: inout [(event: AuditEvent, at: Date)]) async throws {
+        let address = configuration.address!
+        let colon = address.lastIndex(of: ":")!
+        let host = String(address[..<colon])
+        let port = Int(address[address.index(after: colon)...])!
+        var tlsContext: NIOSSLContext?
+        if configuration.tls {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.minimumTLSVersion = .tlsv12
+            if let ca = configuration.ca { tls.trustRoots = .file(ca) }
+            tlsContext = try NIOSSLContext(configuration: tls)
+        }
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(5))
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext {
+                        let handler = try NIOSSLClientHandler(
+                            context: tlsContext, serverHostname: host.first?.isNumber == true ? nil : host)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        let sentHere = SentWindow()
+        defer { recent = sentHere.events.withLock { $0 } }
+        try await channel.executeThenClose { inbound, outbound in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                // The receiver says nothing; its stream ending means it went away.
+                group.addTask {
+                    for try await _ in inbound {}
+                    throw Closed()
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        let batch = try await self.next()
+                        try await outbound.write(ByteBuffer(bytes: batch.flatMap(self.line)))
+                        self.sent(batch.count)
+                        let now = Date()
+                        sentHere.events.withLock { window in
+                            window =
+                                window.filter { now.timeIntervalSince($0.at) < Self.resendWindow }
+                                + batch.map { ($0, now) }
+                        }
+                    }
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+        throw Closed()
+    }
+}
+
+/// What one connection sent lately, for resending after it breaks.
+final class SentWindow: Sendable {
+    let events = Mutex<[(event: AuditEvent, at: Date)]>([])
+}
