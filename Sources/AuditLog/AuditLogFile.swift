@@ -162,7 +162,7 @@ public final class AuditLog: Sendable {
                 for waiter in batch {
                     var event = waiter.event
                     event.seq = range.size
-                    event.prev = lastHash.map { String(format: "%02x", $0) }.joined()
+                    event.prev = MerkleTree.hex(lastHash)
                     let line = try event.encoded()
                     let leaf = MerkleTree.leafHash(line)
                     range.append(leaf)

@@ -96,35 +96,54 @@ public enum AuditVerifier {
         }
         var problem: String?
         data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            // The lines, then their leaf hashes on every core, then the chain and the tree in order.
+            var bounds: [Range<Int>] = []
             var start = 0
-            var index = 0
             while start < raw.count {
-                guard let newline = raw[start...].firstIndex(of: 0x0A) else {
+                guard let newline = Self.index(of: 0x0A, in: raw, from: start) else {
                     report.incompleteTail = true
                     break
                 }
-                let line = UnsafeRawBufferPointer(rebasing: raw[start..<newline])
-                if let issue = check(line, index: index, previous: report.lastHash) {
+                bounds.append(start..<newline)
+                start = newline + 1
+            }
+            var leaves = [UInt8](repeating: 0, count: bounds.count * 32)
+            let workers = bounds.count < 4096 ? 1 : 2
+            let (lines, input) = (bounds, SendableBytes(UnsafeMutableRawBufferPointer(mutating: raw)))
+            leaves.withUnsafeMutableBytes { out in
+                let out = SendableBytes(out)
+                DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                    let share = (lines.count + workers - 1) / workers
+                    for i in (worker * share)..<min(lines.count, (worker + 1) * share) {
+                        let leaf = MerkleTree.leafHash(UnsafeRawBufferPointer(rebasing: input.bytes[lines[i]]))
+                        leaf.withUnsafeBytes {
+                            out.bytes.baseAddress!.advanced(by: i * 32).copyMemory(from: $0.baseAddress!, byteCount: 32)
+                        }
+                    }
+                }
+            }
+            for (index, bounds) in bounds.enumerated() {
+                let line = UnsafeRawBufferPointer(rebasing: raw[bounds])
+                let previous = index == 0 ? leaves[0..<0] : leaves[((index - 1) * 32)..<(index * 32)]
+                if let issue = check(line, index: index, previous: previous) {
                     problem = issue
                     return
                 }
-                let leaf = MerkleTree.leafHash(line)
+                let leaf = Array(leaves[(index * 32)..<(index * 32 + 32)])
                 report.range.append(leaf)
-                report.leaves += leaf
                 report.lastHash = leaf
-                index += 1
-                start = newline + 1
-                report.length = start
-                if let (checkpoint, _) = checkpoints[index] {
+                report.length = bounds.upperBound + 1
+                if let (checkpoint, _) = checkpoints[index + 1] {
                     report.checkpointsChecked += 1
                     if report.range.root != checkpoint.root {
-                        let before = checkpoints.keys.filter { $0 < index }.max() ?? 0
+                        let before = checkpoints.keys.filter { $0 < index + 1 }.max() ?? 0
                         problem =
-                            "entries \(before)…\(index - 1) are not the ones the checkpoint at \(index) signed: one of them was edited and the chain after it rewritten"
+                            "entries \(before)…\(index) are not the ones the checkpoint at \(index + 1) signed: one of them was edited and the chain after it rewritten"
                         return
                     }
                 }
             }
+            report.leaves = leaves
         }
         report.entries = report.range.size
         if let problem {
@@ -144,7 +163,7 @@ public enum AuditVerifier {
 
     /// The chain checks of entry `index`: its `seq` and its `prev` (read straight from the
     /// canonical JSON, which sorts keys: both are top-level and never first).
-    static func check(_ line: UnsafeRawBufferPointer, index: Int, previous: [UInt8]) -> String? {
+    static func check(_ line: UnsafeRawBufferPointer, index: Int, previous: ArraySlice<UInt8>) -> String? {
         let lineNumber = index + 1
         guard let seq = integer(after: Self.seqKey, in: line) else {
             return "entry \(index) (line \(lineNumber)) is not a well-formed event: it was edited or inserted"
@@ -157,11 +176,10 @@ public enum AuditVerifier {
             return
                 "line \(lineNumber) holds entry \(seq) where entry \(index) belongs (an entry was inserted, repeated or moved)"
         }
-        guard let prev = string(after: Self.prevKey, in: line) else {
+        guard let prev = range(after: Self.prevKey, in: line) else {
             return "entry \(index) (line \(lineNumber)) is not a well-formed event: it was edited"
         }
-        let expected = previous.map { String(format: "%02x", $0) }.joined()
-        if prev != expected {
+        if !matchesHex(line, prev, previous) {
             return index == 0
                 ? "entry 0 was edited (it names an entry before it)"
                 : "entry \(index - 1) was edited: entry \(index) records a different hash of it"
@@ -172,16 +190,23 @@ public enum AuditVerifier {
     static let seqKey = Array(",\"seq\":".utf8)
     static let prevKey = Array(",\"prev\":\"".utf8)
 
+    /// The first `byte` in `buffer` at or after `from` (memchr).
+    static func index(of byte: UInt8, in buffer: UnsafeRawBufferPointer, from: Int) -> Int? {
+        guard from < buffer.count, let base = buffer.baseAddress,
+            let hit = memchr(base + from, Int32(byte), buffer.count - from)
+        else { return nil }
+        return base.distance(to: UnsafeRawPointer(hit))
+    }
+
     static func find(_ key: [UInt8], in line: UnsafeRawBufferPointer) -> Int? {
         guard line.count >= key.count else { return nil }
         var i = 0
-        while i <= line.count - key.count {
-            if line[i] == key[0] {
-                var j = 1
-                while j < key.count && line[i + j] == key[j] { j += 1 }
-                if j == key.count { return i + key.count }
-            }
-            i += 1
+        // Candidates start at a comma; memchr finds them.
+        while let at = index(of: key[0], in: line, from: i), at <= line.count - key.count {
+            var j = 1
+            while j < key.count && line[at + j] == key[j] { j += 1 }
+            if j == key.count { return at + key.count }
+            i = at + 1
         }
         return nil
     }
@@ -197,9 +222,30 @@ public enum AuditVerifier {
         return i > start ? value : nil
     }
 
-    static func string(after key: [UInt8], in line: UnsafeRawBufferPointer) -> String? {
+    /// Where the string value after `key` lies (between its quotes).
+    static func range(after key: [UInt8], in line: UnsafeRawBufferPointer) -> Range<Int>? {
         guard let start = find(key, in: line) else { return nil }
-        guard let end = line[start...].firstIndex(of: 0x22) else { return nil }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: line[start..<end]), as: UTF8.self)
+        guard let end = index(of: 0x22, in: line, from: start) else { return nil }
+        return start..<end
     }
+
+    /// Whether `line[range]` is the lowercase hex of `bytes`.
+    static func matchesHex(_ line: UnsafeRawBufferPointer, _ range: Range<Int>, _ bytes: ArraySlice<UInt8>) -> Bool {
+        guard range.count == bytes.count * 2 else { return false }
+        let digits = MerkleTree.hexDigits
+        for (i, b) in bytes.enumerated() {
+            if line[range.lowerBound + 2 * i] != digits[Int(b >> 4)]
+                || line[range.lowerBound + 2 * i + 1] != digits[Int(b & 0x0F)]
+            {
+                return false
+            }
+        }
+        return true
+    }
+}
+
+/// A buffer the hashing workers write disjoint parts of.
+struct SendableBytes: @unchecked Sendable {
+    let bytes: UnsafeMutableRawBufferPointer
+    init(_ bytes: UnsafeMutableRawBufferPointer) { self.bytes = bytes }
 }

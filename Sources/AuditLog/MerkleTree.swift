@@ -8,9 +8,35 @@ public enum MerkleTree {
     public static func leafHash(_ data: some Sequence<UInt8>) -> Hash {
         var hasher = SHA256()
         hasher.update(data: [0x00])
-        hasher.update(data: Array(data))
+        if let done: Void = data.withContiguousStorageIfAvailable({
+            hasher.update(bufferPointer: UnsafeRawBufferPointer($0))
+        }) {
+            _ = done
+        } else {
+            hasher.update(data: Array(data))
+        }
         return Array(hasher.finalize())
     }
+
+    public static func leafHash(_ data: UnsafeRawBufferPointer) -> Hash {
+        var hasher = SHA256()
+        hasher.update(data: [0x00])
+        hasher.update(bufferPointer: data)
+        return Array(hasher.finalize())
+    }
+
+    /// Lowercase hex, through a table (the log writes and checks one per entry).
+    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        for b in bytes {
+            out.append(hexDigits[Int(b >> 4)])
+            out.append(hexDigits[Int(b & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static let hexDigits = Array("0123456789abcdef".utf8)
 
     public static func nodeHash(_ left: Hash, _ right: Hash) -> Hash {
         var hasher = SHA256()
