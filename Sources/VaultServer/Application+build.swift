@@ -62,7 +62,7 @@ func makeAPI(configuration: ServerConfiguration, layout: VaultLayout, keys: KeyH
     let audit = AuditTrail(
         directory: URL(fileURLWithPath: configuration.resolve(configuration.audit.directory)),
         checkpointEvery: configuration.audit.checkpointEvery, checkpointSeconds: configuration.audit.checkpointSeconds,
-        sinks: sinks)
+        sinks: sinks, canaries: try configuration.audit.canaryModels.map { try ModelPattern($0) })
     return VaultAPI(
         layout: layout, keys: keys, identities: store, vault: vault, limits: configuration.limits, audit: audit)
 }

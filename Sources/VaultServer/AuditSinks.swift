@@ -81,8 +81,12 @@ final class AuditSink: Sendable {
         var dropped = 0
         var delivered = 0
         var lastError: String?
+        /// Dropping since the queue last drained (one alert per episode).
+        var dropping = false
     }
     let state = Mutex(State())
+    /// Told when events start being dropped (once until the queue drains).
+    nonisolated(unsafe) var onDrop: (@Sendable (Int) -> Void)?
     /// How long after writing an event it is still sent again if the connection breaks.
     static let resendWindow: TimeInterval = 5
 
@@ -96,14 +100,16 @@ final class AuditSink: Sendable {
     var name: String { configuration.address ?? configuration.path ?? configuration.type.rawValue }
 
     func offer(_ events: [AuditEvent]) {
-        state.withLock { s in
+        let startedDropping: Int? = state.withLock { s in
             s.queue += events
             let excess = s.queue.count - configuration.capacity
-            if excess > 0 {
-                s.queue.removeFirst(excess)
-                s.dropped += excess
-            }
+            guard excess > 0 else { return nil }
+            s.queue.removeFirst(excess)
+            s.dropped += excess
+            defer { s.dropping = true }
+            return s.dropping ? nil : excess
         }
+        if let startedDropping { onDrop?(startedDropping) }
     }
 
     var counters: (queued: Int, dropped: Int, delivered: Int) {
@@ -162,6 +168,7 @@ final class AuditSink: Sendable {
     func sent(_ count: Int) {
         state.withLock { s in
             s.queue.removeFirst(min(count, s.queue.count))
+            if s.queue.isEmpty { s.dropping = false }
             s.delivered += count
             s.lastError = nil
         }

@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import Keyring
 import Synchronization
+import VaultCore
 import VaultServices
 
 /// The server's audit trail: every API request (except health, seal status and the OpenAPI
@@ -32,12 +33,23 @@ final class AuditTrail: Sendable {
 
     let sinks: [AuditSink]
 
-    init(directory: URL, checkpointEvery: Int, checkpointSeconds: Double, sinks: [AuditSink] = []) {
+    init(
+        directory: URL, checkpointEvery: Int, checkpointSeconds: Double, sinks: [AuditSink] = [],
+        canaries: [ModelPattern] = []
+    ) {
         layout = AuditLogLayout(directory: directory)
         self.checkpointEvery = checkpointEvery
         self.checkpointSeconds = checkpointSeconds
         self.sinks = sinks
-        for sink in sinks { Task.detached { await sink.run() } }
+        self.canaries = canaries
+        for sink in sinks {
+            sink.onDrop = { [weak self] dropped in
+                self?.alert(
+                    "sink-drops",
+                    "the audit sink \(sink.name) dropped \(dropped) event(s): its receiver was away too long")
+            }
+            Task.detached { await sink.run() }
+        }
     }
 
     /// The origin line of this vault's checkpoints: stable per vault, from its verifier key.
@@ -82,6 +94,21 @@ final class AuditTrail: Sendable {
     func hash(_ value: String) -> String? {
         state.withLock { s in s.hmacKey.map { AuditKeys.hmac(value, key: $0) } }
     }
+
+    /// Records an alert (phase `alert`, action `alert.KIND`): in the log and at every sink, at once,
+    /// without making anyone wait.
+    func alert(
+        _ kind: String, _ detail: String, actor: AuditEvent.Actor = .init(), sourceIP: String? = nil,
+        target: AuditEvent.Target? = nil
+    ) {
+        let event = AuditEvent(
+            phase: "alert", requestID: "", action: "alert.\(kind)", actor: actor, sourceIP: sourceIP, target: target,
+            result: .init(status: 0, error: detail))
+        Task { try? await record(event, durable: false) }
+    }
+
+    /// Models that are decoys: any request about one raises a critical alert.
+    let canaries: [ModelPattern]
 
     /// Appends `event`; with `durable`, returns once it is on disk and throws 503 when it cannot be.
     func record(_ event: AuditEvent, durable: Bool) async throws {

@@ -23,17 +23,22 @@ final class LoginThrottle: Sendable {
         }
     }
 
-    func recordFailure(account: String, ip: String, now: Date = Date()) {
+    /// Counts a failure; returns the keys (`account:NAME`, `ip:ADDRESS`) whose lockout it starts.
+    @discardableResult
+    func recordFailure(account: String, ip: String, now: Date = Date()) -> [String] {
         entries.withLock { entries in
+            var started: [String] = []
             for (key, free) in [("account:\(account)", freeFailuresPerAccount), ("ip:\(ip)", freeFailuresPerIP)] {
                 var entry = entries[key] ?? Entry()
                 entry.failures += 1
+                if entry.failures == free { started.append(key) }
                 if entry.failures >= free {
                     let exponent = Double(min(entry.failures - free, 20))
                     entry.lockedUntil = now.addingTimeInterval(min(pow(2, exponent), maximumLockout))
                 }
                 entries[key] = entry
             }
+            return started
         }
     }
 

@@ -116,10 +116,13 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         public var checkpointSeconds: Double = 60
         /// Where else events go: syslog receivers and files, in SIEM formats.
         public var sinks: [AuditSinkConfiguration] = []
+        /// Decoy models (patterns like `acme/decoy-*`): any request about one raises a critical alert.
+        public var canaryModels: [String] = []
         public init(
             directory: String = "audit", checkpointEvery: Int = 1000, checkpointSeconds: Double = 60,
-            sinks: [AuditSinkConfiguration] = []
+            sinks: [AuditSinkConfiguration] = [], canaryModels: [String] = []
         ) {
+            self.canaryModels = canaryModels
             self.directory = directory
             self.checkpointEvery = checkpointEvery
             self.checkpointSeconds = checkpointSeconds
@@ -131,6 +134,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
             checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? 1000
             checkpointSeconds = try c.decodeIfPresent(Double.self, forKey: .checkpointSeconds) ?? 60
             sinks = try c.decodeIfPresent([AuditSinkConfiguration].self, forKey: .sinks) ?? []
+            canaryModels = try c.decodeIfPresent([String].self, forKey: .canaryModels) ?? []
         }
     }
 
@@ -202,6 +206,11 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         guard config.audit.checkpointEvery >= 1, config.audit.checkpointSeconds > 0 else {
             throw VaultError.invalidArgument(
                 "audit.checkpointEvery must be at least 1 and audit.checkpointSeconds above 0")
+        }
+        for pattern in config.audit.canaryModels {
+            do { _ = try ModelPattern(pattern) } catch {
+                throw VaultError.invalidArgument("audit.canaryModels: \(error)")
+            }
         }
         for (i, sink) in config.audit.sinks.enumerated() {
             if let problem = sink.problem() { throw VaultError.invalidArgument("audit.sinks[\(i)]: \(problem)") }

@@ -68,6 +68,15 @@ extension VaultAPI {
         }
     }
 
+    /// A lockout starting is a brute-force alert.
+    func bruteForce(_ locked: [String], user: String, ip: String) {
+        for key in locked {
+            audit.alert(
+                "brute-force", "repeated failed logins locked out \(key)", actor: .init(user: user), sourceIP: ip,
+                target: .init(name: key))
+        }
+    }
+
     /// Password (and TOTP code when enrolled) → a session token. Blocks (Argon2id, SQLite).
     func login(_ body: LoginRequest, from remoteIP: String) throws -> Response {
         if let wait = throttle.retryAfter(account: body.username, ip: remoteIP) {
@@ -81,14 +90,14 @@ extension VaultAPI {
             body.password, against: user?.passwordHash ?? dummyPasswordHash.value)
         if let user, passwordOK, user.sealedTOTPSecret != nil, (body.totp ?? "").isEmpty, body.recoveryCode == nil {
             // The password was right; say so only to ask for the second factor (counted as a failure).
-            throttle.recordFailure(account: body.username, ip: remoteIP)
+            bruteForce(throttle.recordFailure(account: body.username, ip: remoteIP), user: body.username, ip: remoteIP)
             throw APIError(
                 .unauthorized, Self.totpRequired, hint: "send \"totp\" with the current code from your authenticator")
         }
         guard let user, passwordOK,
             try checkTOTP(body.totp, for: user) || checkRecoveryCode(body.recoveryCode, for: user)
         else {
-            throttle.recordFailure(account: body.username, ip: remoteIP)
+            bruteForce(throttle.recordFailure(account: body.username, ip: remoteIP), user: body.username, ip: remoteIP)
             throw APIError(.unauthorized, Self.invalidLogin)
         }
         throttle.recordSuccess(account: user.name)

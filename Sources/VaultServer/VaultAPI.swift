@@ -228,6 +228,13 @@ struct VaultAPI: Sendable {
             if let session { f.hashed["session"] = session }
         }
         try await audit.record(scope.event(phase: "request"), durable: true)
+        let target = scope.fields.withLock { $0.target }
+        if let model = target?.model, audit.canaries.contains(where: { $0.matches(model) }) {
+            audit.alert(
+                "canary", "the decoy model \(model) was touched (\(scope.action))",
+                actor: .init(user: caller.name, tokenID: caller.token?.id),
+                sourceIP: scope.sourceIP, target: target)
+        }
     }
 
     /// What a route's parameters name: a model (and version, file), or a user, role, grant,

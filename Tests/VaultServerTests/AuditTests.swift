@@ -111,6 +111,35 @@ struct AuditTests {
         }
     }
 
+    @Test("a normal day raises no alert; brute force and touching a canary model raise theirs")
+    func alerts() async throws {
+        try await ServerFixture.with(audit: .init(checkpointSeconds: 3600, canaryModels: ["acme/de*"])) { f in
+            // A normal day: everyone logs in, models are listed, nothing else.
+            let (tokens, _) = try await ModelAccessTests().prepare(f)
+            for role in ["consumer", "publisher", "auditor"] {
+                #expect(try await f.request(.GET, "/v1/models", token: tokens[role]).status == 200)
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try Self.entries(f).filter { $0.phase == "alert" }.isEmpty)
+
+            // The attack: password guessing, then a look at the decoy.
+            for _ in 0..<6 {
+                _ = try await f.request(
+                    .POST, "/v1/auth/login", body: #"{"username": "admin", "password": "letmein-letmein"}"#)
+            }
+            #expect(try await f.request(.GET, "/v1/models/acme/demo", token: tokens["consumer"]).status == 200)
+            try await Task.sleep(for: .milliseconds(300))
+            let alerts = try Self.entries(f).filter { $0.phase == "alert" }
+            let brute = try #require(alerts.first { $0.action == "alert.brute-force" })
+            #expect(
+                brute.target?.name == "account:admin" && brute.sourceIP == "127.0.0.1" && brute.actor.user == "admin")
+            #expect(alerts.filter { $0.action == "alert.brute-force" }.count == 1)
+            let canary = try #require(alerts.first { $0.action == "alert.canary" })
+            #expect(canary.actor.user == "u-consumer" && canary.target?.model == "acme/demo")
+            #expect(canary.result?.error?.contains("the decoy model acme/demo was touched") == true)
+        }
+    }
+
     static var canMountTmpfs: Bool { getuid() == 0 && FileManager.default.fileExists(atPath: "/bin/mount") }
 
     @Test(
