@@ -273,16 +273,36 @@ print(f"recipient z clean = {clean:.1f}; unmarked file: {z(SMOL, 's1'):.1f}\n")
 import gguf
 
 reader = gguf.GGUFReader(smol_marked)
+
+
+def field(name):
+    f = reader.fields[name]
+    return int(f.parts[f.data[0]][0])
+
+
+heads, kv_heads = field("llama.attention.head_count"), field("llama.attention.head_count_kv")
+
+
+def unpermute(w, n_head):
+    # The inverse of llama.cpp's Q/K row permutation, as transformers' GGUF loader applies it.
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
 floats = {}
 for t in reader.tensors:
     values = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).astype(np.float32)
     shape = tuple(int(d) for d in reversed(t.shape))
-    floats[t.name] = values.reshape(shape)
+    values = values.reshape(shape)
+    if t.name.endswith("attn_q.weight"):
+        values = unpermute(values, heads)
+    elif t.name.endswith("attn_k.weight"):
+        values = unpermute(values, kv_heads)
+    floats[t.name] = values
 print("| attack (on the dequantized copy) | recipient z | × clean |")
 print("|---|---:|---:|")
 p = save(floats, "smol-f32.safetensors")
 zr = z(p, "s1")
-print(f"| dequantized to F32 (a GGUF → safetensors conversion) | {zr:.1f} | {zr / clean:.2f} |")
+print(f"| dequantized to F32, Q/K rows in Hugging Face order (a GGUF → safetensors conversion) | {zr:.1f} | {zr / clean:.2f} |")
 for name, fn in attacks():
     p = save(attack(floats, fn), "smol-attacked.safetensors")
     zr = z(p, "s1")
