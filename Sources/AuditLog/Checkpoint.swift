@@ -83,7 +83,7 @@ public struct CheckpointVerifier: Sendable {
     }
 
     public var encoded: String {
-        let hash = keyHash.map { String(format: "%02x", $0) }.joined()
+        let hash = MerkleTree.hex(keyHash)
         return "\(name)+\(hash)+\(Data([0x01] + Array(publicKey.rawRepresentation)).base64EncodedString())"
     }
 
@@ -94,7 +94,7 @@ public struct CheckpointVerifier: Sendable {
             let key = try? Curve25519.Signing.PublicKey(rawRepresentation: blob.dropFirst())
         else { throw .badCheckpoint("not a verifier key (name+hash+base64 Ed25519 key)") }
         self.init(name: String(parts[0]), publicKey: key)
-        guard keyHash.map({ String(format: "%02x", $0) }).joined() == parts[1] else {
+        guard MerkleTree.hex(keyHash) == parts[1] else {
             throw .badCheckpoint("the verifier key's hash does not match its key")
         }
     }

@@ -138,10 +138,13 @@ extension VaultAPI {
                 f.target?.sha256 = [file.sha256]
                 f.bytes = UInt64(sent.count)
             }
-            let known = try await blocking {
-                try vault.metadata.sentDigest(fileSHA256: file.sha256, recipient: sentRecipient)
+            // The original's digest is on record; a marked copy's once one was sent whole.
+            var sentDigest: String? = file.sha256
+            if let sentRecipient {
+                sentDigest = try await blocking {
+                    try vault.metadata.sentDigest(fileSHA256: file.sha256, recipient: sentRecipient)
+                }
             }
-            let sentDigest = sentRecipient == nil ? file.sha256 : known
             if let sentDigest { headers[.contentSHA256] = sentDigest }
             if request.method == .head {
                 // What a GET would send, without recording or sending it.

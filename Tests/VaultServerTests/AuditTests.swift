@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import AuditLog
 import Foundation
+import Keyring
 import Testing
 import VaultServer
 
@@ -86,8 +87,8 @@ struct AuditTests {
             #expect(checkpoint.size >= events.count)
             r = try await f.request(
                 .GET, "/v1/audit/proof/inclusion?index=3&size=\(checkpoint.size)", token: tokens["auditor"])
-            let proof = try #require(r.json["proof"] as? [String]).map { Array(hexBytes: $0) }
-            let leaf = Array(hexBytes: try #require(r.json["leaf"] as? String))
+            let proof = try #require(r.json["proof"] as? [String]).map { Hex.decode($0)! }
+            let leaf = Hex.decode(try #require(r.json["leaf"] as? String))!
             #expect(
                 MerkleTree.verifyInclusion(
                     leaf: leaf, index: 3, size: checkpoint.size, proof: proof, root: checkpoint.root))
@@ -98,7 +99,7 @@ struct AuditTests {
                     contentsOf: AuditLogLayout(directory: f.root.appendingPathComponent("vault/audit")).checkpointFile(
                         size: 10), encoding: .utf8),
                 key: verifier)
-            let consistency = try #require(r.json["proof"] as? [String]).map { Array(hexBytes: $0) }
+            let consistency = try #require(r.json["proof"] as? [String]).map { Hex.decode($0)! }
             #expect(
                 MerkleTree.verifyConsistency(
                     first: 10, second: checkpoint.size, firstRoot: first.root, secondRoot: checkpoint.root,
@@ -198,18 +199,5 @@ struct AuditTests {
             #expect(try AuditVerifier.verify(layout: layout, verifier: verifier).problem == nil)
             #expect(try Self.entries(f, directory: directory).count > before)
         }
-    }
-}
-
-extension Array where Element == UInt8 {
-    init(hexBytes text: String) {
-        var bytes: [UInt8] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2)
-            bytes.append(UInt8(text[index..<next], radix: 16)!)
-            index = next
-        }
-        self = bytes
     }
 }
