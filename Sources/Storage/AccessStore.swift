@@ -34,6 +34,8 @@ public protocol AccessStore: Sendable {
     func tokens(owner: String?) throws -> [TokenRecord]
     func revokeToken(id: String, at date: Date) throws
     func touchToken(id: String, at date: Date) throws
+    /// Records that token `id` was used from `network` (kept even after the token is revoked).
+    func recordTokenNetwork(id: String, network: String, at date: Date) throws -> NetworkSighting
 
     /// - Throws: `.unknownUser` when the certificate's user does not exist.
     func createCertificate(_ certificate: CertificateRecord) throws

@@ -232,6 +232,10 @@ public final class CachedStore: MetadataStore, IdentityStore, AccessStore, Senda
     public func deleteGrant(id: String) throws { try direct { try store.deleteGrant(id: id) } }
     public func createToken(_ token: TokenRecord) throws { try direct { try store.createToken(token) } }
     public func tokens(owner: String?) throws -> [TokenRecord] { try direct { try store.tokens(owner: owner) } }
+    public func recordTokenNetwork(id: String, network: String, at date: Date) throws -> NetworkSighting {
+        try direct { try store.recordTokenNetwork(id: id, network: network, at: date) }
+    }
+
     public func revokeToken(id: String, at date: Date) throws {
         try direct { try store.revokeToken(id: id, at: date) }
     }

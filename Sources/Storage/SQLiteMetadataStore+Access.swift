@@ -359,6 +359,35 @@ extension SQLiteMetadataStore: AccessStore {
         }
     }
 
+    static func registerTokenNetworkMigration(_ m: inout DatabaseMigrator) {
+        // No foreign key: a revoked or deleted token's networks stay on record.
+        m.registerMigration("v7-token-networks") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE token_networks (
+                        token_id TEXT NOT NULL,
+                        network TEXT NOT NULL,
+                        first_seen DOUBLE NOT NULL,
+                        PRIMARY KEY (token_id, network));
+                    """)
+        }
+    }
+
+    public func recordTokenNetwork(id: String, network: String, at date: Date) throws -> NetworkSighting {
+        try run {
+            try db.write { db in
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO token_networks (token_id, network, first_seen) VALUES (?, ?, ?)",
+                    arguments: [id, network, date.timeIntervalSince1970])
+                guard db.changesCount == 1 else { return .known }
+                let others = try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM token_networks WHERE token_id = ? AND network != ?",
+                    arguments: [id, network])
+                return others == 0 ? .first : .new
+            }
+        }
+    }
+
     public func touchToken(id: String, at date: Date) throws {
         try run {
             try db.write { db in

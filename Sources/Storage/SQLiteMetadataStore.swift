@@ -55,6 +55,7 @@ public final class SQLiteMetadataStore: MetadataStore, ChangeTracking {
         registerAccessMigration(&m)
         registerCertificateMigration(&m)
         registerDownloadMigration(&m)
+        registerTokenNetworkMigration(&m)
         return m
     }
 

@@ -106,6 +106,11 @@ public enum AccessStoreConformance {
         #expect(try store.token(id: "t1")?.revokedAt == now.addingTimeInterval(5))
         #expect(throws: VaultError.unknownToken("t9")) { try store.revokeToken(id: "t9", at: now) }
         try store.touchToken(id: "t1", at: now.addingTimeInterval(7))
+        // The networks a token was used from: the first, then known, then a new one; kept per token.
+        #expect(try store.recordTokenNetwork(id: "t1", network: "10.1.2.0/24", at: now) == .first)
+        #expect(try store.recordTokenNetwork(id: "t1", network: "10.1.2.0/24", at: now) == .known)
+        #expect(try store.recordTokenNetwork(id: "t1", network: "192.0.2.0/24", at: now) == .new)
+        #expect(try store.recordTokenNetwork(id: "t2", network: "192.0.2.0/24", at: now) == .first)
         #expect(try store.token(id: "t1")?.lastUsedAt == now.addingTimeInterval(7))
 
         #expect(try store.grants().map(\.id) == ["g1"])

@@ -309,6 +309,23 @@ public struct IPNetwork: Hashable, Sendable, Codable, CustomStringConvertible {
         return true
     }
 
+    /// The network `ip` is taken to be "from" when telling networks apart: its /24 for IPv4
+    /// (IPv4-mapped IPv6 included), its /64 for IPv6; nil when `ip` is not an address.
+    public static func enclosing(_ ip: String) -> IPNetwork? {
+        guard var address = parseAddress(ip) else { return nil }
+        if address.count == 16, address[0..<12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF][...] {
+            address = Array(address[12...])
+        }
+        let kept = address.count == 4 ? 3 : 8
+        for i in kept..<address.count { address[i] = 0 }
+        return IPNetwork(address: address, prefixLength: kept * 8)
+    }
+
+    init(address: [UInt8], prefixLength: Int) {
+        self.address = address
+        self.prefixLength = prefixLength
+    }
+
     static func parseAddress(_ text: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
@@ -316,4 +333,14 @@ public struct IPNetwork: Hashable, Sendable, Codable, CustomStringConvertible {
         if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
         return nil
     }
+}
+
+/// What recording the network a token was used from found.
+public enum NetworkSighting: Sendable, Equatable {
+    /// The token was used from this network before.
+    case known
+    /// The token's first use from any network.
+    case first
+    /// A network the token was never used from, though it was used from others.
+    case new
 }

@@ -124,6 +124,14 @@ struct PolicyTests {
         #expect(try !IPNetwork("10.0.0.1").contains("10.0.0.2"))
     }
 
+    @Test("the network an address is from: its /24, or its /64 for IPv6")
+    func enclosingNetworks() {
+        #expect(IPNetwork.enclosing("203.0.113.77")?.description == "203.0.113.0/24")
+        #expect(IPNetwork.enclosing("::ffff:203.0.113.77")?.description == "203.0.113.0/24")
+        #expect(IPNetwork.enclosing("2001:db8:1:2:3:4:5:6")?.description == "2001:db8:1:2:0:0:0:0/64")
+        #expect(IPNetwork.enclosing("not-an-address") == nil)
+    }
+
     @Test("an API token narrows its owner's rights to its scopes, never widens them")
     func tokenScopes() throws {
         let token = TokenRecord(
