@@ -59,12 +59,24 @@ func makeAPI(configuration: ServerConfiguration, layout: VaultLayout, keys: KeyH
         sink.ca = sink.ca.map(configuration.resolve)
         return AuditSink(sink)
     }
+    let metrics = VaultMetrics()
     let audit = AuditTrail(
         directory: URL(fileURLWithPath: configuration.resolve(configuration.audit.directory)),
         checkpointEvery: configuration.audit.checkpointEvery, checkpointSeconds: configuration.audit.checkpointSeconds,
-        sinks: sinks, canaries: try configuration.audit.canaryModels.map { try ModelPattern($0) })
+        sinks: sinks, canaries: try configuration.audit.canaryModels.map { try ModelPattern($0) }, metrics: metrics)
+    // The pulls of the last baseline windows, so a restart neither forgets a window under way
+    // nor anyone's usual pace.
+    let detector = try TheftDetector(configuration.audit.alerts)
+    let bulk = configuration.audit.alerts.bulk
+    let since = Date().addingTimeInterval(-Double((bulk.baselineWindows + 1) * bulk.windowSeconds))
+    for d in try store.downloads(of: nil) where d.at >= since {
+        _ = detector.download(
+            actor: TheftDetector.actor(user: d.user, tokenID: d.tokenID), model: d.model, version: d.version,
+            bytes: d.rangeEnd - d.rangeStart, at: d.at)
+    }
     return VaultAPI(
-        layout: layout, keys: keys, identities: store, vault: vault, limits: configuration.limits, audit: audit)
+        layout: layout, keys: keys, identities: store, vault: vault, limits: configuration.limits, audit: audit,
+        metrics: metrics, detector: detector)
 }
 
 /// TLS 1.2 and 1.3 only; for 1.2, ECDHE key exchange with AEAD ciphers only (1.3 has no others).

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import AuditLog
 import Foundation
 import NIOCore
@@ -16,6 +17,8 @@ public struct AuditSinkConfiguration: Codable, Sendable, Equatable {
         case syslog
         /// One event per line, appended to a file.
         case file
+        /// One HTTPS POST per event to `url` (alerts only, unless `alertsOnly` is false).
+        case webhook
     }
     public var type: Kind
     /// `host:port` (syslog).
@@ -28,11 +31,21 @@ public struct AuditSinkConfiguration: Codable, Sendable, Equatable {
     public var format: SIEMFormat = .json
     /// Events kept while the receiver is away; beyond this the oldest are dropped (and counted).
     public var capacity: Int = 100_000
+    /// The webhook's address (https; http only to a loopback address).
+    public var url: String?
+    /// Extra request headers for the webhook (an `Authorization` its receiver expects, say).
+    public var headers: [String: String] = [:]
+    /// Send alerts only (default for webhooks) or every event (default for the others).
+    public var alertsOnly: Bool?
 
     public init(
         type: Kind, address: String? = nil, tls: Bool = false, ca: String? = nil, path: String? = nil,
-        format: SIEMFormat = .json, capacity: Int = 100_000
+        format: SIEMFormat = .json, capacity: Int = 100_000, url: String? = nil, headers: [String: String] = [:],
+        alertsOnly: Bool? = nil
     ) {
+        self.url = url
+        self.headers = headers
+        self.alertsOnly = alertsOnly
         self.type = type
         self.address = address
         self.tls = tls
@@ -51,7 +64,13 @@ public struct AuditSinkConfiguration: Codable, Sendable, Equatable {
         path = try c.decodeIfPresent(String.self, forKey: .path)
         format = try c.decodeIfPresent(SIEMFormat.self, forKey: .format) ?? .json
         capacity = try c.decodeIfPresent(Int.self, forKey: .capacity) ?? 100_000
+        url = try c.decodeIfPresent(String.self, forKey: .url)
+        headers = try c.decodeIfPresent([String: String].self, forKey: .headers) ?? [:]
+        alertsOnly = try c.decodeIfPresent(Bool.self, forKey: .alertsOnly)
     }
+
+    /// Whether only alerts go to this sink.
+    var onlyAlerts: Bool { alertsOnly ?? (type == .webhook) }
 
     /// What is wrong with it, if anything.
     func problem() -> String? {
@@ -63,6 +82,11 @@ public struct AuditSinkConfiguration: Codable, Sendable, Equatable {
             else { return "a syslog sink needs \"address\": \"host:port\"" }
         case .file:
             guard path?.isEmpty == false else { return "a file sink needs \"path\"" }
+        case .webhook:
+            guard let url, let parsed = URL(string: url), let host = parsed.host, !host.isEmpty,
+                parsed.scheme == "https"
+                    || (parsed.scheme == "http" && ["127.0.0.1", "::1", "localhost"].contains(host))
+            else { return "a webhook sink needs \"url\": \"https://HOST/PATH\" (http only to a loopback address)" }
         }
         return capacity >= 1 ? nil : "capacity must be at least 1"
     }
@@ -97,9 +121,13 @@ final class AuditSink: Sendable {
         hostname = String(cString: name)
     }
 
-    var name: String { configuration.address ?? configuration.path ?? configuration.type.rawValue }
+    var name: String {
+        configuration.address ?? configuration.path ?? configuration.url ?? configuration.type.rawValue
+    }
 
     func offer(_ events: [AuditEvent]) {
+        let events = configuration.onlyAlerts ? events.filter { $0.phase == "alert" } : events
+        guard !events.isEmpty else { return }
         let startedDropping: Int? = state.withLock { s in
             s.queue += events
             let excess = s.queue.count - configuration.capacity
@@ -118,7 +146,7 @@ final class AuditSink: Sendable {
 
     func line(_ event: AuditEvent) -> [UInt8] {
         switch configuration.type {
-        case .file: return Array((configuration.format.render(event) + "\n").utf8)
+        case .file, .webhook: return Array((configuration.format.render(event) + "\n").utf8)
         case .syslog:
             // Octet counting: "LEN SP MSG".
             let message = Array(configuration.format.syslog(event, hostname: hostname).utf8)
@@ -135,6 +163,7 @@ final class AuditSink: Sendable {
                 switch configuration.type {
                 case .file: try await runFile()
                 case .syslog: try await runSyslog(&recent)
+                case .webhook: try await runWebhook()
                 }
                 backoff = 100_000_000
             } catch {
@@ -195,6 +224,39 @@ final class AuditSink: Sendable {
             }
             sent(batch.count)
         }
+    }
+
+    /// Posts events one at a time, in order; one that is not accepted (2xx) is posted again.
+    func runWebhook() async throws {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        if let ca = configuration.ca { tls.trustRoots = .file(ca) }
+        let client = HTTPClient(
+            eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton),
+            configuration: .init(tlsConfiguration: tls, timeout: .init(connect: .seconds(5), read: .seconds(10))))
+        do {
+            while !Task.isCancelled {
+                for event in try await next() {
+                    var request = HTTPClientRequest(url: configuration.url!)
+                    request.method = .POST
+                    request.headers.add(
+                        name: "Content-Type", value: configuration.format == .cef ? "text/plain" : "application/json")
+                    request.headers.add(name: "User-Agent", value: "mvault/\(VaultAPI.version)")
+                    for (name, value) in configuration.headers { request.headers.add(name: name, value: value) }
+                    request.body = .bytes(ByteBuffer(string: configuration.format.render(event)))
+                    let response = try await client.execute(request, timeout: .seconds(10))
+                    _ = try? await response.body.collect(upTo: 64 << 10)
+                    guard (200..<300).contains(response.status.code) else {
+                        throw AuditLogError.unavailable("the webhook answered \(response.status)")
+                    }
+                    sent(1)
+                }
+            }
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
     }
 
     struct Closed: Error, CustomStringConvertible {

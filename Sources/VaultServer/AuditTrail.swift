@@ -32,11 +32,13 @@ final class AuditTrail: Sendable {
     let checkpointSeconds: Double
 
     let sinks: [AuditSink]
+    let metrics: VaultMetrics
 
     init(
         directory: URL, checkpointEvery: Int, checkpointSeconds: Double, sinks: [AuditSink] = [],
-        canaries: [ModelPattern] = []
+        canaries: [ModelPattern] = [], metrics: VaultMetrics
     ) {
+        self.metrics = metrics
         layout = AuditLogLayout(directory: directory)
         self.checkpointEvery = checkpointEvery
         self.checkpointSeconds = checkpointSeconds
@@ -104,6 +106,7 @@ final class AuditTrail: Sendable {
         let event = AuditEvent(
             phase: "alert", requestID: "", action: "alert.\(kind)", actor: actor, sourceIP: sourceIP, target: target,
             result: .init(status: 0, error: detail))
+        metrics.alert(kind: kind)
         Task { try? await record(event, durable: false) }
     }
 

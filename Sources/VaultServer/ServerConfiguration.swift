@@ -118,11 +118,14 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         public var sinks: [AuditSinkConfiguration] = []
         /// Decoy models (patterns like `acme/decoy-*`): any request about one raises a critical alert.
         public var canaryModels: [String] = []
+        /// Bulk exfiltration, tokens used from new networks, access outside hours.
+        public var alerts = AlertConfiguration()
         public init(
             directory: String = "audit", checkpointEvery: Int = 1000, checkpointSeconds: Double = 60,
-            sinks: [AuditSinkConfiguration] = [], canaryModels: [String] = []
+            sinks: [AuditSinkConfiguration] = [], canaryModels: [String] = [], alerts: AlertConfiguration = .init()
         ) {
             self.canaryModels = canaryModels
+            self.alerts = alerts
             self.directory = directory
             self.checkpointEvery = checkpointEvery
             self.checkpointSeconds = checkpointSeconds
@@ -135,6 +138,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
             checkpointSeconds = try c.decodeIfPresent(Double.self, forKey: .checkpointSeconds) ?? 60
             sinks = try c.decodeIfPresent([AuditSinkConfiguration].self, forKey: .sinks) ?? []
             canaryModels = try c.decodeIfPresent([String].self, forKey: .canaryModels) ?? []
+            alerts = try c.decodeIfPresent(AlertConfiguration.self, forKey: .alerts) ?? AlertConfiguration()
         }
     }
 
@@ -212,6 +216,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
                 throw VaultError.invalidArgument("audit.canaryModels: \(error)")
             }
         }
+        if let problem = config.audit.alerts.problem() { throw VaultError.invalidArgument("audit.alerts.\(problem)") }
         for (i, sink) in config.audit.sinks.enumerated() {
             if let problem = sink.problem() { throw VaultError.invalidArgument("audit.sinks[\(i)]: \(problem)") }
         }

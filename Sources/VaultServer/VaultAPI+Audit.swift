@@ -125,3 +125,14 @@ extension VaultAPI {
         }
     }
 }
+
+extension VaultAPI {
+    /// Prometheus metrics, for a scraper holding the audit capability (an API token, typically).
+    var prometheusMetrics: AuthorizedHandler {
+        { _, _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.scrape(self))))
+        }
+    }
+}

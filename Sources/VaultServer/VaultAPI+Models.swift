@@ -157,6 +157,15 @@ extension VaultAPI {
                 rangeStart: sent.lowerBound, rangeEnd: sent.upperBound)
             let id = try await blocking { try vault.metadata.recordDownload(record) }
             headers[.downloadID] = String(id)
+            metrics.download(model: record.model, bytes: UInt64(sent.count))
+            for finding in detector.download(
+                actor: TheftDetector.actor(user: caller.name, tokenID: caller.token?.id), model: record.model,
+                version: number, bytes: UInt64(sent.count), at: record.at)
+            {
+                audit.alert(
+                    finding.kind, finding.detail, actor: .init(user: caller.name, tokenID: caller.token?.id),
+                    sourceIP: ip, target: .init(model: record.model, version: number, file: path))
+            }
             // The digest of a whole marked copy is taken the first time one is sent.
             let digest = sent == 0..<file.size && sentDigest == nil ? DigestOfSent(id: id) : nil
             let source = marking.map {

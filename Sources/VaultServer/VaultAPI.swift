@@ -58,6 +58,8 @@ struct VaultAPI: Sendable {
     let vault: LocalVault
     let limits: ServerConfiguration.Limits
     let audit: AuditTrail
+    let metrics: VaultMetrics
+    let detector: TheftDetector
     let throttle = LoginThrottle()
     let tokenLimiter = RateLimiter(perSecond: 1, burst: 1)
     let passwordHashing = PasswordHashing.standard
@@ -128,6 +130,7 @@ struct VaultAPI: Sendable {
             (APIRoute(.get, "/v1/audit/proof/inclusion"), .authorized(.audit, .vault, auditInclusion), nil),
             (APIRoute(.get, "/v1/audit/proof/consistency"), .authorized(.audit, .vault, auditConsistency), nil),
             (APIRoute(.post, "/v1/audit/hash"), .authorized(.audit, .vault, auditHash), nil),
+            (APIRoute(.get, "/metrics"), .authorized(.audit, .vault, prometheusMetrics), nil),
             (APIRoute(.get, "/v1/tokens"), .authenticated(listTokens), nil),
             (APIRoute(.post, "/v1/tokens"), .session(createToken), nil),
             (APIRoute(.delete, "/v1/tokens/{token}"), .authenticated(revokeToken), nil),
@@ -144,31 +147,47 @@ struct VaultAPI: Sendable {
             let action = "\(route.method) \(route.path)"
             let audited = !Self.unaudited.contains(route)
             router.on(RouterPath(route.path), method: route.method) { request, context in
-                guard audited else { return try await respond(access, handler, request, context) }
-                let scope = AuditScope(action: action, sourceIP: context.remoteIP, target: auditTarget(context))
-                var context = context
-                context.audit = scope
-                if let serial = context.clientCertificate?.serial {
-                    scope.fields.withLock { $0.actor.certificate = serial }
-                }
-                let mutating = ![.get, .head].contains(request.method)
-                let response: Response
                 do {
-                    response = try await respond(access, handler, request, context)
+                    let response =
+                        try await audited
+                        ? serveAudited(action, access, handler, request, context)
+                        : respond(access, handler, request, context)
+                    metrics.request(method: route.method.rawValue, route: route.path, status: Int(response.status.code))
+                    return response
                 } catch {
-                    let refused = APIError.from(error)
-                    try await audit.record(
-                        scope.event(
-                            phase: "response", result: .init(status: Int(refused.status.code), error: refused.message)),
-                        durable: true)
+                    metrics.request(
+                        method: route.method.rawValue, route: route.path, status: Int(APIError.from(error).status.code))
                     throw error
                 }
-                // A change is acknowledged only once its entry is on disk.
-                try await audit.record(
-                    scope.event(phase: "response", result: .init(status: Int(response.status.code))), durable: mutating)
-                return response
             }
         }
+    }
+
+    /// Serves one request between its `request` and `response` audit entries.
+    func serveAudited(
+        _ action: String, _ access: Access, _ handler: Handler?, _ request: Request, _ context: VaultRequestContext
+    ) async throws -> Response {
+        let scope = AuditScope(action: action, sourceIP: context.remoteIP, target: auditTarget(context))
+        var context = context
+        context.audit = scope
+        if let serial = context.clientCertificate?.serial {
+            scope.fields.withLock { $0.actor.certificate = serial }
+        }
+        let mutating = ![.get, .head].contains(request.method)
+        let response: Response
+        do {
+            response = try await respond(access, handler, request, context)
+        } catch {
+            let refused = APIError.from(error)
+            try await audit.record(
+                scope.event(phase: "response", result: .init(status: Int(refused.status.code), error: refused.message)),
+                durable: true)
+            throw error
+        }
+        // A change is acknowledged only once its entry is on disk.
+        try await audit.record(
+            scope.event(phase: "response", result: .init(status: Int(response.status.code))), durable: mutating)
+        return response
     }
 
     /// Serves one request by its access rule: authentication, the one policy decision, and the
@@ -228,12 +247,41 @@ struct VaultAPI: Sendable {
             if let session { f.hashed["session"] = session }
         }
         try await audit.record(scope.event(phase: "request"), durable: true)
+        watch(caller, from: scope.sourceIP)
         let target = scope.fields.withLock { $0.target }
         if let model = target?.model, audit.canaries.contains(where: { $0.matches(model) }) {
             audit.alert(
                 "canary", "the decoy model \(model) was touched (\(scope.action))",
                 actor: .init(user: caller.name, tokenID: caller.token?.id),
                 sourceIP: scope.sourceIP, target: target)
+        }
+    }
+
+    /// Raises the alerts a caller's request can raise by itself: access outside its role's hours,
+    /// and an API token used from a network it was never used from (checked against the record
+    /// once per token, network and process, off the request's path).
+    func watch(_ caller: AuthenticatedUser, from ip: String) {
+        let actor = AuditEvent.Actor(user: caller.name, tokenID: caller.token?.id)
+        if let finding = detector.outsideHours(user: caller.name, roles: caller.roles, at: Date()) {
+            audit.alert(finding.kind, finding.detail, actor: actor, sourceIP: ip)
+        }
+        guard let token = caller.token, let network = IPNetwork.enclosing(ip)?.description,
+            detector.unseen(token: token.id, network: network)
+        else { return }
+        Task {
+            do {
+                let sighting = try await blocking {
+                    try identities.recordTokenNetwork(id: token.id, network: network, at: Date())
+                }
+                if sighting == .new {
+                    audit.alert(
+                        "new-network",
+                        "API token \(token.id) (\(token.name), of \(token.owner)) was used from \(network), a network it was never used from",
+                        actor: actor, sourceIP: ip)
+                }
+            } catch {
+                detector.forget(token: token.id, network: network)
+            }
         }
     }
 

@@ -51,6 +51,22 @@ struct ConfigurationTests {
         #expect(throws: VaultError.self) {
             try ServerConfiguration.load(path: nil, environment: ["MVAULT_VAULT": "/v", "MVAULT_LISTEN": "nope"])
         }
+        let badHours = try write(
+            #"{"vault": "/v", "audit": {"alerts": {"hours": [{"roles": ["consumer"], "timeZone": "Mars/Olympus"}]}}}"#)
+        #expect(
+            throws: VaultError.invalidArgument(
+                "audit.alerts.hours[0]: unknown time zone 'Mars/Olympus': use a name such as Europe/Berlin or UTC")
+        ) {
+            try ServerConfiguration.load(path: badHours, environment: [:])
+        }
+        let plainWebhook = try write(
+            #"{"vault": "/v", "audit": {"sinks": [{"type": "webhook", "url": "http://alerts.example/hook"}]}}"#)
+        #expect(
+            throws: VaultError.invalidArgument(
+                #"audit.sinks[0]: a webhook sink needs "url": "https://HOST/PATH" (http only to a loopback address)"#)
+        ) {
+            try ServerConfiguration.load(path: plainWebhook, environment: [:])
+        }
         #expect(throws: VaultError.invalidArgument("no vault: pass --config FILE or set MVAULT_VAULT")) {
             try ServerConfiguration.load(path: nil, environment: [:])
         }

@@ -106,6 +106,7 @@ struct ModelAccessTests {
         (APIRoute(.get, "/v1/audit/proof/inclusion"), "/v1/audit/proof/inclusion?index=0", ["admin", "auditor"]),
         (APIRoute(.get, "/v1/audit/proof/consistency"), "/v1/audit/proof/consistency?first=1", ["admin", "auditor"]),
         (APIRoute(.post, "/v1/audit/hash"), "/v1/audit/hash", ["admin", "auditor"]),
+        (APIRoute(.get, "/metrics"), "/metrics", ["admin", "auditor"]),
         (APIRoute(.get, "/v1/tokens"), "/v1/tokens", everyone),
         (APIRoute(.post, "/v1/tokens"), "/v1/tokens", everyone),
         (APIRoute(.delete, "/v1/tokens/{token}"), "/v1/tokens/t0", everyone),
