@@ -22,32 +22,44 @@ public struct Checkpoint: Sendable, Equatable {
     /// The signed body.
     public var text: String { "\(origin)\n\(size)\n\(Data(root).base64EncodedString())\n" }
 
-    public func signed(by key: CheckpointKey) throws -> String {
-        let signature = try key.privateKey.signature(for: Data(text.utf8))
-        return text + "\n— \(key.name) \(Data(key.keyHash + Array(signature)).base64EncodedString())\n"
-    }
+    public func signed(by key: CheckpointKey) throws -> String { try SignedNote.sign(text, by: key) }
 
     /// Parses a signed checkpoint and checks its signature by `key`.
     public static func verify(_ note: String, key: CheckpointVerifier) throws(AuditLogError) -> Checkpoint {
-        guard let split = note.range(of: "\n\n") else { throw .badCheckpoint("no blank line before the signature") }
-        let body = String(note[..<split.lowerBound]) + "\n"
+        let body = try SignedNote.open(note, key: key, what: "checkpoint")
         let lines = body.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
         guard lines.count >= 3, let size = Int(lines[1]), size >= 0,
             let root = Data(base64Encoded: String(lines[2])), root.count == 32
         else { throw .badCheckpoint("expected origin, tree size and a base64 SHA-256 root") }
-        let signatures = note[split.upperBound...].split(separator: "\n")
-        for line in signatures {
+        return Checkpoint(origin: String(lines[0]), size: size, root: Array(root))
+    }
+}
+
+/// A C2SP signed note: a text of lines each ending in \n, a blank line, and signature lines
+/// `— <key name> <base64(key hash ‖ Ed25519 signature)>`. Checkpoints and backup manifests are
+/// signed notes.
+public enum SignedNote {
+    public static func sign(_ text: String, by key: CheckpointKey) throws -> String {
+        let signature = try key.privateKey.signature(for: Data(text.utf8))
+        return text + "\n— \(key.name) \(Data(key.keyHash + Array(signature)).base64EncodedString())\n"
+    }
+
+    /// The text of `note` once its signature by `key` checks; `what` names the note in errors.
+    public static func open(_ note: String, key: CheckpointVerifier, what: String) throws(AuditLogError) -> String {
+        guard let split = note.range(of: "\n\n") else { throw .badCheckpoint("no blank line before the signature") }
+        let body = String(note[..<split.lowerBound]) + "\n"
+        for line in note[split.upperBound...].split(separator: "\n") {
             let parts = line.split(separator: " ")
             guard parts.count == 3, parts[0] == "—", parts[1] == key.name,
                 let blob = Data(base64Encoded: String(parts[2])), blob.count == 68,
                 Array(blob.prefix(4)) == key.keyHash
             else { continue }
             guard key.publicKey.isValidSignature(blob.dropFirst(4), for: Data(body.utf8)) else {
-                throw .badSignature("the checkpoint's signature by \(key.name) does not verify")
+                throw .badSignature("the \(what)'s signature by \(key.name) does not verify")
             }
-            return Checkpoint(origin: String(lines[0]), size: size, root: Array(root))
+            return body
         }
-        throw .badSignature("the checkpoint carries no signature by \(key.name)")
+        throw .badSignature("the \(what) carries no signature by \(key.name)")
     }
 }
 

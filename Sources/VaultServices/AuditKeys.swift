@@ -2,6 +2,16 @@ import AuditLog
 import Crypto
 import Keyring
 
+/// The key that signs backup manifests: Ed25519 from the keyring, like the checkpoint key but
+/// its own (`mvault-backup`).
+public enum BackupKeys {
+    public static let purpose = "backup-manifest"
+
+    public static func key(seed: [UInt8]) throws -> CheckpointKey {
+        try CheckpointKey(name: "mvault-backup", seed: seed)
+    }
+}
+
 /// The audit log's keys, derived from the keyring: the Ed25519 key that signs checkpoints, and
 /// the HMAC key for values the log must not show.
 public enum AuditKeys {

@@ -111,6 +111,11 @@ public final class KeyAgent {
                 r.secret = AuditKeys.hmac(value, key: try keys.derivedKey(purpose: AuditKeys.hmacPurpose))
             case .watermarkSecret:
                 r.secret = Hex.encode(try keys.watermarkSecret())
+            case .signBackupManifest:
+                guard let text = request.value else { return .failure("malformed sign request", code: "protocol") }
+                r.secret = try keys.signBackupManifest(text)
+            case .backupVerifier:
+                r.secret = try keys.backupVerifier()
             case .rotate:
                 r.version = try keys.rotate()
             case .retire:

@@ -79,6 +79,22 @@ public struct KeyAgentClient: KeyWrapping, Sendable {
         return text
     }
 
+    public func signBackupManifest(_ text: String) throws -> String {
+        var request = AgentRequest(.signBackupManifest)
+        request.value = text
+        guard let note = try call(request).secret else {
+            throw VaultError.keyService("the key agent sent no signature")
+        }
+        return note
+    }
+
+    public func backupVerifier() throws -> String {
+        guard let text = try call(AgentRequest(.backupVerifier)).secret else {
+            throw VaultError.keyService("the key agent sent no verifier key")
+        }
+        return text
+    }
+
     public func watermarkSecret() throws -> [UInt8] {
         guard let secret = try call(AgentRequest(.watermarkSecret)).secret.flatMap(Hex.decode), secret.count == 32
         else {

@@ -4,7 +4,7 @@ import Foundation
 struct AgentRequest: Codable {
     enum Operation: String, Codable {
         case status, unseal, resetUnseal, seal, wrap, unwrap, blobAddress, rotate, retire, watermarkSecret,
-            auditVerifier, auditHash
+            auditVerifier, auditHash, signBackupManifest, backupVerifier
     }
 
     var op: Operation

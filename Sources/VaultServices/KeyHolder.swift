@@ -1,3 +1,4 @@
+import AuditLog
 import Foundation
 import Keyring
 import SealedFormat
@@ -167,6 +168,14 @@ public final class KeyHolder: VaultKeys, Sendable {
     }
 
     public func watermarkSecret() throws -> [UInt8] { try derivedKey(purpose: VaultKeysPurpose.watermark) }
+
+    public func signBackupManifest(_ text: String) throws -> String {
+        try SignedNote.sign(text, by: try BackupKeys.key(seed: derivedKey(purpose: BackupKeys.purpose)))
+    }
+
+    public func backupVerifier() throws -> String {
+        try BackupKeys.key(seed: derivedKey(purpose: BackupKeys.purpose)).verifier.encoded
+    }
 
     public func minimumDecryptionVersion() throws -> UInt32 { try unsealed().minimumDecryptionVersion }
 

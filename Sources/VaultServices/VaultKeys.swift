@@ -1,3 +1,4 @@
+import AuditLog
 import Keyring
 import SealedFormat
 import Storage
@@ -19,6 +20,10 @@ public protocol VaultKeys: KeyWrapping {
     /// The secret every watermark key of this vault is derived from (owner marks and recipient
     /// codes; docs/watermark.md). Throws `VaultError.sealed` while sealed.
     func watermarkSecret() throws -> [UInt8]
+    /// `text` as a signed note, signed by the vault's backup key (docs/backup.md).
+    func signBackupManifest(_ text: String) throws -> String
+    /// The backup key's note verifier key (`name+hash+key`).
+    func backupVerifier() throws -> String
 }
 
 extension KeyAgentClient: VaultKeys {
@@ -63,6 +68,12 @@ public struct InProcessKeys: VaultKeys {
     public func newestVersion() throws -> UInt32 { keyring.newestVersion }
     public func minimumDecryptionVersion() throws -> UInt32 { keyring.minimumDecryptionVersion }
     public func watermarkSecret() throws -> [UInt8] { keyring.derivedKey(purpose: VaultKeysPurpose.watermark) }
+    public func signBackupManifest(_ text: String) throws -> String {
+        try SignedNote.sign(text, by: try BackupKeys.key(seed: keyring.derivedKey(purpose: BackupKeys.purpose)))
+    }
+    public func backupVerifier() throws -> String {
+        try BackupKeys.key(seed: keyring.derivedKey(purpose: BackupKeys.purpose)).verifier.encoded
+    }
 }
 
 /// Purposes of keys derived from the keyring.
