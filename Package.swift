@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "VaultCore", targets: ["VaultCore"]),
         .library(name: "ModelFormats", targets: ["ModelFormats"]),
         .library(name: "AuditLog", targets: ["AuditLog"]),
+        .library(name: "Backup", targets: ["Backup"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -94,7 +95,7 @@ let package = Package(
             name: "VaultCLI",
             dependencies: [
                 "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultServices", "VaultServer", "Identity",
-                "CAllocator", "ModelFormats", "Watermark", "AuditLog",
+                "CAllocator", "ModelFormats", "Watermark", "AuditLog", "Backup",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -113,6 +114,14 @@ let package = Package(
         .target(name: "CAllocator"),
         .target(name: "CHalf"),
         .target(name: "AuditLog", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "Backup",
+            dependencies: [
+                "VaultCore", "Storage", "Keyring", "VaultServices", "AuditLog",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
         .executableTarget(name: "mvault", dependencies: ["VaultCLI"]),
         .testTarget(
             name: "SealedFormatTests",
@@ -153,14 +162,16 @@ let package = Package(
         .testTarget(
             name: "VaultServerTests",
             dependencies: [
-                "VaultServer", "VaultServices", "Keyring", "VaultPKI", "VaultCore", "Identity", "Storage",
+                "VaultServer", "VaultServices", "Keyring", "VaultPKI", "VaultCore", "Identity", "Storage", "Backup",
+                "AuditLog",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            ]
+            ],
+            exclude: ["Vectors/generate_manifest.py"], resources: [.copy("Vectors")]
         ),
     ],
     swiftLanguageModes: [.v6]

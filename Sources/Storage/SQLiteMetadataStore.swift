@@ -168,6 +168,18 @@ public final class SQLiteMetadataStore: MetadataStore, ChangeTracking {
         }
     }
 
+    /// A consistent copy of the whole database at `path` (a new file), taken with SQLite's online
+    /// backup API while others go on reading and writing. Returns the blobs the copy refers to.
+    public func backup(to path: String) throws -> Set<String> {
+        try run {
+            let copy = try DatabaseQueue(path: path)
+            try db.backup(to: copy)
+            let ids = try copy.read { Set(try String.fetchAll($0, sql: "SELECT DISTINCT blob_id FROM files")) }
+            try copy.close()
+            return ids
+        }
+    }
+
     public func referencedBlobIDs() throws -> Set<String> {
         try run {
             try db.read { Set(try String.fetchAll(try $0.cachedStatement(sql: "SELECT DISTINCT blob_id FROM files"))) }

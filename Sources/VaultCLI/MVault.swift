@@ -30,7 +30,7 @@ public struct MVault: AsyncParsableCommand {
             Init.self, Unseal.self, Seal.self, Status.self, Push.self, Pull.self, List.self, Show.self,
             Remove.self, Verify.self, Key.self, Server.self, Login.self, Logout.self, User.self, Role.self,
             Grant.self, Token.self, Cert.self, Access.self, WatermarkCommand.self, TraceCommand.self, Audit.self,
-            Agent.self,
+            BackupCommand.self, Agent.self,
         ]
     )
 
@@ -81,5 +81,12 @@ struct VaultOptions: ParsableArguments {
     var url: URL {
         let path = vault ?? ProcessInfo.processInfo.environment["MVAULT_VAULT"] ?? "."
         return URL(fileURLWithPath: path)
+    }
+
+    /// The vault's layout; throws unless a vault is there.
+    func layout() throws -> VaultLayout {
+        let layout = VaultLayout(root: url)
+        try layout.requireVault()
+        return layout
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Backup
 import Foundation
 import VaultServices
 
@@ -30,6 +31,7 @@ struct Status: ParsableCommand {
         }
         print("Vault:        \(layout.root.path)")
         print("Seal:         \(status.sealType)")
+        if let line = Self.backupLine(layout) { print("Last backup:  \(line)") }
         if status.sealed {
             let progress = status.threshold > 0 ? " (\(status.sharesGiven) of \(status.threshold) shares given)" : ""
             print("State:        sealed\(progress)")
@@ -46,5 +48,19 @@ struct Status: ParsableCommand {
             let date = ISO8601DateFormatter().string(from: v.createdAt)
             print("  v\(v.version)  created \(date)  \(files) file(s)  \(notes.joined(separator: ", "))")
         }
+    }
+
+    /// The last backup's outcome, from `run/backup-status.json`.
+    static func backupLine(_ layout: VaultLayout) -> String? {
+        guard let b = BackupStatus.read(layout) else { return nil }
+        let time = ISO8601DateFormatter()
+        let success = b.lastSuccess.map {
+            "\(time.string(from: $0)), snapshot \(b.lastSnapshot ?? "?") at \(b.destination)"
+        }
+        if let failed = b.lastFailure, failed > (b.lastSuccess ?? .distantPast) {
+            return
+                "failed \(time.string(from: failed)): \(b.lastError ?? "unknown error") (last success: \(success ?? "never"))"
+        }
+        return success
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -24,6 +25,23 @@ enum Terminal {
         }
         return readLine(strippingNewline: true)
     }
+
+    /// A one-line status on a terminal (nothing otherwise), redrawn in place at most 10 times a second.
+    static func progress(_ line: String) {
+        guard stdoutIsTTY else { return }
+        let now = Date()
+        guard now.timeIntervalSince(lastProgress.withLock { $0 }) > 0.1 else { return }
+        lastProgress.withLock { $0 = now }
+        FileHandle.standardOutput.write(Data("\r\u{1B}[K\(line.prefix(100))".utf8))
+    }
+
+    static func progressDone() {
+        if stdoutIsTTY { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+    }
+
+    static let lastProgress = Mutex(Date.distantPast)
+
+    static func bytes(_ n: UInt64) -> String { formatBytes(n) }
 
     static func formatBytes(_ n: UInt64) -> String {
         let units = ["B", "KB", "MB", "GB", "TB"]

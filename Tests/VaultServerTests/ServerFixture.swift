@@ -42,11 +42,19 @@ struct ServerFixture {
             at: root.appendingPathComponent("vault"), method: .shamir(shares: 3, threshold: 2),
             serverNames: ["localhost", "127.0.0.1"], admin: admin)
         var config = ServerConfiguration(vault: root.appendingPathComponent("vault").path)
-        config.listen.port = 0
         config.limits = limits
         config.tls.clientCertificates = clientCertificates
         config.audit = audit
         try await before(root)
+        try await serve(root: root, configuration: config, shares: created.shares.map(\.text), body)
+    }
+
+    /// Runs a server for the vault `configuration` names (under `root`) while `body` runs.
+    static func serve(
+        root: URL, configuration: ServerConfiguration, shares: [String], _ body: (ServerFixture) async throws -> Void
+    ) async throws {
+        var config = configuration
+        config.listen.port = 0
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let app = try buildApplication(configuration: config) { continuation.yield($0) }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -56,9 +64,10 @@ struct ServerFixture {
             let client = HTTPClient(
                 eventLoopGroupProvider: .singleton,
                 configuration: .init(
-                    tlsConfiguration: try Self.clientTLS(trusting: root.appendingPathComponent("vault/tls/ca.crt").path)
+                    tlsConfiguration: try Self.clientTLS(
+                        trusting: URL(fileURLWithPath: config.vault).appendingPathComponent("tls/ca.crt").path)
                 ))
-            let fixture = ServerFixture(root: root, shares: created.shares.map(\.text), port: port, client: client)
+            let fixture = ServerFixture(root: root, shares: shares, port: port, client: client)
             do {
                 try await body(fixture)
             } catch {
