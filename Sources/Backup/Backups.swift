@@ -305,6 +305,13 @@ public enum Backups {
             self.weekly = weekly
         }
 
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            hourly = try c.decodeIfPresent(Int.self, forKey: .hourly) ?? 24
+            daily = try c.decodeIfPresent(Int.self, forKey: .daily) ?? 7
+            weekly = try c.decodeIfPresent(Int.self, forKey: .weekly) ?? 4
+        }
+
         /// The snapshots (oldest first) it keeps.
         public func keep(_ manifests: [Manifest]) -> Set<String> {
             var calendar = Calendar(identifier: .iso8601)

@@ -1,3 +1,4 @@
+import Backup
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -5,6 +6,7 @@ import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOSSL
+import ServiceLifecycle
 import Storage
 import VaultCore
 import VaultServices
@@ -28,17 +30,31 @@ public func buildApplication(
         middleware: RateLimitMiddleware(
             limiter: RateLimiter(
                 perSecond: configuration.limits.requestsPerSecondPerIP, burst: configuration.limits.requestBurstPerIP)))
-    let api = try makeAPI(configuration: configuration, layout: layout, keys: keys)
+    let (api, metadata) = try makeAPI(configuration: configuration, layout: layout, keys: keys)
     if configuration.tls.clientCertificates != .off {
         router.add(middleware: ClientCertificateMiddleware(api: api))
     }
     api.register(on: router)
     let tls = try serverTLSConfiguration(configuration)
     let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.limits.idleTimeoutSeconds)))
+    let services: [any Service] =
+        configuration.backup.map { schedule in
+            [
+                BackupScheduler(
+                    schedule: schedule,
+                    destination: URL(fileURLWithPath: configuration.resolve(schedule.to)).standardizedFileURL.path,
+                    source: BackupSource(
+                        layout: layout, metadata: metadata,
+                        auditDirectory: URL(fileURLWithPath: configuration.resolve(configuration.audit.directory)),
+                        keys: keys),
+                    keys: keys, audit: api.audit, metrics: api.metrics, logger: logger)
+            ]
+        } ?? []
     return Application(
         router: router,
         server: try .tls(.http1(configuration: http1), tlsConfiguration: tls),
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port)),
+        services: services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
         logger: logger)
 }
@@ -46,11 +62,15 @@ public func buildApplication(
 /// Every route the application built from `configuration` answers — the same list it registers.
 public func apiRoutes(configuration: ServerConfiguration) throws -> [APIRoute] {
     let layout = VaultLayout(root: URL(fileURLWithPath: configuration.vault))
-    return try makeAPI(configuration: configuration, layout: layout, keys: KeyHolder(layout: layout)).endpoints.map(\.0)
+    return try makeAPI(configuration: configuration, layout: layout, keys: KeyHolder(layout: layout)).api.endpoints.map(
+        \.0)
 }
 
-func makeAPI(configuration: ServerConfiguration, layout: VaultLayout, keys: KeyHolder) throws -> VaultAPI {
-    let store = CachedStore(try SQLiteMetadataStore(path: layout.metadataFile.path))
+func makeAPI(configuration: ServerConfiguration, layout: VaultLayout, keys: KeyHolder) throws
+    -> (api: VaultAPI, metadata: SQLiteMetadataStore)
+{
+    let metadata = try SQLiteMetadataStore(path: layout.metadataFile.path)
+    let store = CachedStore(metadata)
     let vault = try LocalVault(
         layout: layout, metadata: store, blobs: try DirectoryBlobStore(root: layout.root), keys: keys)
     let sinks = configuration.audit.sinks.map { sink in
@@ -74,9 +94,10 @@ func makeAPI(configuration: ServerConfiguration, layout: VaultLayout, keys: KeyH
             actor: TheftDetector.actor(user: d.user, tokenID: d.tokenID), model: d.model, version: d.version,
             bytes: d.rangeEnd - d.rangeStart, at: d.at)
     }
-    return VaultAPI(
+    let api = VaultAPI(
         layout: layout, keys: keys, identities: store, vault: vault, limits: configuration.limits, audit: audit,
         metrics: metrics, detector: detector)
+    return (api, metadata)
 }
 
 /// TLS 1.2 and 1.3 only; for 1.2, ECDHE key exchange with AEAD ciphers only (1.3 has no others).

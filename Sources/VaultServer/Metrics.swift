@@ -38,6 +38,17 @@ final class VaultMetrics: Sendable {
             .increment()
     }
 
+    func backup(succeededAt date: Date, seconds: Double) {
+        gauge(
+            "mvault_backup_last_success_timestamp_seconds", "when the last scheduled backup succeeded (Unix time)",
+            date.timeIntervalSince1970)
+        gauge("mvault_backup_last_duration_seconds", "how long the last successful backup took", seconds)
+    }
+
+    func backupFailed() {
+        registry.makeCounter(name: "mvault_backup_failures_total", help: "scheduled backups that failed").increment()
+    }
+
     func gauge(_ name: String, _ help: String, _ value: Double, labels: [(String, String)] = []) {
         registry.makeGauge(name: name, labels: labels, help: help).set(value)
     }

@@ -1,3 +1,4 @@
+import Backup
 import Foundation
 import VaultCore
 
@@ -147,6 +148,8 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     public var tls = TLS()
     public var limits = Limits()
     public var audit = Audit()
+    /// Scheduled backups (none unless set).
+    public var backup: BackupSchedule?
 
     public init(vault: String) {
         self.vault = vault
@@ -159,6 +162,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         tls = try c.decodeIfPresent(TLS.self, forKey: .tls) ?? TLS()
         limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? Limits()
         audit = try c.decodeIfPresent(Audit.self, forKey: .audit) ?? Audit()
+        backup = try c.decodeIfPresent(BackupSchedule.self, forKey: .backup)
     }
 
     /// Reads `path` (if given), then applies environment overrides.
@@ -217,6 +221,9 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
             }
         }
         if let problem = config.audit.alerts.problem() { throw VaultError.invalidArgument("audit.alerts.\(problem)") }
+        if let backup = config.backup, backup.to.isEmpty || backup.everySeconds < 1 {
+            throw VaultError.invalidArgument("backup.to must name a directory and backup.everySeconds be at least 1")
+        }
         for (i, sink) in config.audit.sinks.enumerated() {
             if let problem = sink.problem() { throw VaultError.invalidArgument("audit.sinks[\(i)]: \(problem)") }
         }
@@ -226,5 +233,31 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
     /// A TLS path resolved against the vault directory.
     func resolve(_ path: String) -> String {
         path.hasPrefix("/") ? path : URL(fileURLWithPath: vault).appendingPathComponent(path).path
+    }
+}
+
+extension ServerConfiguration {
+    /// `backup` in the server config: a snapshot every `everySeconds` while unsealed, then the
+    /// retention policy applied (docs/backup.md).
+    public struct BackupSchedule: Codable, Sendable, Equatable {
+        /// The destination directory (relative: to the vault directory).
+        public var to: String
+        public var everySeconds: Int = 3600
+        public var keep = Backups.Retention()
+
+        public init(to: String, everySeconds: Int = 3600, keep: Backups.Retention = .init()) {
+            self.to = to
+            self.everySeconds = everySeconds
+            self.keep = keep
+        }
+
+        enum CodingKeys: String, CodingKey { case to, everySeconds, keep }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            to = try c.decode(String.self, forKey: .to)
+            everySeconds = try c.decodeIfPresent(Int.self, forKey: .everySeconds) ?? 3600
+            keep = try c.decodeIfPresent(Backups.Retention.self, forKey: .keep) ?? .init()
+        }
     }
 }

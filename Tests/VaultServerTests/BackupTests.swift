@@ -190,6 +190,56 @@ struct BackupTests {
         }
     }
 
+    @Test(
+        "scheduled backups run while unsealed, apply retention, and show in /metrics and the status file; a failing one raises an alert"
+    )
+    func scheduled() async throws {
+        try await ServerFixture.with(
+            backup: .init(to: "../scheduled", everySeconds: 1, keep: .init(hourly: 1, daily: 0, weekly: 0))
+        ) { f in
+            try await Task.sleep(for: .milliseconds(1500))
+            let dest = f.root.appendingPathComponent("scheduled")
+            #expect(!FileManager.default.fileExists(atPath: dest.appendingPathComponent("snapshots").path))  // sealed
+            let (tokens, _) = try await ModelAccessTests().prepare(f)
+            var text = ""
+            for _ in 0..<50 {
+                text = String(decoding: try await f.raw(.GET, "/metrics", token: tokens["auditor"]).body, as: UTF8.self)
+                if text.contains("mvault_backup_last_success_timestamp_seconds") { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(text.contains("mvault_backup_last_success_timestamp_seconds 1"), "\(text)")
+            try await Task.sleep(for: .milliseconds(2500))
+            let destination = try DirectoryDestination(path: dest.path, create: false)
+            let key = try Self.key(try KeyringFixture.open(f))
+            // Several ran; retention (the newest of this hour) kept one.
+            let (kept, problems) = try await Backups.snapshots(in: destination, key: key)
+            #expect(kept.count == 1 && problems.isEmpty)
+            #expect(try await Backups.verify(destination, key: key, readData: true).problems == [])
+            let status = try #require(BackupStatus.read(VaultLayout(root: f.root.appendingPathComponent("vault"))))
+            #expect(status.lastSuccess != nil && status.lastError == nil && status.destination == dest.path)
+        }
+        // A destination that cannot be written: the failure is an alert, logged, counted, recorded.
+        try await ServerFixture.with(
+            backup: .init(to: "../blocker/backups", everySeconds: 1),
+            before: { root in try Data("a file".utf8).write(to: root.appendingPathComponent("blocker")) }
+        ) { f in
+            let (tokens, _) = try await ModelAccessTests().prepare(f)
+            var alerts: [AuditEvent] = []
+            for _ in 0..<50 where alerts.isEmpty {
+                try await Task.sleep(for: .milliseconds(200))
+                alerts = try AuditTests.entries(f).filter { $0.action == "alert.backup-failed" }
+            }
+            #expect(
+                alerts.first?.result?.error?.contains("the scheduled backup to \(f.root.path)/blocker/backups failed")
+                    == true)
+            let text = String(decoding: try await f.raw(.GET, "/metrics", token: tokens["auditor"]).body, as: UTF8.self)
+            #expect(text.contains("mvault_backup_failures_total "))
+            let status = try #require(BackupStatus.read(VaultLayout(root: f.root.appendingPathComponent("vault"))))
+            #expect(
+                status.lastSuccess == nil && status.lastError?.contains("cannot create the backup directory") == true)
+        }
+    }
+
     @Test("the committed vector (signed by Python's cryptography) opens; our signature with its seed is the same")
     func vector() throws {
         let url = try #require(Bundle.module.url(forResource: "Vectors/backup-manifest", withExtension: "txt"))

@@ -27,6 +27,7 @@ struct ServerFixture {
         limits: ServerConfiguration.Limits = .init(),
         clientCertificates: ServerConfiguration.TLS.ClientCertificates = .off,
         audit: ServerConfiguration.Audit = .init(),
+        backup: ServerConfiguration.BackupSchedule? = nil,
         before: (URL) async throws -> Void = { _ in },
         _ body: (ServerFixture) async throws -> Void
     ) async throws {
@@ -45,6 +46,7 @@ struct ServerFixture {
         config.limits = limits
         config.tls.clientCertificates = clientCertificates
         config.audit = audit
+        config.backup = backup
         try await before(root)
         try await serve(root: root, configuration: config, shares: created.shares.map(\.text), body)
     }
