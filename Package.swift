@@ -122,6 +122,8 @@ let package = Package(
                 "VaultCore", "Storage", "Keyring", "VaultServices", "AuditLog",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .executableTarget(name: "mvault", dependencies: ["VaultCLI"]),

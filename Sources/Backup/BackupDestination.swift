@@ -28,9 +28,7 @@ public protocol BackupDestination: Sendable {
 public func backupDestination(_ text: String, environment: [String: String], create: Bool = false) throws
     -> any BackupDestination
 {
-    if text.hasPrefix("s3://") {
-        throw VaultError.invalidArgument("s3:// destinations are not supported yet; back up to a directory")
-    }
+    if text.hasPrefix("s3://") { return try S3Destination(url: text, environment: environment) }
     return try DirectoryDestination(path: text, create: create)
 }
 

@@ -94,12 +94,7 @@ public struct Manifest: Sendable, Equatable {
 
     /// A new snapshot id: the time, and random bits so two at once do not collide.
     static func newSnapshotID(at date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second, .nanosecond], from: date)
-        let stamp = String(
-            format: "%04d%02d%02dT%02d%02d%02d.%03dZ", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!,
-            c.nanosecond! / 1_000_000)
+        let stamp = timeFormat.string(from: date).filter { $0 != "-" && $0 != ":" }
         return stamp + "-" + String(format: "%04x", UInt16.random(in: 0...UInt16.max))
     }
 

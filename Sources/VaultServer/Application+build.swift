@@ -42,7 +42,9 @@ public func buildApplication(
             [
                 BackupScheduler(
                     schedule: schedule,
-                    destination: URL(fileURLWithPath: configuration.resolve(schedule.to)).standardizedFileURL.path,
+                    destination: schedule.to.hasPrefix("s3://")
+                        ? schedule.to
+                        : URL(fileURLWithPath: configuration.resolve(schedule.to)).standardizedFileURL.path,
                     source: BackupSource(
                         layout: layout, metadata: metadata,
                         auditDirectory: URL(fileURLWithPath: configuration.resolve(configuration.audit.directory)),

@@ -33,7 +33,8 @@ struct BackupScheduler: Service {
     func backUp() async {
         let started = Date()
         do {
-            let target = try backupDestination(destination, environment: [:], create: true)
+            let target = try backupDestination(
+                destination, environment: ProcessInfo.processInfo.environment, create: true)
             let report = try await Backups.create(source, to: target)
             let key = try CheckpointVerifier(encoded: keys.backupVerifier())
             let (forgotten, objects) = try await Backups.forget(target, key: key, retention: schedule.keep)

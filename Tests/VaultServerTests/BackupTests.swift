@@ -240,6 +240,88 @@ struct BackupTests {
         }
     }
 
+    @Test(
+        "S3 (a real SeaweedFS): a multipart backup verifies and restores; a damaged or missing object is named; wrong credentials change nothing",
+        .enabled(if: SeaweedFS.available)
+    )
+    func s3() async throws {
+        try await ServerFixture.with { f in
+            _ = try await ModelAccessTests().prepare(f)
+            let keyring = try KeyringFixture.open(f)
+            let vault = try LocalVault(
+                layout: VaultLayout(root: f.root.appendingPathComponent("vault")), keys: InProcessKeys(keyring: keyring)
+            )
+            let big = f.root.appendingPathComponent("big.bin")
+            try Data(
+                (0..<(S3Destination.partSize + 3_000_000)).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ $0 >> 13) }
+            )
+            .write(to: big)
+            _ = try vault.push([big], to: try ModelName(parsing: "acme/big"), note: nil)
+            try await SeaweedFS.with(directory: f.root.appendingPathComponent("seaweed")) { s3 in
+                let url = "s3://\(SeaweedFS.bucket)/vaults/one"
+                var wrong = s3.environment
+                wrong["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"
+                let refused = try backupDestination(url, environment: wrong)
+                await #expect(throws: VaultError.self) {
+                    _ = try await Backups.create(try Self.source(f, keyring: keyring), to: refused)
+                }
+                do { _ = try await Backups.storedKey(refused) } catch {
+                    #expect("\(error)".contains("403: access denied (check AWS_ACCESS_KEY_ID"), "\(error)")
+                }
+                let destination = try backupDestination(url, environment: s3.environment)
+                #expect(try await destination.list(prefix: "").isEmpty)
+
+                let made = try await Backups.create(try Self.source(f, keyring: keyring), to: destination)
+                #expect(made.copied == made.manifest.entries.count)
+                let again = try await Backups.create(try Self.source(f, keyring: keyring), to: destination)
+                #expect(again.reused >= made.manifest.entries.count - 2 && again.bytesCopied < 1_000_000)
+                let key = try Self.key(keyring)
+                let report = try await Backups.verify(destination, key: key, readData: true)
+                #expect(
+                    report.problems == [] && report.snapshots == 2 && report.bytesRead > UInt64(S3Destination.partSize))
+
+                let restored = f.root.appendingPathComponent("from-s3")
+                _ = try await Backups.restore(from: destination, snapshot: nil, to: restored, key: key)
+                let copy = try LocalVault(layout: VaultLayout(root: restored), keys: InProcessKeys(keyring: keyring))
+                #expect(try copy.verify().failures.isEmpty)
+                let out = f.root.appendingPathComponent("out")
+                try copy.pull(
+                    ModelReference(model: try ModelName(parsing: "acme/big"), version: nil), to: out, force: false)
+                #expect(try Data(contentsOf: out.appendingPathComponent("big.bin")) == Data(contentsOf: big))
+
+                // The biggest object, replaced by one with a flipped byte: named by --read-data.
+                let blob = try #require(made.manifest.entries.max { $0.size < $1.size })
+                var bytes = Data(try await destination.get(blob.object))
+                bytes[17] ^= 0x80
+                try await destination.put(blob.object, data: bytes)
+                let damaged = try await Backups.verify(destination, key: key, readData: true).problems
+                #expect(
+                    damaged.count == 1 && damaged[0].contains("object \(blob.object) (\(blob.path)")
+                        && damaged[0].contains("is damaged"))
+                try await destination.delete(blob.object)
+                let missing = try await Backups.verify(destination, key: key, readData: false).problems
+                #expect(missing.count == 1 && missing[0].hasSuffix("is missing"), "\(missing)")
+            }
+        }
+    }
+
+    @Test("SigV4 signs AWS's documented GET Object example to its documented signature")
+    func sigV4() {
+        let signer = SigV4(
+            accessKey: "AKIAIOSFODNN7EXAMPLE", secretKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            region: "us-east-1")
+        let headers = signer.sign(
+            method: "GET", path: "/test.txt", query: [],
+            headers: ["Host": "examplebucket.s3.amazonaws.com", "Range": "bytes=0-9"],
+            payloadSHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            date: Date(timeIntervalSince1970: 1_369_353_600))  // 2013-05-24T00:00:00Z
+        #expect(
+            headers["Authorization"]
+                == "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        )
+        #expect(SigV4.encode("a b/ü~", keepSlash: true) == "a%20b/%C3%BC~")
+    }
+
     @Test("the committed vector (signed by Python's cryptography) opens; our signature with its seed is the same")
     func vector() throws {
         let url = try #require(Bundle.module.url(forResource: "Vectors/backup-manifest", withExtension: "txt"))
