@@ -37,6 +37,12 @@ let package = Package(
             providers: [.apt(["libsodium-dev"])]
         ),
         .target(name: "VaultCore"),
+        .systemLibrary(
+            name: "CPKCS11",
+            pkgConfig: "p11-kit-1",
+            providers: [.apt(["libp11-kit-dev"])]
+        ),
+        .target(name: "HSM", dependencies: ["CPKCS11", "VaultCore"]),
         .target(
             name: "SealedFormat",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
@@ -73,6 +79,7 @@ let package = Package(
             name: "VaultServices",
             dependencies: [
                 "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultPKI", "ModelFormats", "Watermark", "AuditLog",
+                "HSM",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -97,7 +104,7 @@ let package = Package(
             name: "VaultCLI",
             dependencies: [
                 "VaultCore", "SealedFormat", "Keyring", "Storage", "VaultServices", "VaultServer", "Identity",
-                "CAllocator", "ModelFormats", "Watermark", "AuditLog", "Backup",
+                "CAllocator", "ModelFormats", "Watermark", "AuditLog", "Backup", "HSM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),

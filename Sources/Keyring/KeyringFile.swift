@@ -9,13 +9,41 @@ public enum SealConfiguration: Codable, Hashable, Sendable {
     case shamir(shares: Int, threshold: Int)
     /// The unseal key is Argon2id(passphrase) with these parameters.
     case passphrase(Argon2idParameters)
+    /// The root key is sealed by a key inside an HSM (PKCS#11); Shamir shares of an unseal key
+    /// recover it when the HSM is lost.
+    case pkcs11(HSMSeal)
 
     public var summary: String {
         switch self {
         case .shamir(let n, let t): "Shamir shares (\(t) of \(n))"
         case .passphrase(let p): "passphrase (Argon2id, \(p.memoryBytes >> 20) MiB, t=\(p.iterations))"
+        case .pkcs11(let h):
+            "PKCS#11 token \(h.token) (key \(h.keyLabel)), recovery shares (\(h.recoveryThreshold) of \(h.recoveryShares))"
         }
     }
+}
+
+/// Where an HSM-sealed vault's root key is sealed: a PKCS#11 module, a token, a key label.
+public struct HSMSeal: Codable, Hashable, Sendable {
+    public var module: String
+    public var token: String
+    public var keyLabel: String
+    public var recoveryShares: Int
+    public var recoveryThreshold: Int
+
+    public init(module: String, token: String, keyLabel: String, recoveryShares: Int, recoveryThreshold: Int) {
+        self.module = module
+        self.token = token
+        self.keyLabel = keyLabel
+        self.recoveryShares = recoveryShares
+        self.recoveryThreshold = recoveryThreshold
+    }
+}
+
+/// Seals and opens the root key with a key the process cannot read (inside an HSM).
+public protocol RootKeySealer: Sendable {
+    func seal(_ rootKey: [UInt8], nonce: [UInt8], aad: [UInt8]) throws -> [UInt8]
+    func open(_ sealed: [UInt8], nonce: [UInt8], aad: [UInt8]) throws -> [UInt8]
 }
 
 /// The keyring as stored on disk: readable only with the unseal key.
@@ -36,11 +64,15 @@ public struct KeyringFile: Codable, Sendable {
     public var seal: SealConfiguration
     var rootKey: Box
     var keyring: Box
+    /// The root key sealed by the HSM (`pkcs11` vaults); `rootKey` is then the recovery copy.
+    var hsmRootKey: Box?
 
     /// What `create` chooses between.
     public enum Method: Sendable {
         case shamir(shares: Int, threshold: Int)
         case passphrase(String)
+        /// Sealed by `sealer` (the HSM `seal` names), with Shamir recovery shares.
+        case pkcs11(HSMSeal, any RootKeySealer)
     }
 
     /// Creates a keyring protected as `method` says.
@@ -54,8 +86,18 @@ public struct KeyringFile: Codable, Sendable {
         let unsealKey: [UInt8]
         let seal: SealConfiguration
         var shares: [UnsealShare] = []
+        var hsm: (HSMSeal, any RootKeySealer)?
+        var split: (n: Int, t: Int)?
         switch method {
-        case .shamir(let n, let t):
+        case .shamir(let n, let t): split = (n, t)
+        case .pkcs11(let config, let sealer):
+            split = (config.recoveryShares, config.recoveryThreshold)
+            hsm = (config, sealer)
+        case .passphrase: break
+        }
+        switch method {
+        case .shamir, .pkcs11:
+            let (n, t) = split!
             guard n >= 1, n <= 255 else {
                 throw VaultError.invalidArgument("--shares must be between 1 and 255")
             }
@@ -67,7 +109,7 @@ public struct KeyringFile: Codable, Sendable {
                     "a threshold of 1 only makes sense with 1 share; use --threshold 2 or more")
             }
             unsealKey = SecureRandom.bytes(32)
-            seal = .shamir(shares: n, threshold: t)
+            seal = hsm.map { .pkcs11($0.0) } ?? .shamir(shares: n, threshold: t)
             if n == 1 {
                 // One share is the key itself, with the same framing; x = 1, threshold 1.
                 shares = [
@@ -84,12 +126,31 @@ public struct KeyringFile: Codable, Sendable {
             unsealKey = try parameters.deriveKey(from: passphrase)
             seal = .passphrase(parameters)
         }
-        let file = KeyringFile(
+        var file = KeyringFile(
             format: formatName, vaultID: Hex.encode(keyring.id), seal: seal,
             rootKey: try box(rootKey, key: unsealKey, label: "root key", vaultID: keyring.id),
             keyring: try box(
                 JSONEncoder().encode(keyring), key: rootKey, label: "keyring", vaultID: keyring.id))
+        if let (_, sealer) = hsm { try file.sealRootKey(rootKey, with: sealer) }
         return (file, keyring, rootKey, shares)
+    }
+
+    /// Seals `rootKey` with the HSM, as the copy `open(sealer:)` opens.
+    mutating func sealRootKey(_ rootKey: [UInt8], with sealer: any RootKeySealer) throws {
+        guard let id = Hex.decode(vaultID) else { throw KeyringError.corruptKeyring("bad vault id") }
+        let nonce = SecureRandom.bytes(12)
+        let sealed = try sealer.seal(rootKey, nonce: nonce, aad: Array("\(Self.formatName) hsm root key".utf8) + id)
+        hsmRootKey = Box(nonce: Hex.encode(nonce), ciphertext: Hex.encode(sealed))
+    }
+
+    /// Opens the keyring with the HSM (`pkcs11` vaults).
+    public func open(sealer: any RootKeySealer) throws -> (keyring: Keyring, rootKey: [UInt8]) {
+        guard let id = Hex.decode(vaultID), id.count == 16 else { throw KeyringError.corruptKeyring("bad vault id") }
+        guard let box = hsmRootKey, let nonce = Hex.decode(box.nonce), let sealed = Hex.decode(box.ciphertext) else {
+            throw KeyringError.wrongSealType(expected: seal.summary)
+        }
+        let rootKey = try sealer.open(sealed, nonce: nonce, aad: Array("\(Self.formatName) hsm root key".utf8) + id)
+        return (try openKeyring(rootKey: rootKey, id: id), rootKey)
     }
 
     /// Opens the keyring with the unseal key.
@@ -103,10 +164,14 @@ public struct KeyringFile: Codable, Sendable {
             if case .passphrase = seal { throw KeyringError.wrongPassphrase }
             throw KeyringError.wrongShares
         }
+        return (try openKeyring(rootKey: rootKey, id: id), rootKey)
+    }
+
+    func openKeyring(rootKey: [UInt8], id: [UInt8]) throws -> Keyring {
         guard let json = try? Self.unbox(keyring, key: rootKey, label: "keyring", vaultID: id),
             let keyring = try? JSONDecoder().decode(Keyring.self, from: Data(json)), keyring.id == id
         else { throw KeyringError.corruptKeyring("the keyring does not authenticate under the root key") }
-        return (keyring, rootKey)
+        return keyring
     }
 
     /// The file with `keyring` re-encrypted under `rootKey` (after rotate or retire).

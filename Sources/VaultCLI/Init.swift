@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Identity
 import Keyring
+import SealedFormat
 import VaultCore
 import VaultServices
 
@@ -11,7 +12,11 @@ struct Init: ParsableCommand {
         discussion: """
             By default the unseal key is split into 5 Shamir shares, any 3 of which unseal the \
             vault. The shares are printed once and never stored: hand each to a different person. \
-            With --passphrase the unseal key is derived from a passphrase with Argon2id (64 MiB).
+            With --passphrase the unseal key is derived from a passphrase with Argon2id (64 MiB). \
+            With --seal pkcs11 --module PATH --token LABEL the root key is sealed by an AES key created \
+            inside the HSM (non-extractable); the vault then unseals by itself wherever the token and its PIN \
+            (MVAULT_PKCS11_PIN or the file MVAULT_PKCS11_PIN_FILE, never an argument) are, and the Shamir \
+            shares printed are for recovery only.
             """)
 
     @Argument(help: "Directory for the new vault.")
@@ -25,6 +30,17 @@ struct Init: ParsableCommand {
 
     @Flag(help: "Protect the vault with a passphrase instead of Shamir shares.")
     var passphrase = false
+
+    enum Seal: String, ExpressibleByArgument { case shamir, passphrase, pkcs11 }
+
+    @Option(help: "How the vault is sealed: shamir (default), passphrase, or pkcs11 (an HSM).")
+    var seal: Seal?
+
+    @Option(help: "The PKCS#11 module of the HSM (with --seal pkcs11), e.g. /usr/lib/softhsm/libsofthsm2.so.")
+    var module: String?
+
+    @Option(help: "The label of the HSM token (with --seal pkcs11).")
+    var token: String?
 
     @Option(help: "Read the passphrase from this file (first line) instead of prompting.")
     var passphraseFile: String?
@@ -44,11 +60,33 @@ struct Init: ParsableCommand {
 
     func run() throws {
         let method: KeyringFile.Method
-        if passphrase || passphraseFile != nil {
-            method = .passphrase(try readNewPassphrase())
-        } else {
-            method = .shamir(shares: shares, threshold: threshold)
+        var tokenKey: TokenSealer?
+        switch seal ?? (passphrase || passphraseFile != nil ? .passphrase : .shamir) {
+        case .passphrase: method = .passphrase(try readNewPassphrase())
+        case .shamir: method = .shamir(shares: shares, threshold: threshold)
+        case .pkcs11:
+            guard let module, let token else {
+                throw VaultError.invalidArgument("--seal pkcs11 needs --module PATH and --token LABEL")
+            }
+            let label = "mvault-root-" + Hex.encode(SecureRandom.bytes(6))
+            let pin = try TokenSealer.pin(environment: ProcessInfo.processInfo.environment)
+            let sealer = try TokenSealer.create(module: module, token: token, label: label, pin: pin)
+            tokenKey = sealer
+            method = .pkcs11(
+                HSMSeal(
+                    module: module, token: token, keyLabel: label, recoveryShares: shares,
+                    recoveryThreshold: threshold), sealer)
         }
+        do {
+            try create(method)
+        } catch {
+            // Nothing was created: the token keeps no key of a vault that does not exist.
+            if let tokenKey { try? tokenKey.destroy() }
+            throw error
+        }
+    }
+
+    func create(_ method: KeyringFile.Method) throws {
         let url = URL(fileURLWithPath: directory)
         var adminRecord: UserRecord?
         if let admin {
@@ -75,6 +113,12 @@ struct Init: ParsableCommand {
             print("  share \(i + 1): \(share.text)")
         }
         print("")
+        if case .pkcs11(let config, _) = method {
+            print("Root key sealed by the HSM: token \(config.token), key \(config.keyLabel).")
+            print("The vault unseals with the token (`mvault unseal`, or by itself when the server starts);")
+            print("the shares are for recovery only (`mvault unseal --recovery`).")
+            return
+        }
         print("Give each share to a different person. Unseal with `mvault unseal --vault \(directory)`,")
         print("run once per share.")
     }

@@ -1,5 +1,7 @@
 import ArgumentParser
+import AuditLog
 import Foundation
+import HSM
 import Identity
 import Keyring
 import ModelFormats
@@ -60,6 +62,12 @@ public struct MVault: AsyncParsableCommand {
         } catch let error as RemoteError {
             fail(error.message, hint: error.hint)
         } catch let error as ModelFormatError {
+            fail(error.description, hint: nil)
+        } catch let error as HSMError {
+            fail(
+                error.description, hint: "check the module path, the token label and the PIN; or unseal with --recovery"
+            )
+        } catch let error as AuditLogError {
             fail(error.description, hint: nil)
         } catch {
             exit(withError: error)

@@ -6,16 +6,21 @@ import VaultServices
 
 struct Unseal: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Give the vault one unseal share (or its passphrase).",
+        abstract: "Give the vault one unseal share (or its passphrase), or unseal it with its HSM.",
         discussion: """
             Run once per share; progress is kept by the vault's key agent between runs ("2 of 3"). \
-            The share or passphrase is read from the terminal without echo, or from standard input.
+            The share or passphrase is read from the terminal without echo, or from standard input. \
+            An HSM-sealed vault unseals in one step with the token's PIN from MVAULT_PKCS11_PIN or the \
+            file MVAULT_PKCS11_PIN_FILE; with --recovery it takes recovery shares instead.
             """)
 
     @OptionGroup var options: VaultOptions
 
     @Flag(help: "Forget the shares given so far and start again.")
     var reset = false
+
+    @Flag(help: "HSM-sealed vault: give a recovery share instead of using the HSM.")
+    var recovery = false
 
     func run() throws {
         let layout = VaultLayout(root: options.url)
@@ -39,7 +44,12 @@ struct Unseal: ParsableCommand {
                 throw VaultError.invalidArgument("no passphrase given")
             }
             status = try client.unseal(passphrase: secret, agentExecutable: Self.executablePath)
-        case .shamir:
+        case .pkcs11 where !recovery:
+            let environment = ProcessInfo.processInfo.environment
+            status = try client.unseal(
+                pin: try TokenSealer.pin(environment: environment), module: environment["MVAULT_PKCS11_MODULE"],
+                agentExecutable: Self.executablePath)
+        case .shamir, .pkcs11:
             let prompt = "Unseal share (\(current.sharesGiven + 1) of \(current.threshold)): "
             guard let secret = Terminal.readSecret(prompt: prompt), !secret.isEmpty else {
                 throw VaultError.invalidArgument("no share given")

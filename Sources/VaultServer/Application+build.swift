@@ -38,7 +38,8 @@ public func buildApplication(
     let tls = try serverTLSConfiguration(configuration)
     let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.limits.idleTimeoutSeconds)))
     let services: [any Service] =
-        configuration.backup.map { schedule in
+        [HSMUnsealer(api: api, logger: logger)]
+        + (configuration.backup.map { schedule in
             [
                 BackupScheduler(
                     schedule: schedule,
@@ -51,7 +52,7 @@ public func buildApplication(
                         keys: keys),
                     keys: keys, audit: api.audit, metrics: api.metrics, logger: logger)
             ]
-        } ?? []
+        } ?? [])
     return Application(
         router: router,
         server: try .tls(.http1(configuration: http1), tlsConfiguration: tls),
@@ -137,4 +138,16 @@ func serverTLSConfiguration(_ configuration: ServerConfiguration) throws -> TLSC
         "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305", "ECDHE-RSA-AES128-GCM-SHA256",
     ].joined(separator: ":")
     return tls
+}
+
+/// Unseals an HSM-sealed vault when the server starts (see `VaultAPI.unsealWithHSM`), then
+/// stays until shutdown.
+struct HSMUnsealer: Service {
+    let api: VaultAPI
+    let logger: Logger
+
+    func run() async throws {
+        await api.unsealWithHSM(environment: ProcessInfo.processInfo.environment, logger: logger)
+        try? await gracefulShutdown()
+    }
 }

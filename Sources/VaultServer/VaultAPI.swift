@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Identity
 import Keyring
+import Logging
 import NIOPosix
 import Storage
 import Synchronization
@@ -67,6 +68,8 @@ struct VaultAPI: Sendable {
     let hashers = SecretHashers()
     let policy = Policy()
     let uploads = UploadRegistry()
+    /// Set when the HSM could not unseal the vault at start.
+    let hsmError = SharedValue<String?>(nil)
     var sessionTTLSeconds: Int { limits.sessionTTLSeconds }
     static let version = "0.1.0"
 
@@ -375,12 +378,15 @@ struct VaultAPI: Sendable {
         /// Shares given so far toward the threshold.
         var progress: Int
         var version: String
+        /// Why the HSM did not unseal an HSM-sealed vault at start, if it did not.
+        var hsmError: String?
     }
 
     func sealStatusBody() -> SealStatus {
         let s = keys.status()
         return SealStatus(
-            sealed: s.sealed, type: s.sealType, threshold: s.threshold, progress: s.sharesGiven, version: Self.version)
+            sealed: s.sealed, type: s.sealType, threshold: s.threshold, progress: s.sharesGiven, version: Self.version,
+            hsmError: s.sealed ? hsmError.withLock { $0 } : nil)
     }
 
     var sealStatus: Handler {
@@ -413,10 +419,8 @@ struct VaultAPI: Sendable {
                 throw APIError(.badRequest, error.description)
             }
             if !keys.status().sealed {
-                // The audit log opens with the keys; a log that fails its checks stops every
-                // audited request (fail closed) until it is restored.
                 do {
-                    try await audit.open(keys)
+                    try await didUnseal()
                 } catch {
                     throw APIError(
                         .serviceUnavailable,
@@ -425,6 +429,30 @@ struct VaultAPI: Sendable {
                 }
             }
             return try json(sealStatusBody())
+        }
+    }
+
+    /// What follows unsealing: the audit log opens with the keys; a log that fails its checks
+    /// stops every audited request (fail closed) until it is restored.
+    func didUnseal() async throws {
+        hsmError.withLock { $0 = nil }
+        try await audit.open(keys)
+    }
+
+    /// An HSM-sealed vault unseals itself at start when its token and PIN are there; otherwise
+    /// it stays sealed, says why in the seal status and the log, and takes recovery shares.
+    func unsealWithHSM(environment: [String: String], logger: Logger) async {
+        guard case .pkcs11 = try? KeyringFile.load(from: layout.keyringFile).seal else { return }
+        do {
+            let pin = try TokenSealer.pin(environment: environment)
+            _ = try await blocking {
+                try keys.unsealWithHSM(pin: pin, module: environment["MVAULT_PKCS11_MODULE"])
+            }
+            try await didUnseal()
+            logger.info("unsealed with the HSM")
+        } catch {
+            hsmError.withLock { $0 = "\(error)" }
+            logger.error("the vault stays sealed: the HSM did not unseal it: \(error)")
         }
     }
 
@@ -489,4 +517,11 @@ final class DummyHash: Sendable {
             return hash
         }
     }
+}
+
+/// A value shared by copies of a struct (`VaultAPI` is copied into every route).
+final class SharedValue<Value: Sendable>: Sendable {
+    let value: Mutex<Value>
+    init(_ value: Value) { self.value = Mutex(value) }
+    func withLock<T>(_ body: (inout Value) -> T) -> T { value.withLock { body(&$0) } }
 }

@@ -73,7 +73,11 @@ public final class KeyAgent {
             case .status:
                 r.status = keys.status()
             case .unseal:
-                r.status = try keys.unseal(share: request.share, passphrase: request.passphrase)
+                if let pin = request.pin {
+                    r.status = try keys.unsealWithHSM(pin: pin, module: request.module)
+                } else {
+                    r.status = try keys.unseal(share: request.share, passphrase: request.passphrase)
+                }
             case .resetUnseal:
                 r.status = keys.resetUnseal()
             case .seal:

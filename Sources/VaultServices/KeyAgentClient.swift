@@ -32,13 +32,16 @@ public struct KeyAgentClient: KeyWrapping, Sendable {
     }
 
     /// Starts the agent (if needed) and gives it one share or the passphrase.
-    public func unseal(share: String? = nil, passphrase: String? = nil, agentExecutable: String) throws
-        -> KeyStatus
-    {
+    public func unseal(
+        share: String? = nil, passphrase: String? = nil, pin: String? = nil, module: String? = nil,
+        agentExecutable: String
+    ) throws -> KeyStatus {
         if !isRunning { try startAgent(executable: agentExecutable) }
         var request = AgentRequest(.unseal)
         request.share = share
         request.passphrase = passphrase
+        request.pin = pin
+        request.module = module
         return try call(request).status!
     }
 

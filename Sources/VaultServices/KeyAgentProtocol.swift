@@ -10,6 +10,10 @@ struct AgentRequest: Codable {
     var op: Operation
     var share: String?
     var passphrase: String?
+    /// The HSM's PIN (an HSM-sealed vault).
+    var pin: String?
+    /// Where the HSM's PKCS#11 module is now, if not where the vault recorded it.
+    var module: String?
     var dataKey: String?
     var headerPrefix: String?
     var kekID: String?

@@ -47,8 +47,10 @@ public final class KeyHolder: VaultKeys, Sendable {
             case .passphrase:
                 guard let passphrase else { throw KeyringError.wrongSealType(expected: s.file.seal.summary) }
                 unsealKey = try s.file.unsealKey(passphrase: passphrase)
-            case .shamir(_, let threshold):
+            case .shamir, .pkcs11:
+                // For an HSM-sealed vault, shares are the recovery path.
                 guard let share else { throw KeyringError.wrongSealType(expected: s.file.seal.summary) }
+                let threshold = Self.status(of: s).threshold
                 let parsed = try UnsealShare(text: share)
                 guard let vaultID = Hex.decode(s.file.vaultID) else {
                     throw KeyringError.corruptKeyring("bad vault id")
@@ -66,6 +68,23 @@ public final class KeyHolder: VaultKeys, Sendable {
             let opened = try s.file.open(unsealKey: unsealKey)
             s.keyring = opened.keyring
             s.rootKey = opened.rootKey
+            return Self.status(of: s)
+        }
+    }
+
+    /// Unseals an HSM-sealed vault with its token: the root key is opened inside the HSM.
+    /// - Throws: `HSMError` naming what is wrong (module missing, token absent, wrong PIN, key
+    ///   gone); the vault stays sealed.
+    public func unsealWithHSM(pin: String, module: String? = nil) throws -> KeyStatus {
+        try state.withLock { s in
+            if s.keyring != nil { return Self.status(of: s) }
+            guard case .pkcs11(let config) = s.file.seal else {
+                throw KeyringError.wrongSealType(expected: s.file.seal.summary)
+            }
+            let opened = try s.file.open(sealer: try TokenSealer.open(config, pin: pin, module: module))
+            s.keyring = opened.keyring
+            s.rootKey = opened.rootKey
+            s.progress = nil
             return Self.status(of: s)
         }
     }
@@ -186,6 +205,7 @@ public final class KeyHolder: VaultKeys, Sendable {
     static func status(file: KeyringFile, keyring: Keyring?, sharesGiven: Int) -> KeyStatus {
         var threshold = 0
         if case .shamir(_, let t) = file.seal { threshold = t }
+        if case .pkcs11(let h) = file.seal { threshold = h.recoveryThreshold }
         return KeyStatus(
             sealed: keyring == nil, sealType: file.seal.summary, sharesGiven: sharesGiven, threshold: threshold,
             versions: keyring?.versions.map {

@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A SoftHSM2 token in the test's own folder (SOFTHSM2_CONF points there), created with
+/// softhsm2-util; pkcs11-tool (OpenSC) inspects and deletes keys as an operator would.
+struct SoftHSM {
+    static let module = "/usr/lib/softhsm/libsofthsm2.so"
+    static var available: Bool {
+        FileManager.default.fileExists(atPath: module)
+            && FileManager.default.isExecutableFile(atPath: "/usr/bin/softhsm2-util")
+            && FileManager.default.isExecutableFile(atPath: "/usr/bin/pkcs11-tool")
+    }
+    let conf: URL
+    let token = "mvault-test"
+    let pin = "4711-2342"
+    var environment: [String: String] { ["SOFTHSM2_CONF": conf.path, "MVAULT_PKCS11_PIN": pin] }
+
+    init(in root: URL) async throws {
+        let dir = root.appendingPathComponent("softhsm")
+        try FileManager.default.createDirectory(
+            at: dir.appendingPathComponent("tokens"), withIntermediateDirectories: true)
+        conf = dir.appendingPathComponent("softhsm2.conf")
+        try Data("directories.tokendir = \(dir.appendingPathComponent("tokens").path)\n".utf8).write(to: conf)
+        let r = try await tool(
+            [
+                "/usr/bin/softhsm2-util", "--init-token", "--free", "--label", token, "--pin", pin, "--so-pin",
+                "99887766",
+            ])
+        try #require(r.status == 0, "\(r.stderr)")
+    }
+
+    func tool(_ args: [String]) async throws -> CLI.Result {
+        try await CLI.run(
+            Array(args.dropFirst()), cwd: conf.deletingLastPathComponent(), executable: URL(fileURLWithPath: args[0]),
+            environment: ["SOFTHSM2_CONF": conf.path])
+    }
+
+    func pkcs11Tool(_ args: [String]) async throws -> CLI.Result {
+        try await tool(
+            ["/usr/bin/pkcs11-tool", "--module", Self.module, "--token-label", token, "--login", "--pin", pin] + args)
+    }
+}
+
+@Suite("CLI: HSM-sealed vaults (SoftHSM2)", .serialized)
+struct HSMTests {
+    @Test(
+        "init seals the root key in the token (non-extractable); the server unseals itself at start; a missing module, a wrong PIN or a deleted key keep it sealed, saying why; recovery shares still unseal",
+        .enabled(if: SoftHSM.available))
+    func hsmLifecycle() async throws {
+        let cli = try CLI()
+        defer { cli.cleanup() }
+        let hsm = try await SoftHSM(in: cli.root)
+        var r = try await cli.run(
+            [
+                "init", cli.vault.path, "--seal", "pkcs11", "--module", SoftHSM.module, "--token", hsm.token,
+                "--shares", "3", "--threshold", "2",
+            ], vaultFlag: false, environment: hsm.environment)
+        #expect(r.status == 0, "\(r.stderr)")
+        let recovery = CLI.shares(in: r.stdout)
+        #expect(recovery.count == 3 && r.stdout.contains("Root key sealed by the HSM: token mvault-test"))
+        let start = try #require(r.stdout.range(of: "mvault-root-"))
+        let label = "mvault-root-" + r.stdout[start.upperBound...].prefix { $0.isHexDigit }
+        // The key lives in the token, sensitive and never extractable.
+        r = try await hsm.pkcs11Tool(["--list-objects", "--type", "secrkey"])
+        #expect(r.stdout.contains("label:      \(label)") && r.stdout.contains("never extractable"), "\(r.stdout)")
+        let keyring = try String(contentsOf: cli.vault.appendingPathComponent("keyring.json"), encoding: .utf8)
+        #expect(keyring.contains("\"pkcs11\"") && keyring.contains("hsmRootKey"))
+
+        // The CLI unseals with the token alone; the vault works.
+        r = try await cli.run(["unseal"], environment: hsm.environment)
+        #expect(r.status == 0 && r.stdout.contains("Vault unsealed"), "\(r.stderr)")
+        let model = try cli.file("in/model.bin", size: 300_000)
+        #expect(try await cli.run(["push", model.path, "--model", "acme/hsm"]).status == 0)
+        try await cli.run(["seal"])
+
+        // The server unseals itself at start.
+        var (process, base) = try await cli.startServer(environment: hsm.environment)
+        r = try await cli.curl([base + "/v1/sys/seal-status"])
+        for _ in 0..<50 where !r.stdout.contains("\"sealed\":false") {
+            try await Task.sleep(for: .milliseconds(100))
+            r = try await cli.curl([base + "/v1/sys/seal-status"])
+        }
+        #expect(r.stdout.contains("\"sealed\":false"), "\(r.stdout)")
+        kill(process.processIdentifier, SIGTERM)
+        await CLI.waitForExit(process)
+
+        // A wrong PIN, a module that is not there: sealed, and the seal status says why.
+        for (environment, reason) in [
+            (["MVAULT_PKCS11_PIN": "0000-0000"], "the PIN for token mvault-test is wrong"),
+            (
+                ["MVAULT_PKCS11_MODULE": "/nonexistent/libhsm.so"],
+                "the PKCS#11 module /nonexistent/libhsm.so does not exist"
+            ),
+            (["MVAULT_PKCS11_PIN": ""], "no PIN for the HSM: set MVAULT_PKCS11_PIN or MVAULT_PKCS11_PIN_FILE"),
+        ] {
+            (process, base) = try await cli.startServer(environment: hsm.environment.merging(environment) { $1 })
+            try await Task.sleep(for: .milliseconds(500))
+            r = try await cli.curl([base + "/v1/sys/seal-status"])
+            #expect(r.stdout.contains("\"sealed\":true") && r.stdout.contains(reason), "\(r.stdout)")
+            kill(process.processIdentifier, SIGTERM)
+            await CLI.waitForExit(process)
+        }
+
+        // The key deleted from the token: named; the recovery shares unseal, and the models are intact.
+        r = try await hsm.pkcs11Tool(["--delete-object", "--type", "secrkey", "--label", label])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try await cli.run(["unseal"], environment: hsm.environment)
+        #expect(r.status == 1 && r.stderr.contains("holds no key labelled \(label)"), "\(r.stderr)")
+        for share in recovery.prefix(2) {
+            r = try await cli.run(["unseal", "--recovery"], stdin: share, environment: hsm.environment)
+        }
+        #expect(r.stdout.contains("Vault unsealed"), "\(r.stdout) \(r.stderr)")
+        let out = cli.root.appendingPathComponent("out")
+        #expect(try await cli.run(["pull", "acme/hsm", "-o", out.path]).status == 0)
+        #expect(
+            FileManager.default.contentsEqual(atPath: out.appendingPathComponent("model.bin").path, andPath: model.path)
+        )
+    }
+
+    @Test(
+        "bad input: --seal pkcs11 without a module or token, a token that is not there, no PIN; nothing is created",
+        .enabled(if: SoftHSM.available))
+    func badInit() async throws {
+        let cli = try CLI()
+        defer { cli.cleanup() }
+        let hsm = try await SoftHSM(in: cli.root)
+        let base = ["init", cli.vault.path, "--seal", "pkcs11"]
+        for (args, environment, message) in [
+            (base, hsm.environment, "--seal pkcs11 needs --module PATH and --token LABEL"),
+            (base + ["--module", SoftHSM.module, "--token", "absent"], hsm.environment, "no token labelled absent"),
+            (
+                base + ["--module", SoftHSM.module, "--token", hsm.token], ["SOFTHSM2_CONF": hsm.conf.path],
+                "no PIN for the HSM"
+            ),
+            (
+                base + ["--module", SoftHSM.module, "--token", hsm.token, "--threshold", "9"], hsm.environment,
+                "--threshold must be between 1 and --shares"
+            ),
+        ] {
+            let r = try await cli.run(args, vaultFlag: false, environment: environment)
+            #expect(r.status == 1 && r.stderr.contains(message), "\(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: cli.vault.path))
+        }
+        // The failed init with a good token left no key behind.
+        let r = try await hsm.pkcs11Tool(["--list-objects", "--type", "secrkey"])
+        #expect(!r.stdout.contains("mvault-root-"), "\(r.stdout)")
+    }
+}
