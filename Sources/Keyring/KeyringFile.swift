@@ -143,6 +143,35 @@ public struct KeyringFile: Codable, Sendable {
         hsmRootKey = Box(nonce: Hex.encode(nonce), ciphertext: Hex.encode(sealed))
     }
 
+    /// The file sealed by the HSM as well (`config`'s module, token and key), the Shamir shares it
+    /// had becoming its recovery shares. Payloads and the root key do not change.
+    public func migratedToHSM(
+        module: String, token: String, keyLabel: String, sealer: any RootKeySealer,
+        rootKey: [UInt8]
+    ) throws -> KeyringFile {
+        guard case .shamir(let n, let t) = seal else {
+            throw VaultError.invalidArgument(
+                "only a vault sealed with Shamir shares moves to an HSM (its shares become the recovery shares); this one uses \(seal.summary)"
+            )
+        }
+        var copy = self
+        copy.seal = .pkcs11(
+            HSMSeal(module: module, token: token, keyLabel: keyLabel, recoveryShares: n, recoveryThreshold: t))
+        try copy.sealRootKey(rootKey, with: sealer)
+        return copy
+    }
+
+    /// The file sealed by its recovery shares alone again (the HSM's copy dropped).
+    public func migratedToShamir() throws -> KeyringFile {
+        guard case .pkcs11(let config) = seal else {
+            throw VaultError.invalidArgument("this vault is not sealed by an HSM; it uses \(seal.summary)")
+        }
+        var copy = self
+        copy.seal = .shamir(shares: config.recoveryShares, threshold: config.recoveryThreshold)
+        copy.hsmRootKey = nil
+        return copy
+    }
+
     /// Opens the keyring with the HSM (`pkcs11` vaults).
     public func open(sealer: any RootKeySealer) throws -> (keyring: Keyring, rootKey: [UInt8]) {
         guard let id = Hex.decode(vaultID), id.count == 16 else { throw KeyringError.corruptKeyring("bad vault id") }

@@ -118,6 +118,8 @@ public final class KeyAgent {
             case .signBackupManifest:
                 guard let text = request.value else { return .failure("malformed sign request", code: "protocol") }
                 r.secret = try keys.signBackupManifest(text)
+            case .migrateSeal:
+                r.secret = try keys.migrateSeal(module: request.module, token: request.token, pin: request.pin)
             case .backupVerifier:
                 r.secret = try keys.backupVerifier()
             case .rotate:

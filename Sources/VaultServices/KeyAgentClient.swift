@@ -91,6 +91,18 @@ public struct KeyAgentClient: KeyWrapping, Sendable {
         return note
     }
 
+    /// Moves the vault to the HSM (`module`, `token`, `pin`) or back to Shamir shares (nil).
+    public func migrateSeal(module: String?, token: String?, pin: String?) throws -> String {
+        var request = AgentRequest(.migrateSeal)
+        request.module = module
+        request.token = token
+        request.pin = pin
+        guard let summary = try call(request).secret else {
+            throw VaultError.keyService("the key agent sent no answer")
+        }
+        return summary
+    }
+
     public func backupVerifier() throws -> String {
         guard let text = try call(AgentRequest(.backupVerifier)).secret else {
             throw VaultError.keyService("the key agent sent no verifier key")

@@ -4,7 +4,7 @@ import Foundation
 struct AgentRequest: Codable {
     enum Operation: String, Codable {
         case status, unseal, resetUnseal, seal, wrap, unwrap, blobAddress, rotate, retire, watermarkSecret,
-            auditVerifier, auditHash, signBackupManifest, backupVerifier
+            auditVerifier, auditHash, signBackupManifest, backupVerifier, migrateSeal
     }
 
     var op: Operation
@@ -12,6 +12,8 @@ struct AgentRequest: Codable {
     var passphrase: String?
     /// The HSM's PIN (an HSM-sealed vault).
     var pin: String?
+    /// The token to migrate to (`migrateSeal`; none: back to Shamir shares).
+    var token: String?
     /// Where the HSM's PKCS#11 module is now, if not where the vault recorded it.
     var module: String?
     var dataKey: String?

@@ -89,6 +89,38 @@ public final class KeyHolder: VaultKeys, Sendable {
         }
     }
 
+    /// Moves the unsealed vault between Shamir shares and an HSM without touching a payload:
+    /// to the HSM (`module` and `token` given) a new key in the token seals the root key and the
+    /// shares become recovery shares; back (nil), the recovery shares alone unseal it again.
+    /// - Returns: the new seal, in words.
+    public func migrateSeal(module: String?, token: String?, pin: String?) throws -> String {
+        try state.withLock { s in
+            guard let rootKey = s.rootKey else { throw VaultError.sealed }
+            let file: KeyringFile
+            if let module, let token {
+                guard case .shamir = s.file.seal else {
+                    throw VaultError.invalidArgument(
+                        "only a vault sealed with Shamir shares moves to an HSM; this one uses \(s.file.seal.summary)")
+                }
+                let label = "mvault-root-" + Hex.encode(SecureRandom.bytes(6))
+                let sealer = try TokenSealer.create(module: module, token: token, label: label, pin: pin ?? "")
+                do {
+                    file = try s.file.migratedToHSM(
+                        module: module, token: token, keyLabel: label, sealer: sealer, rootKey: rootKey)
+                    try file.write(to: keyringURL)
+                } catch {
+                    try? sealer.destroy()
+                    throw error
+                }
+            } else {
+                file = try s.file.migratedToShamir()
+                try file.write(to: keyringURL)
+            }
+            s.file = file
+            return file.seal.summary
+        }
+    }
+
     /// Forgets the shares given so far.
     public func resetUnseal() -> KeyStatus {
         state.withLock {

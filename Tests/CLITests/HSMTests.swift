@@ -150,3 +150,63 @@ struct HSMTests {
         #expect(!r.stdout.contains("mvault-root-"), "\(r.stdout)")
     }
 }
+
+extension HSMTests {
+    @Test(
+        "seal migrate moves a Shamir vault to the HSM and back; its shares become recovery shares and no payload changes",
+        .enabled(if: SoftHSM.available))
+    func migrate() async throws {
+        let cli = try CLI()
+        defer { cli.cleanup() }
+        let hsm = try await SoftHSM(in: cli.root)
+        // The key agent reaches the token with the environment of the unseal that starts it.
+        let shares = try await cli.initVault()
+        for share in shares.prefix(3) { try await cli.run(["unseal"], stdin: share, environment: hsm.environment) }
+        let model = try cli.file("in/m.bin", size: 200_000)
+        #expect(try await cli.run(["push", model.path, "--model", "acme/m"]).status == 0)
+        func payloads() throws -> [String: Data] {
+            let blobs = cli.vault.appendingPathComponent("blobs")
+            var out: [String: Data] = [:]
+            for dir in try FileManager.default.contentsOfDirectory(atPath: blobs.path) {
+                for name in try FileManager.default.contentsOfDirectory(atPath: blobs.appendingPathComponent(dir).path)
+                {
+                    out[name] = try Data(contentsOf: blobs.appendingPathComponent("\(dir)/\(name)"))
+                }
+            }
+            return out
+        }
+        let before = try payloads()
+
+        var r = try await cli.run(
+            ["seal", "migrate", "--to", "pkcs11", "--module", SoftHSM.module, "--token", hsm.token],
+            environment: hsm.environment)
+        #expect(r.status == 0 && r.stdout.contains("now sealed by PKCS#11 token mvault-test"), "\(r.stderr)")
+        r = try await cli.run(
+            ["seal", "migrate", "--to", "pkcs11", "--module", SoftHSM.module, "--token", hsm.token],
+            environment: hsm.environment)
+        #expect(r.status == 1 && r.stderr.contains("only a vault sealed with Shamir shares moves to an HSM"))
+        try await cli.run(["seal"])
+        r = try await cli.run(["unseal"], environment: hsm.environment)
+        #expect(r.stdout.contains("Vault unsealed"), "\(r.stderr)")
+        #expect(try payloads() == before)
+        // The old shares are the recovery shares.
+        try await cli.run(["seal"])
+        for share in shares.prefix(3) {
+            r = try await cli.run(["unseal", "--recovery"], stdin: share, environment: hsm.environment)
+        }
+        #expect(r.stdout.contains("Vault unsealed"), "\(r.stdout) \(r.stderr)")
+
+        r = try await cli.run(["seal", "migrate", "--to", "shamir"])
+        #expect(r.status == 0 && r.stdout.contains("now sealed by Shamir shares (3 of 5)"), "\(r.stderr)")
+        try await cli.run(["seal"])
+        r = try await cli.run(["unseal"], environment: hsm.environment)
+        #expect(r.status == 1)
+        for share in shares.suffix(3) { r = try await cli.run(["unseal"], stdin: share, environment: hsm.environment) }
+        #expect(r.stdout.contains("Vault unsealed"))
+        #expect(try payloads() == before)
+        let out = cli.root.appendingPathComponent("out")
+        #expect(try await cli.run(["pull", "acme/m", "-o", out.path]).status == 0)
+        #expect(
+            FileManager.default.contentsEqual(atPath: out.appendingPathComponent("m.bin").path, andPath: model.path))
+    }
+}
