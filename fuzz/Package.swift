@@ -22,6 +22,12 @@ let package = Package(
             dependencies: ["FuzzDriver", .product(name: "AuditLog", package: "main")]
         ),
         .executableTarget(
+            name: "BackupFuzz",
+            dependencies: [
+                "FuzzDriver", .product(name: "Backup", package: "main"), .product(name: "AuditLog", package: "main"),
+            ]
+        ),
+        .executableTarget(
             name: "ModelFormatsFuzz",
             dependencies: ["FuzzDriver", .product(name: "ModelFormats", package: "main")]
         ),

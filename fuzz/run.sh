@@ -4,6 +4,7 @@
 #   SealedFormatFuzz   the MVLT v1 header and segment parser, seeded from the committed test vectors
 #   AccessParsersFuzz  model names, file paths, model patterns, networks and capability lists
 #   AuditLogFuzz       the audit log's entries, checkpoints and verifier keys, seeded from its vectors
+#   BackupFuzz         backup manifests (plain and signed) and S3 XML answers, seeded from the vector
 #   ModelFormatsFuzz   the safetensors and GGUF parsers, seeded with files the official Python
 #                      packages write (needs the .venv that scripts/test makes)
 # Crashing inputs land in fuzz/artifacts/; the corpus grows in fuzz/corpus/ (both git-ignored).
@@ -57,6 +58,18 @@ entries = "".join(e + "\n" for e in value("entry")).encode()
 pathlib.Path("corpus/AuditLogFuzz/entries").write_bytes(b"\x00" + entries)
 pathlib.Path("corpus/AuditLogFuzz/checkpoint").write_bytes(b"\x01" + ("\n".join(value("checkpoint")) + "\n").encode())
 pathlib.Path("corpus/AuditLogFuzz/verifier").write_bytes(b"\x02" + value("verifier")[0].encode())
+PY
+  ;;
+BackupFuzz)
+  python3 - <<'PY'
+import pathlib
+text = pathlib.Path("../Tests/VaultServerTests/Vectors/backup-manifest.txt").read_text()
+note = text.split("note:\n", 1)[1]
+pathlib.Path("corpus/BackupFuzz/manifest").write_bytes(b"\x00" + note.split("\n\n")[0].encode() + b"\n")
+pathlib.Path("corpus/BackupFuzz/note").write_bytes(b"\x01" + note.encode())
+pathlib.Path("corpus/BackupFuzz/xml").write_bytes(
+    b"\x02<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>a/b&amp;c</Key></Contents>"
+    b"<NextContinuationToken>t</NextContinuationToken></ListBucketResult>")
 PY
   ;;
 *) echo "unknown target $TARGET" >&2; exit 1 ;;

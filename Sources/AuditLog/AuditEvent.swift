@@ -116,18 +116,7 @@ public struct AuditEvent: Codable, Sendable, Equatable {
         return e
     }()
 
-    /// RFC 3339 UTC with milliseconds, rounded to the nearest one, computed from whole
-    /// milliseconds so that decoding and encoding again gives the same text.
-    static func timestamp(_ date: Date) -> String {
-        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded())
-        var seconds = time_t(ms.quotientAndRemainder(dividingBy: 1000).quotient - (ms < 0 && ms % 1000 != 0 ? 1 : 0))
-        let millis = Int((ms % 1000 + 1000) % 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
-    }
+    static func timestamp(_ date: Date) -> String { Timestamp.format(date) }
 
     static let decoder: JSONDecoder = {
         let d = JSONDecoder()
@@ -142,36 +131,6 @@ public struct AuditEvent: Codable, Sendable, Equatable {
         return d
     }()
 
-    /// The inverse of `timestamp`, exactly: `YYYY-MM-DDTHH:MM:SS.mmmZ` in the proleptic Gregorian
-    /// calendar (as `gmtime` and `timegm` count), nothing else.
-    static func parseTimestamp(_ text: String) -> Date? {
-        let b = Array(text.utf8)
-        guard b.count == 24, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x54, b[13] == 0x3A, b[16] == 0x3A, b[19] == 0x2E,
-            b[23] == 0x5A
-        else { return nil }
-        func number(_ range: Range<Int>) -> Int? {
-            var n = 0
-            for i in range {
-                guard (0x30...0x39).contains(b[i]) else { return nil }
-                n = n * 10 + Int(b[i] - 0x30)
-            }
-            return n
-        }
-        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
-            let minute = number(14..<16), let second = number(17..<19), let millis = number(20..<23),
-            (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 60
-        else { return nil }
-        var parts = tm()
-        parts.tm_year = Int32(year - 1900)
-        parts.tm_mon = Int32(month - 1)
-        parts.tm_mday = Int32(day)
-        parts.tm_hour = Int32(hour)
-        parts.tm_min = Int32(minute)
-        parts.tm_sec = Int32(second)
-        let seconds = timegm(&parts)
-        // timegm normalises 31 February into March: such a date is not one.
-        guard parts.tm_mday == Int32(day), parts.tm_mon == Int32(month - 1) else { return nil }
-        return Date(timeIntervalSince1970: (Double(Int64(seconds) * 1000 + Int64(millis))) / 1000)
-    }
+    static func parseTimestamp(_ text: String) -> Date? { Timestamp.parse(text) }
 
 }

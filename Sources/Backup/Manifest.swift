@@ -43,24 +43,18 @@ public struct Manifest: Sendable, Equatable {
 
     public var text: String {
         var lines = [
-            "mvault-backup v1", "snapshot \(snapshot)", "created \(Self.timeFormat.string(from: created))",
+            "mvault-backup v1", "snapshot \(snapshot)", "created \(Timestamp.format(created))",
         ]
         lines += entries.map { "\($0.sha256) \($0.size) \($0.path)" }
         return lines.joined(separator: "\n") + "\n"
     }
-
-    nonisolated(unsafe) public static let timeFormat: ISO8601DateFormatter = {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f
-    }()
 
     /// Parses a manifest's text (its signature already checked).
     public init(text: String) throws(VaultError) {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         if lines.last == "" { lines.removeLast() }
         guard lines.count >= 3, lines[0] == "mvault-backup v1", lines[1].hasPrefix("snapshot "),
-            lines[2].hasPrefix("created "), let created = Self.timeFormat.date(from: String(lines[2].dropFirst(8)))
+            lines[2].hasPrefix("created "), let created = Timestamp.parse(String(lines[2].dropFirst(8)))
         else { throw .corrupt(file: "manifest", detail: "expected 'mvault-backup v1', a snapshot id and a time") }
         snapshot = String(lines[1].dropFirst(9))
         guard Self.validSnapshot(snapshot) else {
@@ -94,7 +88,7 @@ public struct Manifest: Sendable, Equatable {
 
     /// A new snapshot id: the time, and random bits so two at once do not collide.
     static func newSnapshotID(at date: Date) -> String {
-        let stamp = timeFormat.string(from: date).filter { $0 != "-" && $0 != ":" }
+        let stamp = Timestamp.format(date).filter { $0 != "-" && $0 != ":" }
         return stamp + "-" + String(format: "%04x", UInt16.random(in: 0...UInt16.max))
     }
 

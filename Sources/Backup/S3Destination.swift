@@ -52,9 +52,9 @@ public struct S3Destination: BackupDestination {
         var status: Int
         var body: String
         var description: String {
-            if let code = S3Destination.element("Code", in: body).first {
+            if let code = S3Destination.xmlElements("Code", in: body).first {
                 return
-                    "the S3 server answered \(status) \(code): \(S3Destination.element("Message", in: body).first ?? "")"
+                    "the S3 server answered \(status) \(code): \(S3Destination.xmlElements("Message", in: body).first ?? "")"
             }
             let meaning =
                 switch status {
@@ -133,7 +133,7 @@ public struct S3Destination: BackupDestination {
         // Multipart: the object appears only when the upload completes.
         let created = try await send(.POST, key: key, query: [("uploads", "")])
         let createdBody = String(buffer: try await created.body.collect(upTo: 1 << 20))
-        guard let uploadID = Self.element("UploadId", in: createdBody).first else {
+        guard let uploadID = Self.xmlElements("UploadId", in: createdBody).first else {
             throw VaultError.io(path: name + key, detail: "the S3 server started no multipart upload")
         }
         do {
@@ -186,10 +186,10 @@ public struct S3Destination: BackupDestination {
             if let token { query.append(("continuation-token", token)) }
             let response = try await send(.GET, key: nil, query: query)
             let text = String(buffer: try await response.body.collect(upTo: 64 << 20))
-            keys += Self.element("Key", in: text).map { String($0.dropFirst(prefix.count)) }
+            keys += Self.xmlElements("Key", in: text).map { String($0.dropFirst(prefix.count)) }
             token =
-                Self.element("IsTruncated", in: text).first == "true"
-                ? Self.element("NextContinuationToken", in: text).first : nil
+                Self.xmlElements("IsTruncated", in: text).first == "true"
+                ? Self.xmlElements("NextContinuationToken", in: text).first : nil
         } while token != nil
         return keys.filter { !$0.hasPrefix("tmp/") }.sorted()
     }
@@ -199,7 +199,7 @@ public struct S3Destination: BackupDestination {
     }
 
     /// The text of every `<name>…</name>` in an S3 XML answer, unescaped.
-    static func element(_ name: String, in xml: String) -> [String] {
+    public static func xmlElements(_ name: String, in xml: String) -> [String] {
         var out: [String] = []
         var rest = xml[...]
         while let open = rest.range(of: "<\(name)>"),

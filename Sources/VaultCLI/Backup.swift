@@ -95,7 +95,7 @@ struct BackupCommand: AsyncParsableCommand {
             let (manifests, problems) = try await Backups.snapshots(in: destination, key: key)
             for manifest in manifests {
                 print(
-                    "\(manifest.snapshot)  \(Manifest.timeFormat.string(from: manifest.created))  \(manifest.entries.count) files  \(Terminal.bytes(manifest.totalBytes))"
+                    "\(manifest.snapshot)  \(Timestamp.format(manifest.created))  \(manifest.entries.count) files  \(Terminal.bytes(manifest.totalBytes))"
                 )
             }
             for problem in problems { print("NOT VALID: \(problem)") }

@@ -184,6 +184,12 @@ struct BackupTests {
             (head + "\(sha) -1 a\n", "line 4"),
             (head + "\(sha) 1 b\n\(sha) 1 a\n", "paths are not sorted and unique"),
             ("mvault-backup v1\nsnapshot ../x\ncreated 2026-11-30T01:02:03.000Z\n", "invalid snapshot id"),
+            // Found by fuzz/run.sh BackupFuzz: ICU's date parser divided by zero on this.
+            (
+                "mvault-backup v1\nsnapshot s\ncreated 2026-11-30T01:02:03.04" + String(repeating: "6", count: 80)
+                    + "2Z\n",
+                "expected 'mvault-backup v1'"
+            ),
         ] {
             #expect(throws: VaultError.self, "\(problem)") { try Manifest(text: text) }
             do { _ = try Manifest(text: text) } catch { #expect("\(error)".contains(problem), "\(error)") }
