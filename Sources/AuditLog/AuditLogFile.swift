@@ -51,6 +51,8 @@ public final class AuditLog: Sendable {
     public let layout: AuditLogLayout
     let origin: String
     let key: CheckpointKey
+    /// Further signers of every checkpoint (the HSM's key), each adding its own signature line.
+    let cosigners: [any NoteSigner]
     let checkpointEvery: Int
     let fd: Int32
     let queue = DispatchQueue(label: "mvault.audit.writer")
@@ -81,12 +83,13 @@ public final class AuditLog: Sendable {
     /// - Throws: `AuditLogError.corrupt` when the entries do not match their latest checkpoint or
     ///   their own chain — the server will not run on a log it cannot vouch for.
     public init(
-        layout: AuditLogLayout, origin: String, key: CheckpointKey, checkpointEvery: Int = 1000,
-        checkpointSeconds: Double = 60
+        layout: AuditLogLayout, origin: String, key: CheckpointKey, cosigners: [any NoteSigner] = [],
+        checkpointEvery: Int = 1000, checkpointSeconds: Double = 60
     ) throws {
         self.layout = layout
         self.origin = origin
         self.key = key
+        self.cosigners = cosigners
         self.checkpointEvery = max(1, checkpointEvery)
         let fm = FileManager.default
         try fm.createDirectory(
@@ -216,7 +219,7 @@ public final class AuditLog: Sendable {
         let (size, root, checkpointed) = state.withLock { ($0.range.size, $0.range.root, $0.checkpointed) }
         guard size > checkpointed, force || size - checkpointed >= checkpointEvery else { return }
         do {
-            let note = try Checkpoint(origin: origin, size: size, root: root).signed(by: key)
+            let note = try Checkpoint(origin: origin, size: size, root: root).signed(by: key, cosigners: cosigners)
             let file = layout.checkpointFile(size: size)
             let temporary = file.deletingLastPathComponent().appendingPathComponent(".\(file.lastPathComponent).tmp")
             try Data(note.utf8).write(to: temporary)

@@ -22,7 +22,9 @@ public struct Checkpoint: Sendable, Equatable {
     /// The signed body.
     public var text: String { "\(origin)\n\(size)\n\(Data(root).base64EncodedString())\n" }
 
-    public func signed(by key: CheckpointKey) throws -> String { try SignedNote.sign(text, by: key) }
+    public func signed(by key: CheckpointKey, cosigners: [any NoteSigner] = []) throws -> String {
+        try SignedNote.sign(text, by: [key] + cosigners)
+    }
 
     /// Parses a signed checkpoint and checks its signature by `key`.
     public static func verify(_ note: String, key: CheckpointVerifier) throws(AuditLogError) -> Checkpoint {
@@ -39,9 +41,19 @@ public struct Checkpoint: Sendable, Equatable {
 /// `— <key name> <base64(key hash ‖ Ed25519 signature)>`. Checkpoints and backup manifests are
 /// signed notes.
 public enum SignedNote {
-    public static func sign(_ text: String, by key: CheckpointKey) throws -> String {
-        let signature = try key.privateKey.signature(for: Data(text.utf8))
-        return text + "\n— \(key.name) \(Data(key.keyHash + Array(signature)).base64EncodedString())\n"
+    public static func sign(_ text: String, by key: any NoteSigner) throws -> String {
+        try sign(text, by: [key])
+    }
+
+    /// `text` with one signature line per signer, in order.
+    public static func sign(_ text: String, by signers: [any NoteSigner]) throws -> String {
+        var note = text + "\n"
+        for signer in signers {
+            let signature = try signer.signature(for: Array(text.utf8))
+            let verifier = signer.verifier
+            note += "— \(verifier.name) \(Data(verifier.keyHash + signature).base64EncodedString())\n"
+        }
+        return note
     }
 
     /// The text of `note` once its signature by `key` checks; `what` names the note in errors.
@@ -51,10 +63,9 @@ public enum SignedNote {
         for line in note[split.upperBound...].split(separator: "\n") {
             let parts = line.split(separator: " ")
             guard parts.count == 3, parts[0] == "—", parts[1] == key.name,
-                let blob = Data(base64Encoded: String(parts[2])), blob.count == 68,
-                Array(blob.prefix(4)) == key.keyHash
+                let blob = Data(base64Encoded: String(parts[2])), blob.count > 4, Array(blob.prefix(4)) == key.keyHash
             else { continue }
-            guard key.publicKey.isValidSignature(blob.dropFirst(4), for: Data(body.utf8)) else {
+            guard key.isValidSignature(Array(blob.dropFirst(4)), for: Array(body.utf8)) else {
                 throw .badSignature("the \(what)'s signature by \(key.name) does not verify")
             }
             return body
@@ -63,8 +74,15 @@ public enum SignedNote {
     }
 }
 
+/// Something that signs note texts: an Ed25519 key in memory, or a key inside an HSM.
+public protocol NoteSigner: Sendable {
+    var verifier: CheckpointVerifier { get }
+    /// The signature of `text`, as the note signature type of `verifier` defines it.
+    func signature(for text: [UInt8]) throws -> [UInt8]
+}
+
 /// The key that signs checkpoints: Ed25519, from a 32-byte seed the keyring derives.
-public struct CheckpointKey: Sendable {
+public struct CheckpointKey: NoteSigner {
     public let name: String
     let privateKey: Curve25519.Signing.PrivateKey
 
@@ -75,37 +93,81 @@ public struct CheckpointKey: Sendable {
 
     public var verifier: CheckpointVerifier { CheckpointVerifier(name: name, publicKey: privateKey.publicKey) }
     var keyHash: [UInt8] { verifier.keyHash }
+
+    public func signature(for text: [UInt8]) throws -> [UInt8] { Array(try privateKey.signature(for: text)) }
 }
 
-/// What verifying checkpoints needs: the key's name and public key, written as a note verifier
-/// key `name+hash+base64(0x01 ‖ public key)` (hash: the key hash in hex).
+/// What verifying a signed note needs: the key's name and public key, written as a note verifier
+/// key `name+hash+base64(type ‖ key)` (hash: the key ID in hex). Type 0x01 is Ed25519 (the
+/// 32-byte key); type 0x02 is ECDSA P-256 with SHA-256 as C2SP signed-note assigns it (the key as
+/// DER SubjectPublicKeyInfo, the signature DER, the key ID the first 4 bytes of SHA-256 of the
+/// SPKI).
 public struct CheckpointVerifier: Sendable {
+    public enum Key: Sendable {
+        case ed25519(Curve25519.Signing.PublicKey)
+        case ecdsaP256(P256.Signing.PublicKey)
+    }
+
     public let name: String
-    public let publicKey: Curve25519.Signing.PublicKey
+    public let key: Key
 
     public init(name: String, publicKey: Curve25519.Signing.PublicKey) {
         self.name = name
-        self.publicKey = publicKey
+        key = .ed25519(publicKey)
     }
+
+    public init(name: String, ecdsa publicKey: P256.Signing.PublicKey) {
+        self.name = name
+        key = .ecdsaP256(publicKey)
+    }
+
+    /// The signature type byte and the key's encoding.
+    var typedKey: [UInt8] {
+        switch key {
+        case .ed25519(let k): [0x01] + Array(k.rawRepresentation)
+        case .ecdsaP256(let k): [0x02] + Array(k.derRepresentation)
+        }
+    }
+
+    /// The key's bytes (for an identifier derived from it).
+    public var keyBytes: [UInt8] { Array(typedKey.dropFirst()) }
 
     public var keyHash: [UInt8] {
         var hasher = SHA256()
-        hasher.update(data: Array((name + "\n").utf8) + [0x01] + Array(publicKey.rawRepresentation))
+        switch key {
+        case .ed25519: hasher.update(data: Array((name + "\n").utf8) + typedKey)
+        case .ecdsaP256(let k): hasher.update(data: Array(k.derRepresentation))
+        }
         return Array(hasher.finalize().prefix(4))
     }
 
     public var encoded: String {
-        let hash = MerkleTree.hex(keyHash)
-        return "\(name)+\(hash)+\(Data([0x01] + Array(publicKey.rawRepresentation)).base64EncodedString())"
+        "\(name)+\(MerkleTree.hex(keyHash))+\(Data(typedKey).base64EncodedString())"
+    }
+
+    func isValidSignature(_ signature: [UInt8], for text: [UInt8]) -> Bool {
+        switch key {
+        case .ed25519(let k): return signature.count == 64 && k.isValidSignature(signature, for: text)
+        case .ecdsaP256(let k):
+            guard let parsed = try? P256.Signing.ECDSASignature(derRepresentation: signature) else { return false }
+            return k.isValidSignature(parsed, for: text)
+        }
     }
 
     public init(encoded: String) throws(AuditLogError) {
         // The name holds no "+"; the base64 key data may.
         let parts = encoded.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "+", maxSplits: 2)
-        guard parts.count == 3, let blob = Data(base64Encoded: String(parts[2])), blob.count == 33, blob.first == 1,
-            let key = try? Curve25519.Signing.PublicKey(rawRepresentation: blob.dropFirst())
-        else { throw .badCheckpoint("not a verifier key (name+hash+base64 Ed25519 key)") }
-        self.init(name: String(parts[0]), publicKey: key)
+        guard parts.count == 3, let blob = Data(base64Encoded: String(parts[2])), let type = blob.first else {
+            throw .badCheckpoint("not a verifier key (name+hash+base64 key)")
+        }
+        if type == 1, blob.count == 33, let key = try? Curve25519.Signing.PublicKey(rawRepresentation: blob.dropFirst())
+        {
+            self.init(name: String(parts[0]), publicKey: key)
+        } else if type == 2, let key = try? P256.Signing.PublicKey(derRepresentation: blob.dropFirst()) {
+            self.init(name: String(parts[0]), ecdsa: key)
+        } else {
+            throw .badCheckpoint("not a verifier key (name+hash+base64 Ed25519 or ECDSA P-256 key)")
+        }
         guard MerkleTree.hex(keyHash) == parts[1] else {
             throw .badCheckpoint("the verifier key's hash does not match its key")
         }

@@ -135,7 +135,16 @@ public final class PKCS11Session: @unchecked Sendable {
 
     /// The secret key labelled `label`, if the token holds one.
     public func findSecretKey(label: String) throws(HSMError) -> CK_OBJECT_HANDLE? {
-        var keyClass = CK_OBJECT_CLASS(CKO_SECRET_KEY)
+        try findObject(class: CK_OBJECT_CLASS(CKO_SECRET_KEY), label: label)
+    }
+
+    /// The private or public key labelled `label`.
+    public func findKey(private isPrivate: Bool, label: String) throws(HSMError) -> CK_OBJECT_HANDLE? {
+        try findObject(class: CK_OBJECT_CLASS(isPrivate ? CKO_PRIVATE_KEY : CKO_PUBLIC_KEY), label: label)
+    }
+
+    func findObject(class objectClass: CK_OBJECT_CLASS, label: String) throws(HSMError) -> CK_OBJECT_HANDLE? {
+        var keyClass = objectClass
         var labelBytes = Array(label.utf8)
         let found: Result<CK_OBJECT_HANDLE?, HSMError> = lock.withLock { _ in
             withUnsafeMutableBytes(of: &keyClass) { classBytes in
@@ -198,6 +207,94 @@ public final class PKCS11Session: @unchecked Sendable {
         }
         try module.check(rv, "C_GenerateKey")
         return key
+    }
+
+    /// Creates an ECDSA P-256 key pair in the token: the private key sensitive, never
+    /// extractable, for signing only. Returns (public, private).
+    public func generateP256KeyPair(label: String) throws(HSMError) -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
+        var yes = CK_BBOOL(CK_TRUE)
+        var no = CK_BBOOL(CK_FALSE)
+        // DER of the OID 1.2.840.10045.3.1.7 (prime256v1).
+        var curve: [UInt8] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07]
+        var labelBytes = Array(label.utf8)
+        var mechanism = CK_MECHANISM(
+            mechanism: CK_MECHANISM_TYPE(CKM_EC_KEY_PAIR_GEN), pParameter: nil, ulParameterLen: 0)
+        var publicKey: CK_OBJECT_HANDLE = 0
+        var privateKey: CK_OBJECT_HANDLE = 0
+        let rv: CK_RV = lock.withLock { _ in
+            func attribute(_ type: Int, _ value: UnsafeMutablePointer<CK_BBOOL>) -> CK_ATTRIBUTE {
+                CK_ATTRIBUTE(
+                    type: CK_ATTRIBUTE_TYPE(type), pValue: UnsafeMutableRawPointer(value),
+                    ulValueLen: CK_ULONG(MemoryLayout<CK_BBOOL>.size))
+            }
+            return labelBytes.withUnsafeMutableBytes { labelPointer in
+                curve.withUnsafeMutableBytes { curvePointer in
+                    let labelAttribute = CK_ATTRIBUTE(
+                        type: CK_ATTRIBUTE_TYPE(CKA_LABEL), pValue: labelPointer.baseAddress,
+                        ulValueLen: CK_ULONG(labelPointer.count))
+                    var publicTemplate = [
+                        CK_ATTRIBUTE(
+                            type: CK_ATTRIBUTE_TYPE(CKA_EC_PARAMS), pValue: curvePointer.baseAddress,
+                            ulValueLen: CK_ULONG(curvePointer.count)),
+                        attribute(Int(CKA_TOKEN), &yes), attribute(Int(CKA_VERIFY), &yes), labelAttribute,
+                    ]
+                    var privateTemplate = [
+                        attribute(Int(CKA_TOKEN), &yes), attribute(Int(CKA_PRIVATE), &yes),
+                        attribute(Int(CKA_SENSITIVE), &yes), attribute(Int(CKA_EXTRACTABLE), &no),
+                        attribute(Int(CKA_SIGN), &yes), labelAttribute,
+                    ]
+                    return f.C_GenerateKeyPair(
+                        handle, &mechanism, &publicTemplate, CK_ULONG(publicTemplate.count), &privateTemplate,
+                        CK_ULONG(privateTemplate.count), &publicKey, &privateKey)
+                }
+            }
+        }
+        try module.check(rv, "C_GenerateKeyPair")
+        return (publicKey, privateKey)
+    }
+
+    /// The uncompressed point (0x04 ‖ X ‖ Y) of an EC public key in the token.
+    public func ecPoint(_ publicKey: CK_OBJECT_HANDLE) throws(HSMError) -> [UInt8] {
+        let result: Result<[UInt8], HSMError> = lock.withLock { _ in
+            var attribute = CK_ATTRIBUTE(type: CK_ATTRIBUTE_TYPE(CKA_EC_POINT), pValue: nil, ulValueLen: 0)
+            guard f.C_GetAttributeValue(handle, publicKey, &attribute, 1) == CKR_OK else {
+                return .failure(HSMError("token \(token): cannot read the public key"))
+            }
+            var bytes = [UInt8](repeating: 0, count: Int(attribute.ulValueLen))
+            let rv = bytes.withUnsafeMutableBytes { buffer in
+                attribute.pValue = buffer.baseAddress
+                return f.C_GetAttributeValue(handle, publicKey, &attribute, 1)
+            }
+            guard rv == CKR_OK else { return .failure(HSMError("token \(token): cannot read the public key")) }
+            // CKA_EC_POINT is a DER OCTET STRING around the point (some modules give it bare).
+            if bytes.count == 67, bytes[0] == 0x04, bytes[1] == 65 { return .success(Array(bytes.dropFirst(2))) }
+            return .success(bytes)
+        }
+        return try result.get()
+    }
+
+    /// ECDSA over `digest` (a SHA-256 hash) inside the token: r ‖ s, 32 bytes each.
+    public func signECDSA(key: CK_OBJECT_HANDLE, digest: [UInt8]) throws(HSMError) -> [UInt8] {
+        var digest = digest
+        let result: Result<[UInt8], HSMError> = lock.withLock { _ in
+            var mechanism = CK_MECHANISM(mechanism: CK_MECHANISM_TYPE(CKM_ECDSA), pParameter: nil, ulParameterLen: 0)
+            let start = f.C_SignInit(handle, &mechanism, key)
+            guard start == CKR_OK else {
+                return .failure(
+                    HSMError(
+                        start == CK_RV(CKR_KEY_HANDLE_INVALID)
+                            ? "the signing key is no longer in token \(token)"
+                            : "\(module.path): signing in the token failed (\(PKCS11Module.name(start)))"))
+            }
+            var signature = [UInt8](repeating: 0, count: 64)
+            var length = CK_ULONG(signature.count)
+            let rv = f.C_Sign(handle, &digest, CK_ULONG(digest.count), &signature, &length)
+            guard rv == CKR_OK else {
+                return .failure(HSMError("\(module.path): signing in the token failed (\(PKCS11Module.name(rv)))"))
+            }
+            return .success(Array(signature.prefix(Int(length))))
+        }
+        return try result.get()
     }
 
     public func destroy(_ object: CK_OBJECT_HANDLE) throws(HSMError) {

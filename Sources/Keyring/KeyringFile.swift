@@ -30,11 +30,17 @@ public struct HSMSeal: Codable, Hashable, Sendable {
     public var keyLabel: String
     public var recoveryShares: Int
     public var recoveryThreshold: Int
+    /// The ECDSA P-256 key pair in the token that cosigns checkpoints and backup manifests.
+    public var signingKeyLabel: String?
 
-    public init(module: String, token: String, keyLabel: String, recoveryShares: Int, recoveryThreshold: Int) {
+    public init(
+        module: String, token: String, keyLabel: String, recoveryShares: Int, recoveryThreshold: Int,
+        signingKeyLabel: String? = nil
+    ) {
         self.module = module
         self.token = token
         self.keyLabel = keyLabel
+        self.signingKeyLabel = signingKeyLabel
         self.recoveryShares = recoveryShares
         self.recoveryThreshold = recoveryThreshold
     }
@@ -146,7 +152,7 @@ public struct KeyringFile: Codable, Sendable {
     /// The file sealed by the HSM as well (`config`'s module, token and key), the Shamir shares it
     /// had becoming its recovery shares. Payloads and the root key do not change.
     public func migratedToHSM(
-        module: String, token: String, keyLabel: String, sealer: any RootKeySealer,
+        module: String, token: String, keyLabel: String, signingKeyLabel: String?, sealer: any RootKeySealer,
         rootKey: [UInt8]
     ) throws -> KeyringFile {
         guard case .shamir(let n, let t) = seal else {
@@ -156,7 +162,9 @@ public struct KeyringFile: Codable, Sendable {
         }
         var copy = self
         copy.seal = .pkcs11(
-            HSMSeal(module: module, token: token, keyLabel: keyLabel, recoveryShares: n, recoveryThreshold: t))
+            HSMSeal(
+                module: module, token: token, keyLabel: keyLabel, recoveryShares: n, recoveryThreshold: t,
+                signingKeyLabel: signingKeyLabel))
         try copy.sealRootKey(rootKey, with: sealer)
         return copy
     }

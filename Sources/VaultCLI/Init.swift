@@ -60,7 +60,7 @@ struct Init: ParsableCommand {
 
     func run() throws {
         let method: KeyringFile.Method
-        var tokenKey: TokenSealer?
+        var tokenKey: (TokenSealer, String)?
         switch seal ?? (passphrase || passphraseFile != nil ? .passphrase : .shamir) {
         case .passphrase: method = .passphrase(try readNewPassphrase())
         case .shamir: method = .shamir(shares: shares, threshold: threshold)
@@ -68,20 +68,22 @@ struct Init: ParsableCommand {
             guard let module, let token else {
                 throw VaultError.invalidArgument("--seal pkcs11 needs --module PATH and --token LABEL")
             }
-            let label = "mvault-root-" + Hex.encode(SecureRandom.bytes(6))
+            let id = Hex.encode(SecureRandom.bytes(6))
+            let (label, signingLabel) = ("mvault-root-" + id, "mvault-sign-" + id)
             let pin = try TokenSealer.pin(environment: ProcessInfo.processInfo.environment)
-            let sealer = try TokenSealer.create(module: module, token: token, label: label, pin: pin)
-            tokenKey = sealer
+            let sealer = try TokenSealer.create(
+                module: module, token: token, label: label, signingLabel: signingLabel, pin: pin)
+            tokenKey = (sealer, signingLabel)
             method = .pkcs11(
                 HSMSeal(
                     module: module, token: token, keyLabel: label, recoveryShares: shares,
-                    recoveryThreshold: threshold), sealer)
+                    recoveryThreshold: threshold, signingKeyLabel: signingLabel), sealer)
         }
         do {
             try create(method)
         } catch {
             // Nothing was created: the token keeps no key of a vault that does not exist.
-            if let tokenKey { try? tokenKey.destroy() }
+            if let (sealer, signingLabel) = tokenKey { try? sealer.destroy(signingLabel: signingLabel) }
             throw error
         }
     }
@@ -114,7 +116,9 @@ struct Init: ParsableCommand {
         }
         print("")
         if case .pkcs11(let config, _) = method {
-            print("Root key sealed by the HSM: token \(config.token), key \(config.keyLabel).")
+            print(
+                "Root key sealed by the HSM: token \(config.token), key \(config.keyLabel); signing key \(config.signingKeyLabel ?? "none")."
+            )
             print("The vault unseals with the token (`mvault unseal`, or by itself when the server starts);")
             print("the shares are for recovery only (`mvault unseal --recovery`).")
             return

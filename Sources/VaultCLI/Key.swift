@@ -1,11 +1,53 @@
 import ArgumentParser
+import Foundation
+import Keyring
 import VaultCore
 import VaultServices
 
 struct Key: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage key-encryption key (KEK) versions.",
-        subcommands: [Rotate.self, Rewrap.self, Retire.self])
+        subcommands: [Rotate.self, Rewrap.self, Retire.self, HSMPublic.self])
+
+    struct HSMPublic: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "hsm-public",
+            abstract: "Export the public half of the HSM's signing key (an HSM-sealed vault).",
+            discussion: """
+                The key pair inside the token cosigns every audit checkpoint and backup manifest while the HSM \
+                unsealed the vault. Prints the note verifier keys to check them with \
+                (`mvault audit verify --key`, `mvault backup verify --key`) and the key in PEM, for any ECDSA \
+                P-256 tool. Logs in to the token with MVAULT_PKCS11_PIN or MVAULT_PKCS11_PIN_FILE.
+                """)
+        @OptionGroup var options: VaultOptions
+        @Option(help: "Write audit-hsm.pub, backup-hsm.pub and hsm-signing.pem into this directory.")
+        var output: String?
+
+        func run() throws {
+            let layout = VaultLayout(root: options.url)
+            try layout.requireVault()
+            guard case .pkcs11(let config) = try KeyringFile.load(from: layout.keyringFile).seal,
+                let label = config.signingKeyLabel
+            else { throw VaultError.invalidArgument("this vault has no signing key in an HSM") }
+            let environment = ProcessInfo.processInfo.environment
+            let token = try TokenSealer.open(
+                config, pin: try TokenSealer.pin(environment: environment), module: environment["MVAULT_PKCS11_MODULE"])
+            let audit = try token.signer(label: label, name: AuditKeys.checkpointKeyName).verifier
+            let backup = try token.signer(label: label, name: BackupKeys.keyName).verifier
+            guard case .ecdsaP256(let key) = audit.key else { return }
+            let files = [
+                ("audit-hsm.pub", audit.encoded + "\n"), ("backup-hsm.pub", backup.encoded + "\n"),
+                ("hsm-signing.pem", key.pemRepresentation + "\n"),
+            ]
+            if let output {
+                let dir = URL(fileURLWithPath: output)
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                for (name, text) in files { try Data(text.utf8).write(to: dir.appendingPathComponent(name)) }
+            }
+            print("token \(config.token), key \(label)")
+            for (name, text) in files { print("\(name):\n\(text)") }
+        }
+    }
 
     struct Rotate: ParsableCommand {
         static let configuration = CommandConfiguration(

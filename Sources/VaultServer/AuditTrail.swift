@@ -56,7 +56,7 @@ final class AuditTrail: Sendable {
 
     /// The origin line of this vault's checkpoints: stable per vault, from its verifier key.
     static func origin(_ key: CheckpointKey) -> String {
-        "mvault/" + Hex.encode(Array(SHA256.hash(data: key.verifier.publicKey.rawRepresentation).prefix(8)))
+        "mvault/" + Hex.encode(Array(SHA256.hash(data: key.verifier.keyBytes).prefix(8)))
     }
 
     static func signingKey(_ keys: KeyHolder) throws -> CheckpointKey {
@@ -70,8 +70,8 @@ final class AuditTrail: Sendable {
         let log: AuditLog
         do {
             log = try AuditLog(
-                layout: layout, origin: Self.origin(key), key: key, checkpointEvery: checkpointEvery,
-                checkpointSeconds: checkpointSeconds)
+                layout: layout, origin: Self.origin(key), key: key, cosigners: keys.cosigners(name: key.name),
+                checkpointEvery: checkpointEvery, checkpointSeconds: checkpointSeconds)
         } catch {
             state.withLock { $0.failure = "\(error)" }
             throw error

@@ -6,9 +6,10 @@ import Keyring
 /// its own (`mvault-backup`).
 public enum BackupKeys {
     public static let purpose = "backup-manifest"
+    public static let keyName = "mvault-backup"
 
     public static func key(seed: [UInt8]) throws -> CheckpointKey {
-        try CheckpointKey(name: "mvault-backup", seed: seed)
+        try CheckpointKey(name: keyName, seed: seed)
     }
 }
 
@@ -18,8 +19,10 @@ public enum AuditKeys {
     public static let checkpointPurpose = "audit-checkpoint"
     public static let hmacPurpose = "audit-hmac"
 
+    public static let checkpointKeyName = "mvault-audit"
+
     public static func checkpointKey(seed: [UInt8]) throws -> CheckpointKey {
-        try CheckpointKey(name: "mvault-audit", seed: seed)
+        try CheckpointKey(name: checkpointKeyName, seed: seed)
     }
 
     /// `hmac-sha256:HEX` of `value`.

@@ -21,6 +21,8 @@ public final class KeyHolder: VaultKeys, Sendable {
         var rootKey: [UInt8]?
         /// `derivedKey(purpose:)` answers, kept until sealing (every request needs one).
         var derivedKeys: [String: [UInt8]] = [:]
+        /// The HSM's session, when the HSM unsealed the vault: its signing key cosigns.
+        var token: TokenSealer?
     }
 
     let keyringURL: URL
@@ -81,7 +83,9 @@ public final class KeyHolder: VaultKeys, Sendable {
             guard case .pkcs11(let config) = s.file.seal else {
                 throw KeyringError.wrongSealType(expected: s.file.seal.summary)
             }
-            let opened = try s.file.open(sealer: try TokenSealer.open(config, pin: pin, module: module))
+            let token = try TokenSealer.open(config, pin: pin, module: module)
+            let opened = try s.file.open(sealer: token)
+            s.token = token
             s.keyring = opened.keyring
             s.rootKey = opened.rootKey
             s.progress = nil
@@ -102,16 +106,20 @@ public final class KeyHolder: VaultKeys, Sendable {
                     throw VaultError.invalidArgument(
                         "only a vault sealed with Shamir shares moves to an HSM; this one uses \(s.file.seal.summary)")
                 }
-                let label = "mvault-root-" + Hex.encode(SecureRandom.bytes(6))
-                let sealer = try TokenSealer.create(module: module, token: token, label: label, pin: pin ?? "")
+                let id = Hex.encode(SecureRandom.bytes(6))
+                let (label, signingLabel) = ("mvault-root-" + id, "mvault-sign-" + id)
+                let sealer = try TokenSealer.create(
+                    module: module, token: token, label: label, signingLabel: signingLabel, pin: pin ?? "")
                 do {
                     file = try s.file.migratedToHSM(
-                        module: module, token: token, keyLabel: label, sealer: sealer, rootKey: rootKey)
+                        module: module, token: token, keyLabel: label, signingKeyLabel: signingLabel, sealer: sealer,
+                        rootKey: rootKey)
                     try file.write(to: keyringURL)
                 } catch {
-                    try? sealer.destroy()
+                    try? sealer.destroy(signingLabel: signingLabel)
                     throw error
                 }
+                s.token = sealer
             } else {
                 file = try s.file.migratedToShamir()
                 try file.write(to: keyringURL)
@@ -136,6 +144,7 @@ public final class KeyHolder: VaultKeys, Sendable {
             $0.rootKey = nil
             $0.derivedKeys = [:]
             $0.progress = nil
+            $0.token = nil
         }
     }
 
@@ -221,7 +230,18 @@ public final class KeyHolder: VaultKeys, Sendable {
     public func watermarkSecret() throws -> [UInt8] { try derivedKey(purpose: VaultKeysPurpose.watermark) }
 
     public func signBackupManifest(_ text: String) throws -> String {
-        try SignedNote.sign(text, by: try BackupKeys.key(seed: derivedKey(purpose: BackupKeys.purpose)))
+        try SignedNote.sign(
+            text,
+            by: [try BackupKeys.key(seed: derivedKey(purpose: BackupKeys.purpose))]
+                + cosigners(name: BackupKeys.keyName))
+    }
+
+    /// The HSM's signing key as a note signer named `name`, when the HSM unsealed this vault and
+    /// holds one; it adds its signature line next to the keyring's.
+    public func cosigners(name: String) throws -> [any NoteSigner] {
+        let (token, seal) = state.withLock { ($0.token, $0.file.seal) }
+        guard let token, case .pkcs11(let config) = seal, let label = config.signingKeyLabel else { return [] }
+        return [try token.signer(label: label, name: name)]
     }
 
     public func backupVerifier() throws -> String {

@@ -1,4 +1,5 @@
 import AuditLog
+import Crypto
 import Foundation
 import Testing
 
@@ -89,9 +90,28 @@ struct CheckpointTests {
         // Keys whose base64 holds "+" parse too.
         for seed in 0..<64 {
             let k = try CheckpointKey(name: "n", seed: [UInt8](repeating: UInt8(seed), count: 32))
-            #expect(
-                try CheckpointVerifier(encoded: k.verifier.encoded).publicKey.rawRepresentation
-                    == k.verifier.publicKey.rawRepresentation)
+            #expect(try CheckpointVerifier(encoded: k.verifier.encoded).keyBytes == k.verifier.keyBytes)
+        }
+
+        // A cosigner with an ECDSA P-256 key (C2SP type 0x02): each key verifies its own line.
+        struct P256Signer: NoteSigner {
+            let key = P256.Signing.PrivateKey()
+            var verifier: CheckpointVerifier { CheckpointVerifier(name: "vault.example/hsm", ecdsa: key.publicKey) }
+            func signature(for text: [UInt8]) throws -> [UInt8] {
+                Array(try key.signature(for: text).derRepresentation)
+            }
+        }
+        let hsm = P256Signer()
+        let cosigned = try Checkpoint(origin: "vault.example/log", size: 42, root: Array(repeating: 7, count: 32))
+            .signed(by: key, cosigners: [hsm])
+        #expect(cosigned.split(separator: "\n").filter { $0.hasPrefix("— ") }.count == 2)
+        #expect(try Checkpoint.verify(cosigned, key: key.verifier).size == 42)
+        #expect(try Checkpoint.verify(cosigned, key: hsm.verifier).size == 42)
+        let parsed = try CheckpointVerifier(encoded: hsm.verifier.encoded)
+        #expect(parsed.keyBytes == Array(hsm.key.publicKey.derRepresentation))
+        #expect(parsed.keyHash == Array(SHA256.hash(data: hsm.key.publicKey.derRepresentation).prefix(4)))
+        #expect(throws: AuditLogError.self) {
+            try Checkpoint.verify(cosigned.replacingOccurrences(of: "\n42\n", with: "\n43\n"), key: hsm.verifier)
         }
 
         let edited = note.replacingOccurrences(of: "\n42\n", with: "\n41\n")

@@ -210,3 +210,75 @@ extension HSMTests {
             FileManager.default.contentsEqual(atPath: out.appendingPathComponent("m.bin").path, andPath: model.path))
     }
 }
+
+extension HSMTests {
+    @Test(
+        "the token's ECDSA P-256 key cosigns checkpoints and backup manifests; they verify with the exported key, and openssl agrees",
+        .enabled(if: SoftHSM.available))
+    func signing() async throws {
+        let cli = try CLI()
+        defer { cli.cleanup() }
+        let hsm = try await SoftHSM(in: cli.root)
+        var r = try await cli.run(
+            ["init", cli.vault.path, "--seal", "pkcs11", "--module", SoftHSM.module, "--token", hsm.token],
+            vaultFlag: false, environment: hsm.environment)
+        #expect(r.status == 0, "\(r.stderr)")
+        let keys = cli.root.appendingPathComponent("keys")
+        r = try await cli.run(["key", "hsm-public", "--output", keys.path], environment: hsm.environment)
+        #expect(r.status == 0 && r.stdout.contains("mvault-audit+"), "\(r.stderr)")
+        // The private half never leaves the token.
+        r = try await hsm.pkcs11Tool(["--list-objects", "--type", "privkey"])
+        #expect(r.stdout.contains("EC") && r.stdout.contains("never extractable"), "\(r.stdout)")
+
+        // Checkpoints written by a server the HSM unsealed verify with the token's key.
+        let config = cli.root.appendingPathComponent("server.json")
+        try Data(#"{"vault": "\#(cli.vault.path)", "audit": {"checkpointEvery": 2}}"#.utf8).write(to: config)
+        let (process, base) = try await cli.startServer(
+            environment: hsm.environment, arguments: ["--config", config.path])
+        for _ in 0..<50 {
+            if try await cli.curl([base + "/v1/sys/seal-status"]).stdout.contains("\"sealed\":false") { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        for _ in 0..<6 {
+            _ = try await cli.curl([
+                "-X", "POST", base + "/v1/auth/login", "-d", #"{"username": "nobody", "password": "wrong-password-1"}"#,
+            ])
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        kill(process.processIdentifier, SIGTERM)
+        await CLI.waitForExit(process)
+        r = try await cli.run(["audit", "verify", "--key", keys.appendingPathComponent("audit-hsm.pub").path])
+        #expect(
+            r.status == 0 && r.stdout.contains("mvault-audit+") && !r.stdout.contains("checkpoints: 0"), "\(r.stdout)")
+
+        // A backup made by the HSM-unsealed agent: its manifest verifies with the token's key.
+        try await cli.run(["unseal"], environment: hsm.environment)
+        let dest = cli.root.appendingPathComponent("backups")
+        #expect(try await cli.run(["backup", "create", "--to", dest.path]).status == 0)
+        r = try await cli.run(
+            ["backup", "verify", "--from", dest.path, "--key", keys.appendingPathComponent("backup-hsm.pub").path],
+            vaultFlag: false)
+        #expect(r.status == 0 && r.stdout.hasSuffix("ok\n"), "\(r.stdout) \(r.stderr)")
+
+        // openssl checks the token's signature line against the exported PEM.
+        let snapshots = dest.appendingPathComponent("snapshots")
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: snapshots.path).first)
+        let note = try String(contentsOf: snapshots.appendingPathComponent(name), encoding: .utf8)
+        let parts = note.components(separatedBy: "\n\n")
+        let signature = try #require(
+            parts[1].split(separator: "\n").compactMap { line -> Data? in
+                guard let blob = Data(base64Encoded: String(line.split(separator: " ")[2])), blob.count != 68 else {
+                    return nil
+                }
+                return blob.dropFirst(4)
+            }.first)
+        try signature.write(to: cli.root.appendingPathComponent("sig.der"))
+        try Data((parts[0] + "\n").utf8).write(to: cli.root.appendingPathComponent("text"))
+        r = try await CLI.system(
+            [
+                "/usr/bin/openssl", "dgst", "-sha256", "-verify", keys.appendingPathComponent("hsm-signing.pem").path,
+                "-signature", "sig.der", "text",
+            ], cwd: cli.root)
+        #expect(r.stdout.contains("Verified OK"), "\(r.stdout) \(r.stderr)")
+    }
+}
