@@ -38,6 +38,14 @@ public struct AuditEvent: Codable, Sendable, Equatable {
             self.tokenID = tokenID
             self.certificate = certificate
         }
+
+        func write(_ w: inout CanonicalJSON) {
+            w.object { o in
+                if let certificate { o.field("certificate") { $0.string(certificate) } }
+                if let tokenID { o.field("tokenID") { $0.string(tokenID) } }
+                if let user { o.field("user") { $0.string(user) } }
+            }
+        }
     }
 
     public struct Target: Codable, Sendable, Equatable {
@@ -57,6 +65,16 @@ public struct AuditEvent: Codable, Sendable, Equatable {
             self.sha256 = sha256
             self.name = name
         }
+
+        func write(_ w: inout CanonicalJSON) {
+            w.object { o in
+                if let file { o.field("file") { $0.string(file) } }
+                if let model { o.field("model") { $0.string(model) } }
+                if let name { o.field("name") { $0.string(name) } }
+                if let sha256 { o.field("sha256") { w in w.array(sha256) { $0.string($1) } } }
+                if let version { o.field("version") { $0.integer(version) } }
+            }
+        }
     }
 
     public struct Decision: Codable, Sendable, Equatable {
@@ -66,6 +84,13 @@ public struct AuditEvent: Codable, Sendable, Equatable {
         public init(allowed: Bool, rule: String) {
             self.allowed = allowed
             self.rule = rule
+        }
+
+        func write(_ w: inout CanonicalJSON) {
+            w.object { o in
+                o.field("allowed") { $0.raw(allowed ? "true" : "false") }
+                o.field("rule") { $0.string(rule) }
+            }
         }
     }
 
@@ -77,6 +102,14 @@ public struct AuditEvent: Codable, Sendable, Equatable {
             self.status = status
             self.bytes = bytes
             self.error = error
+        }
+
+        func write(_ w: inout CanonicalJSON) {
+            w.object { o in
+                if let bytes { o.field("bytes") { $0.raw(String(bytes)) } }
+                if let error { o.field("error") { $0.string(error) } }
+                o.field("status") { $0.integer(status) }
+            }
         }
     }
 
@@ -100,29 +133,43 @@ public struct AuditEvent: Codable, Sendable, Equatable {
 
     /// The entry's canonical bytes (the Merkle leaf): JSON, keys sorted, times in RFC 3339 with
     /// milliseconds, one line.
-    public func encoded() throws -> [UInt8] { Array(try Self.encoder.encode(self)) }
+    public func encoded() throws -> [UInt8] {
+        var w = CanonicalJSON()
+        w.object { o in
+            o.field("action") { $0.string(action) }
+            o.field("actor") { actor.write(&$0) }
+            if let decision { o.field("decision") { decision.write(&$0) } }
+            if let hashed {
+                o.field("hashed") { w in
+                    w.object { o in
+                        for key in hashed.keys.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
+                        {
+                            o.field(key) { $0.string(hashed[key]!) }
+                        }
+                    }
+                }
+            }
+            o.field("phase") { $0.string(phase) }
+            o.field("prev") { $0.string(prev) }
+            o.field("requestID") { $0.string(requestID) }
+            if let result { o.field("result") { result.write(&$0) } }
+            o.field("seq") { $0.integer(seq) }
+            if let sourceIP { o.field("sourceIP") { $0.string(sourceIP) } }
+            if let target { o.field("target") { target.write(&$0) } }
+            o.field("time") { $0.string(Timestamp.format(time)) }
+        }
+        return w.bytes
+    }
 
     public static func decode(_ line: some Sequence<UInt8>) throws -> AuditEvent {
         try decoder.decode(AuditEvent.self, from: Data(line))
     }
 
-    static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        e.dateEncodingStrategy = .custom { date, encoder in
-            var c = encoder.singleValueContainer()
-            try c.encode(Self.timestamp(date))
-        }
-        return e
-    }()
-
-    static func timestamp(_ date: Date) -> String { Timestamp.format(date) }
-
     static let decoder: JSONDecoder = {
         let d = JSONDecoder()
         d.dateDecodingStrategy = .custom { decoder in
             let text = try decoder.singleValueContainer().decode(String.self)
-            guard let date = Self.parseTimestamp(text) else {
+            guard let date = Timestamp.parse(text) else {
                 throw DecodingError.dataCorrupted(
                     .init(codingPath: decoder.codingPath, debugDescription: "not a time like 2026-11-29T22:00:01.250Z"))
             }
@@ -130,7 +177,5 @@ public struct AuditEvent: Codable, Sendable, Equatable {
         }
         return d
     }()
-
-    static func parseTimestamp(_ text: String) -> Date? { Timestamp.parse(text) }
 
 }

@@ -69,4 +69,50 @@ struct EventEncodingTests {
             actor: .init())
         #expect(String(decoding: try event.encoded(), as: UTF8.self).contains(#""time":"2027-01-15T08:00:00.250Z""#))
     }
+
+    @Test("the canonical writer gives the bytes Foundation's sorted-key JSONEncoder gives, for random events")
+    func sameAsJSONEncoder() throws {
+        let reference = JSONEncoder()
+        reference.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        reference.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(Timestamp.format(date))
+        }
+        var rng = SystemRandomNumberGenerator()
+        let pieces = [
+            "a", "Z", "/", "\"", "\\", "\n", "\r", "\t", "\u{8}", "\u{c}", "\u{1}", "\u{1f}", "\u{7f}", "é", "—", "🔑",
+            "\u{2028}", " ",
+        ]
+        func text() -> String {
+            (0..<Int.random(in: 0...6, using: &rng)).map { _ in pieces.randomElement(using: &rng)! }.joined()
+        }
+        func maybe<T>(_ make: () -> T) -> T? { Bool.random(using: &rng) ? make() : nil }
+        for _ in 0..<2000 {
+            var event = AuditEvent(
+                time: Date(
+                    timeIntervalSince1970: Double(
+                        Int64.random(in: -10_000_000_000_000...10_000_000_000_000, using: &rng)) / 1000),
+                phase: text(), requestID: text(), action: text(),
+                actor: .init(user: maybe(text), tokenID: maybe(text), certificate: maybe(text)), sourceIP: maybe(text),
+                target: maybe {
+                    .init(
+                        model: maybe(text), version: maybe { Int.random(in: -5...1_000_000, using: &rng) },
+                        file: maybe(text),
+                        sha256: maybe { (0..<Int.random(in: 0...3, using: &rng)).map { _ in text() } },
+                        name: maybe(text))
+                },
+                decision: maybe { .init(allowed: Bool.random(using: &rng), rule: text()) },
+                result: maybe {
+                    .init(
+                        status: Int.random(in: 0...599, using: &rng),
+                        bytes: maybe { UInt64.random(in: 0...UInt64.max, using: &rng) }, error: maybe(text))
+                },
+                hashed: maybe { Dictionary(uniqueKeysWithValues: (0..<3).map { ("\($0)" + text(), text()) }) })
+            event.seq = Int.random(in: 0...Int.max, using: &rng)
+            event.prev = text()
+            let ours = try event.encoded()
+            #expect(ours == Array(try reference.encode(event)), "\(String(decoding: ours, as: UTF8.self))")
+            #expect(try AuditEvent.decode(ours) == event)
+        }
+    }
 }

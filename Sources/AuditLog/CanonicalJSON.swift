@@ -1,0 +1,67 @@
+/// Writes the audit log's canonical JSON (docs/audit.md): keys in the order the caller gives
+/// (sorted), no spaces, UTF-8 as is, and only `"`, `\` and control characters escaped — `\n`,
+/// `\r`, `\t`, `\b`, `\f` short, the rest as `\u00xx` — as Python's
+/// `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)` writes it.
+struct CanonicalJSON {
+    var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(512) }
+
+    struct Object {
+        var first = true
+        var writer: CanonicalJSON
+
+        mutating func field(_ key: String, _ value: (inout CanonicalJSON) -> Void) {
+            if !first { writer.bytes.append(UInt8(ascii: ",")) }
+            first = false
+            writer.string(key)
+            writer.bytes.append(UInt8(ascii: ":"))
+            value(&writer)
+        }
+    }
+
+    mutating func object(_ body: (inout Object) -> Void) {
+        bytes.append(UInt8(ascii: "{"))
+        var o = Object(writer: self)
+        bytes = []
+        body(&o)
+        self = o.writer
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    mutating func array<T>(_ items: [T], _ write: (inout CanonicalJSON, T) -> Void) {
+        bytes.append(UInt8(ascii: "["))
+        for (i, item) in items.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            write(&self, item)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8) }
+
+    mutating func integer(_ n: Int) { bytes.append(contentsOf: String(n).utf8) }
+
+    static let hexDigits = Array("0123456789abcdef".utf8)
+
+    mutating func string(_ text: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0x08: bytes.append(contentsOf: [0x5C, UInt8(ascii: "b")])
+            case 0x0C: bytes.append(contentsOf: [0x5C, UInt8(ascii: "f")])
+            case 0..<0x20:
+                bytes.append(contentsOf: Array("\\u00".utf8))
+                bytes.append(Self.hexDigits[Int(byte >> 4)])
+                bytes.append(Self.hexDigits[Int(byte & 0xF)])
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+}
