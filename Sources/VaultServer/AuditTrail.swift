@@ -8,9 +8,11 @@ import VaultCore
 import VaultServices
 
 /// The server's audit trail: every API request (except health, seal status and the OpenAPI
-/// document) leaves a `request` entry with the policy decision before it is served — refused
-/// with 503 when that entry cannot be made durable (fail closed) — and a `response` entry with
-/// the outcome, durable before a mutating request is acknowledged.
+/// document) is recorded, and refused with 503 when its entry cannot be made durable (fail
+/// closed). A request that changes something leaves a `request` entry with the policy decision,
+/// durable before it acts, and a `response` entry with the outcome, durable before it is
+/// acknowledged; a read (GET, HEAD) leaves one `access` entry with both, durable before its
+/// answer leaves.
 ///
 /// The log is opened at unseal, when the checkpoint signing key is available. Until then the few
 /// events a sealed server sees (unseal attempts, requests refused as sealed) wait in memory, up to
@@ -157,9 +159,12 @@ final class AuditScope: Sendable {
     let requestID: String
     let action: String
     let sourceIP: String
+    /// A read: one `access` entry, written once the answer is known.
+    let readOnly: Bool
     let fields: Mutex<Fields>
 
-    init(action: String, sourceIP: String, target: AuditEvent.Target?) {
+    init(action: String, sourceIP: String, target: AuditEvent.Target?, readOnly: Bool) {
+        self.readOnly = readOnly
         var id = [UInt8](repeating: 0, count: 8)
         var rng = SystemRandomNumberGenerator()
         for i in id.indices { id[i] = rng.next() }
@@ -173,7 +178,7 @@ final class AuditScope: Sendable {
         fields.withLock { f in
             AuditEvent(
                 phase: phase, requestID: requestID, action: action, actor: f.actor, sourceIP: sourceIP,
-                target: f.target, decision: phase == "request" ? f.decision : nil,
+                target: f.target, decision: phase == "response" ? nil : f.decision,
                 result: result.map {
                     var r = $0; r.bytes = r.bytes ?? f.bytes; return r
                 },

@@ -148,7 +148,12 @@ struct VaultAPI: Sendable {
     func register(on router: Router<VaultRequestContext>) {
         for (route, access, handler) in endpoints {
             let action = "\(route.method) \(route.path)"
-            let audited = !Self.unaudited.contains(route)
+            #if MVAULT_AUDIT_DISABLED
+                // Only for bench/audit-cost.sh: the same server without its audit trail.
+                let audited = false
+            #else
+                let audited = !Self.unaudited.contains(route)
+            #endif
             router.on(RouterPath(route.path), method: route.method) { request, context in
                 do {
                     let response =
@@ -170,26 +175,28 @@ struct VaultAPI: Sendable {
     func serveAudited(
         _ action: String, _ access: Access, _ handler: Handler?, _ request: Request, _ context: VaultRequestContext
     ) async throws -> Response {
-        let scope = AuditScope(action: action, sourceIP: context.remoteIP, target: auditTarget(context))
+        let readOnly = [.get, .head].contains(request.method)
+        let scope = AuditScope(
+            action: action, sourceIP: context.remoteIP, target: auditTarget(context), readOnly: readOnly)
         var context = context
         context.audit = scope
         if let serial = context.clientCertificate?.serial {
             scope.fields.withLock { $0.actor.certificate = serial }
         }
-        let mutating = ![.get, .head].contains(request.method)
+        let phase = readOnly ? "access" : "response"
         let response: Response
         do {
             response = try await respond(access, handler, request, context)
         } catch {
             let refused = APIError.from(error)
             try await audit.record(
-                scope.event(phase: "response", result: .init(status: Int(refused.status.code), error: refused.message)),
+                scope.event(phase: phase, result: .init(status: Int(refused.status.code), error: refused.message)),
                 durable: true)
             throw error
         }
-        // A change is acknowledged only once its entry is on disk.
+        // Nothing leaves, and no change is acknowledged, before its entry is on disk.
         try await audit.record(
-            scope.event(phase: "response", result: .init(status: Int(response.status.code))), durable: mutating)
+            scope.event(phase: phase, result: .init(status: Int(response.status.code))), durable: true)
         return response
     }
 
@@ -249,7 +256,8 @@ struct VaultAPI: Sendable {
             f.decision = decision
             if let session { f.hashed["session"] = session }
         }
-        try await audit.record(scope.event(phase: "request"), durable: true)
+        // A change's decision is on disk before it acts; a read's goes with its answer.
+        if !scope.readOnly { try await audit.record(scope.event(phase: "request"), durable: true) }
         watch(caller, from: scope.sourceIP)
         let target = scope.fields.withLock { $0.target }
         if let model = target?.model, audit.canaries.contains(where: { $0.matches(model) }) {

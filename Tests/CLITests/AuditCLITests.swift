@@ -40,7 +40,7 @@ struct AuditCLITests {
             let pulls = try r.stdout.split(separator: "\n").map {
                 try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
             }
-            #expect(pulls.count == 4)  // HEAD and GET, each a request and a response entry
+            #expect(pulls.count == 2)  // HEAD and GET: a read is one entry, with its decision and outcome
             #expect(pulls.contains { ($0["result"] as? [String: Any])?["bytes"] as? Int == 1000 })
             r = try await s.mvault(["audit", "search", "--actor", "nobody-at-all"])
             #expect(r.status == 3 && r.stdout.isEmpty)
