@@ -133,8 +133,14 @@ public struct AuditEvent: Codable, Sendable, Equatable {
 
     /// The entry's canonical bytes (the Merkle leaf): JSON, keys sorted, times in RFC 3339 with
     /// milliseconds, one line.
-    public func encoded() throws -> [UInt8] {
+    public func encoded() throws -> [UInt8] { encodedParts().line(prev: prev, seq: seq) }
+
+    /// The entry's bytes around `prev` and `seq`, which only the log knows when it appends: the
+    /// rest is encoded by whoever records the event, so the log's single writer does little.
+    public func encodedParts() -> EncodedEvent {
         var w = CanonicalJSON()
+        var prevAt = 0
+        var seqAt = 0
         w.object { o in
             o.field("action") { $0.string(action) }
             o.field("actor") { actor.write(&$0) }
@@ -150,15 +156,19 @@ public struct AuditEvent: Codable, Sendable, Equatable {
                 }
             }
             o.field("phase") { $0.string(phase) }
-            o.field("prev") { $0.string(prev) }
+            o.field("prev") {
+                $0.string("")
+                prevAt = $0.bytes.count - 1
+            }
             o.field("requestID") { $0.string(requestID) }
             if let result { o.field("result") { result.write(&$0) } }
-            o.field("seq") { $0.integer(seq) }
+            o.field("seq") { seqAt = $0.bytes.count }
             if let sourceIP { o.field("sourceIP") { $0.string(sourceIP) } }
             if let target { o.field("target") { target.write(&$0) } }
             o.field("time") { $0.string(Timestamp.format(time)) }
         }
-        return w.bytes
+        return EncodedEvent(
+            head: Array(w.bytes[..<prevAt]), middle: Array(w.bytes[prevAt..<seqAt]), tail: Array(w.bytes[seqAt...]))
     }
 
     public static func decode(_ line: some Sequence<UInt8>) throws -> AuditEvent {

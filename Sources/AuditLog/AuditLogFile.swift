@@ -60,6 +60,7 @@ public final class AuditLog: Sendable {
 
     struct Waiter {
         var event: AuditEvent
+        var encoded: EncodedEvent
         var continuation: CheckedContinuation<Int, any Error>
     }
 
@@ -136,9 +137,11 @@ public final class AuditLog: Sendable {
 
     /// Appends `event` and returns its sequence number once it is on disk.
     public func append(_ event: AuditEvent) async throws -> Int {
-        try await withCheckedThrowingContinuation { continuation in
+        // Encoded here, by the caller, in parallel with others; the writer adds `prev` and `seq`.
+        let encoded = event.encodedParts()
+        return try await withCheckedThrowingContinuation { continuation in
             let start = state.withLock { s in
-                s.pending.append(Waiter(event: event, continuation: continuation))
+                s.pending.append(Waiter(event: event, encoded: encoded, continuation: continuation))
                 defer { s.flushing = true }
                 return !s.flushing
             }
@@ -166,7 +169,7 @@ public final class AuditLog: Sendable {
                     var event = waiter.event
                     event.seq = range.size
                     event.prev = MerkleTree.hex(lastHash)
-                    let line = try event.encoded()
+                    let line = waiter.encoded.line(prev: event.prev, seq: event.seq)
                     let leaf = MerkleTree.leafHash(line)
                     range.append(leaf)
                     hashes += leaf

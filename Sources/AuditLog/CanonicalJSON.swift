@@ -46,6 +46,12 @@ struct CanonicalJSON {
 
     mutating func string(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
+        escape(text)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// `text`'s characters as they go between the quotes of a JSON string.
+    mutating func escape(_ text: String) {
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
@@ -62,6 +68,23 @@ struct CanonicalJSON {
             default: bytes.append(byte)
             }
         }
-        bytes.append(UInt8(ascii: "\""))
+    }
+}
+
+/// An entry encoded but for its `prev` and `seq` (see `AuditEvent.encodedParts`).
+public struct EncodedEvent: Sendable {
+    var head: [UInt8]
+    var middle: [UInt8]
+    var tail: [UInt8]
+
+    /// The whole entry, with `prev` and `seq` in their places.
+    public func line(prev: String, seq: Int) -> [UInt8] {
+        var w = CanonicalJSON()
+        w.bytes = head
+        w.escape(prev)
+        w.bytes += middle
+        w.integer(seq)
+        w.bytes += tail
+        return w.bytes
     }
 }

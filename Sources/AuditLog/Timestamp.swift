@@ -16,9 +16,32 @@ public enum Timestamp {
         let millis = Int((ms % 1000 + 1000) % 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
+        let year = Int(parts.tm_year) + 1900
+        guard (0...9999).contains(year) else {
+            return String(
+                format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
+                Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
+        }
+        // Every entry has one: digits written directly (String(format:) costs more than the rest).
+        var out = [UInt8](repeating: 0, count: 24)
+        func put(_ value: Int, at start: Int, digits: Int) {
+            var v = value
+            for i in stride(from: start + digits - 1, through: start, by: -1) {
+                out[i] = UInt8(48 + v % 10)
+                v /= 10
+            }
+        }
+        put(year, at: 0, digits: 4)
+        put(Int(parts.tm_mon) + 1, at: 5, digits: 2)
+        put(Int(parts.tm_mday), at: 8, digits: 2)
+        put(Int(parts.tm_hour), at: 11, digits: 2)
+        put(Int(parts.tm_min), at: 14, digits: 2)
+        put(Int(parts.tm_sec), at: 17, digits: 2)
+        put(millis, at: 20, digits: 3)
+        for (i, c) in [(4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (23, "Z")] {
+            out[i] = UInt8(ascii: Unicode.Scalar(c)!)
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The inverse of `format`, exactly: `YYYY-MM-DDTHH:MM:SS.mmmZ` in the proleptic Gregorian

@@ -95,9 +95,19 @@ final class AuditTrail: Sendable {
     var log: AuditLog? { state.withLock { $0.log } }
 
     /// `hmac-sha256:HEX` of `value` under the vault's audit HMAC key (nil while sealed).
+    /// (Kept per value, up to 10,000: every request of a session hashes the same id.)
     func hash(_ value: String) -> String? {
-        state.withLock { s in s.hmacKey.map { AuditKeys.hmac(value, key: $0) } }
+        if let known = hashes.withLock({ $0[value] }) { return known }
+        guard let key = state.withLock({ $0.hmacKey }) else { return nil }
+        let hmac = AuditKeys.hmac(value, key: key)
+        hashes.withLock { cache in
+            if cache.count >= 10_000 { cache.removeAll() }
+            cache[value] = hmac
+        }
+        return hmac
     }
+
+    let hashes = Mutex<[String: String]>([:])
 
     /// Records an alert (phase `alert`, action `alert.KIND`): in the log and at every sink, at once,
     /// without making anyone wait.
@@ -163,12 +173,14 @@ final class AuditScope: Sendable {
     let readOnly: Bool
     let fields: Mutex<Fields>
 
+    static let requestBase = UInt64.random(in: 0...UInt64.max)
+    static let requestCounter = Atomic<UInt64>(0)
+
     init(action: String, sourceIP: String, target: AuditEvent.Target?, readOnly: Bool) {
         self.readOnly = readOnly
-        var id = [UInt8](repeating: 0, count: 8)
-        var rng = SystemRandomNumberGenerator()
-        for i in id.indices { id[i] = rng.next() }
-        requestID = Hex.encode(id)
+        // A random start per process, counted up: unique without a system call per request.
+        let n = Self.requestCounter.add(1, ordering: .relaxed).newValue &+ Self.requestBase
+        requestID = Hex.encode(withUnsafeBytes(of: n.bigEndian) { Array($0) })
         self.action = action
         self.sourceIP = sourceIP
         fields = Mutex(Fields(target: target))

@@ -17,7 +17,7 @@ extension VaultAPI {
     /// --checkpoint FILE`).
     var auditCheckpoint: AuthorizedHandler {
         { _, _, _ in
-            let note = await try openLog().checkpointNow()
+            let note = try await openLog().checkpointNow()
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: note)))
