@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# What the audit trail costs: authorized GET /v1/models/NAME with wrk (64 connections) against
+# the same server built without its audit trail (-DMVAULT_AUDIT_DISABLED, a build for this
+# benchmark only), with no sink, with a file sink, and with a syslog sink to a real rsyslogd.
+# Target (issue 5): audit costs at most 10 % of throughput.
+# Usage: bench/audit-cost.sh [SECONDS]     default: 10
+set -euo pipefail
+cd "$(dirname "$0")"
+SECS="${1:-10}"
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+command -v rsyslogd >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog >/dev/null; }
+swift build -c release --scratch-path .build --product mvault 2>&1 | grep -E "error|Build complete" || true
+swift build -c release --scratch-path .build-noaudit --product mvault -Xswiftc -DMVAULT_AUDIT_DISABLED 2>&1 \
+  | grep -E "error|Build complete" || true
+MV="$(swift build -c release --scratch-path .build --show-bin-path)/mvault"
+MV_NOAUDIT="$(swift build -c release --scratch-path .build-noaudit --show-bin-path)/mvault"
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+W="$(mktemp -d /dev/shm/mvault-audit-cost.XXXX)"
+cleanup() { for pid in $(jobs -p); do kill "$pid" 2>/dev/null || true; done; sleep 0.5; rm -rf "$W"; }
+trap cleanup EXIT
+PASSWORD=violet-quarry-ledger-42
+echo "$PASSWORD" > "$W/pw"
+"$MV" init "$W/vault" --admin bench --admin-password-file "$W/pw" > "$W/init.txt"
+"$MV" unseal --vault "$W/vault" <<< "$(grep -o 'mvs1-[^ ]*' "$W/init.txt" | head -1)" > /dev/null
+"$MV" unseal --vault "$W/vault" <<< "$(grep -o 'mvs1-[^ ]*' "$W/init.txt" | sed -n 2p)" > /dev/null
+"$MV" unseal --vault "$W/vault" <<< "$(grep -o 'mvs1-[^ ]*' "$W/init.txt" | sed -n 3p)" > /dev/null
+"$MV" push ../samples/tiny-model --model acme/small --vault "$W/vault" > /dev/null
+"$MV" seal --vault "$W/vault" > /dev/null
+CA="$W/vault/tls/ca.crt"
+
+# A real syslog receiver (TCP, octet-counted) writing what it gets to a file.
+SYSLOG_PORT=$(free_port)
+cat > "$W/rsyslog.conf" <<CONF
+global(workDirectory="$W")
+module(load="imtcp")
+input(type="imtcp" port="$SYSLOG_PORT" address="127.0.0.1")
+*.* action(type="omfile" file="$W/syslog.out")
+CONF
+rsyslogd -n -f "$W/rsyslog.conf" -i "$W/rsyslogd.pid" > /dev/null 2>&1 &
+sleep 1
+
+# run BINARY SINKS_JSON -> requests/s (median of 3 wrk runs)
+run() {
+  local bin="$1" sinks="$2" port; port=$(free_port)
+  cat > "$W/server.json" <<JSON
+{ "vault": "$W/vault", "listen": { "host": "127.0.0.1", "port": $port },
+  "limits": { "requestsPerSecondPerIP": 1000000000, "requestBurstPerIP": 1000000000 },
+  "audit": { "sinks": $sinks } }
+JSON
+  "$bin" server --config "$W/server.json" > "$W/server.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do curl -s -o /dev/null --cacert "$CA" "https://127.0.0.1:$port/v1/sys/health" && break; sleep 0.1; done
+  for share in $(grep -o 'mvs1-[^ ]*' "$W/init.txt" | head -3); do
+    curl -s -o /dev/null --cacert "$CA" -X POST "https://127.0.0.1:$port/v1/sys/unseal" -d "{\"share\": \"$share\"}"
+  done
+  local token; token=$(curl -s --cacert "$CA" -X POST "https://127.0.0.1:$port/v1/auth/login" \
+    -d "{\"username\": \"bench\", \"password\": \"$PASSWORD\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  local rates=()
+  for _ in 1 2 3; do
+    local out; out=$(wrk -t2 -c64 -d"${SECS}s" -H "Authorization: Bearer $token" "https://127.0.0.1:$port/v1/models/acme/small")
+    if grep -q "Non-2xx" <<<"$out"; then echo "wrk saw errors: $out" >&2; exit 1; fi
+    rates+=("$(awk '/^Requests\/sec/ {print $2}' <<<"$out")")
+  done
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  echo "    runs: ${rates[*]}" >&2
+  printf "%s\n" "${rates[@]}" | sort -n | sed -n 2p
+}
+NONE=$(run "$MV_NOAUDIT" '[]')
+AUDIT=$(run "$MV" '[]')
+FILE=$(run "$MV" "[{\"type\": \"file\", \"path\": \"$W/audit.jsonl\"}]")
+SYSLOG=$(run "$MV" "[{\"type\": \"syslog\", \"address\": \"127.0.0.1:$SYSLOG_PORT\"}]")
+cost() { printf '%.1f %%' "$(echo "(1 - $1 / $NONE) * 100" | bc -l)"; }
+echo "GET /v1/models/acme/small, wrk -c64, median of 3 x ${SECS}s:"
+echo "  audit disabled (test build): $NONE req/s"
+echo "  audited, no sink:            $AUDIT req/s  (audit costs $(cost "$AUDIT"))"
+echo "  audited, file sink:          $FILE req/s  (audit costs $(cost "$FILE"))"
+echo "  audited, syslog sink:        $SYSLOG req/s  (audit costs $(cost "$SYSLOG"); $(wc -l < "$W/syslog.out") lines at rsyslog)"
