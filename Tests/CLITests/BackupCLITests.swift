@@ -20,15 +20,8 @@ struct BackupCLITests {
         var killed = 0
         var complete = 0
         for delay in [0.02, 0.05, 0.1, 0.2, 0.4] {
-            let process = Process()
-            process.executableURL = CLI.binary
-            process.arguments = ["backup", "create", "--to", dest, "--vault", cli.vault.path]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            try await Task.sleep(for: .seconds(delay))
-            kill(process.processIdentifier, SIGKILL)
-            await CLI.waitForExit(process)
+            let process = try await CLI.killed(
+                ["backup", "create", "--to", dest, "--vault", cli.vault.path], after: delay)
             if process.terminationReason == .uncaughtSignal { killed += 1 } else { complete += 1 }
             // A killed backup leaves no snapshot: only finished ones are listed.
             let list = try await cli.run(["backup", "list", "--from", dest])

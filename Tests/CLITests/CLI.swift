@@ -76,6 +76,21 @@ struct CLI {
             stderr: String(decoding: stderr, as: UTF8.self))
     }
 
+    /// Starts `mvault ARGS`, SIGKILLs it after `delay` seconds (if it is still running) and
+    /// returns it once it has exited.
+    static func killed(_ args: [String], after delay: Double) async throws -> Process {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = args
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try await Task.sleep(for: .seconds(delay))
+        kill(process.processIdentifier, SIGKILL)
+        await waitForExit(process)
+        return process
+    }
+
     /// `mvault init` with 5/3 shares; returns the shares printed.
     func initVault(extra: [String] = []) async throws -> [String] {
         let r = try await run(["init", vault.path] + extra, vaultFlag: false)

@@ -148,15 +148,8 @@ struct CrashTests {
         let big = try cli.file("in/big.bin", size: 64_000_000)
         let small = try cli.file("in/small.json", size: 10)
         for delay in [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0] {
-            let process = Process()
-            process.executableURL = CLI.binary
-            process.arguments = ["push", small.path, big.path, "--model", "acme/k", "--vault", cli.vault.path]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            try await Task.sleep(for: .seconds(delay))
-            kill(process.processIdentifier, SIGKILL)
-            await CLI.waitForExit(process)
+            _ = try await CLI.killed(
+                ["push", small.path, big.path, "--model", "acme/k", "--vault", cli.vault.path], after: delay)
             // Every listed version is whole: verify authenticates every byte of every file.
             let show = try await cli.run(["show", "acme/k"])
             #expect(show.status == 0)
