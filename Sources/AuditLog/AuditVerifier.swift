@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -110,10 +111,13 @@ public enum AuditVerifier {
             var leaves = [UInt8](repeating: 0, count: bounds.count * 32)
             let workers = bounds.count < 4096 ? 1 : 2
             let (lines, input) = (bounds, SendableBytes(UnsafeMutableRawBufferPointer(mutating: raw)))
+            // The first broken link each worker finds (the chain checks need every leaf, so they
+            // run once all are hashed, again on every core).
+            let issues = Mutex<[(index: Int, issue: String)]>([])
             leaves.withUnsafeMutableBytes { out in
                 let out = SendableBytes(out)
+                let share = (lines.count + workers - 1) / workers
                 DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                    let share = (lines.count + workers - 1) / workers
                     for i in (worker * share)..<min(lines.count, (worker + 1) * share) {
                         let leaf = MerkleTree.leafHash(UnsafeRawBufferPointer(rebasing: input.bytes[lines[i]]))
                         leaf.withUnsafeBytes {
@@ -121,12 +125,23 @@ public enum AuditVerifier {
                         }
                     }
                 }
+                DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                    for i in (worker * share)..<min(lines.count, (worker + 1) * share) {
+                        let previous = UnsafeRawBufferPointer(
+                            rebasing: out.bytes[(i == 0 ? 0 : (i - 1) * 32)..<(i * 32)])
+                        if let issue = check(
+                            UnsafeRawBufferPointer(rebasing: input.bytes[lines[i]]), index: i, previous: previous)
+                        {
+                            issues.withLock { $0.append((i, issue)) }
+                            return
+                        }
+                    }
+                }
             }
+            let firstIssue = issues.withLock { $0.min { $0.index < $1.index } }
             for (index, bounds) in bounds.enumerated() {
-                let line = UnsafeRawBufferPointer(rebasing: raw[bounds])
-                let previous = index == 0 ? leaves[0..<0] : leaves[((index - 1) * 32)..<(index * 32)]
-                if let issue = check(line, index: index, previous: previous) {
-                    problem = issue
+                if let firstIssue, firstIssue.index == index {
+                    problem = firstIssue.issue
                     return
                 }
                 let leaf = Array(leaves[(index * 32)..<(index * 32 + 32)])
@@ -163,7 +178,7 @@ public enum AuditVerifier {
 
     /// The chain checks of entry `index`: its `seq` and its `prev` (read straight from the
     /// canonical JSON, which sorts keys: both are top-level and never first).
-    static func check(_ line: UnsafeRawBufferPointer, index: Int, previous: ArraySlice<UInt8>) -> String? {
+    static func check(_ line: UnsafeRawBufferPointer, index: Int, previous: UnsafeRawBufferPointer) -> String? {
         let lineNumber = index + 1
         guard let seq = integer(after: Self.seqKey, in: line) else {
             return "entry \(index) (line \(lineNumber)) is not a well-formed event: it was edited or inserted"
@@ -230,7 +245,8 @@ public enum AuditVerifier {
     }
 
     /// Whether `line[range]` is the lowercase hex of `bytes`.
-    static func matchesHex(_ line: UnsafeRawBufferPointer, _ range: Range<Int>, _ bytes: ArraySlice<UInt8>) -> Bool {
+    static func matchesHex(_ line: UnsafeRawBufferPointer, _ range: Range<Int>, _ bytes: UnsafeRawBufferPointer) -> Bool
+    {
         guard range.count == bytes.count * 2 else { return false }
         let digits = MerkleTree.hexDigits
         for (i, b) in bytes.enumerated() {

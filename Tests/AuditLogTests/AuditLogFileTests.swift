@@ -170,6 +170,26 @@ struct AuditLogFileTests {
         try Data(note.utf8).write(to: file)
     }
 
+    @Test("logs long enough to be checked on both cores name the first bad entry, in either half")
+    func tamperingInLongLogs() async throws {
+        let f = try LogFixture()
+        defer { f.cleanup() }
+        let log = try f.open(every: 5000)
+        _ = try await f.fill(log, 9000)
+        let original = try f.lines
+        #expect(try f.verify().problem == nil)
+        for (edited, expected) in [(1000, "entry 1000 was edited"), (7000, "entry 7000 was edited")] {
+            var lines = original
+            lines[edited] = lines[edited].replacingOccurrences(of: "\"alice\"", with: "\"mallory\"")
+            // A second, later break must not hide the first.
+            lines[8500] = lines[8500].replacingOccurrences(of: "\"alice\"", with: "\"eve\"")
+            try f.write(lines)
+            let problem = try f.verify().problem
+            #expect(problem?.contains(expected) == true, "\(problem ?? "no problem found")")
+        }
+        try f.write(original)
+    }
+
     @Test("an incomplete last line (a write cut by a crash, never acknowledged) is dropped at open")
     func incompleteTail() async throws {
         let f = try LogFixture()
