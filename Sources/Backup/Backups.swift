@@ -1,7 +1,5 @@
 import AuditLog
-import Crypto
 import Foundation
-import Keyring
 import Storage
 import VaultCore
 import VaultServices
@@ -151,9 +149,11 @@ public enum Backups {
             throw VaultError.io(path: url.path, detail: "cannot read")
         }
         defer { try? input.close() }
-        var hasher = SHA256()
-        while let chunk = try input.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        return Hex.encode(Array(hasher.finalize()))
+        var hasher = SHA256Stream()
+        while let chunk = try input.read(upToCount: 1 << 20), !chunk.isEmpty {
+            chunk.withUnsafeBytes { hasher.update($0) }
+        }
+        return hasher.hex()
     }
 
     /// The verifier key the first backup left at `destination`, if any.
@@ -356,15 +356,12 @@ public enum Backups {
     }
 }
 
-/// SHA-256 fed from a `@Sendable` reader callback.
+/// A `SHA256Stream` a `@Sendable` reader callback can feed (the callbacks run one at a time).
 final class Hasher256: @unchecked Sendable {
-    var hasher = SHA256()
-    var count: UInt64 = 0
-    func update(_ bytes: UnsafeRawBufferPointer) {
-        hasher.update(bufferPointer: bytes)
-        count += UInt64(bytes.count)
-    }
-    func finish() -> String { Hex.encode(Array(hasher.finalize())) }
+    var stream = SHA256Stream()
+    var count: UInt64 { stream.count }
+    func update(_ bytes: UnsafeRawBufferPointer) { stream.update(bytes) }
+    func finish() -> String { stream.hex() }
 }
 
 /// The outcome of the last backup a vault's server or CLI made, kept in `run/backup-status.json`
