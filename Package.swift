@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "mvault", targets: ["mvault"]),
         .library(name: "SealedFormat", targets: ["SealedFormat"]),
+        .library(name: "CAllocator", targets: ["CAllocator"]),
         .library(name: "Keyring", targets: ["Keyring"]),
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "VaultServices", targets: ["VaultServices"]),
@@ -133,7 +134,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .executableTarget(name: "mvault", dependencies: ["VaultCLI"]),
+        .executableTarget(name: "mvault", dependencies: ["VaultCLI", "CAllocator"]),
         .testTarget(
             name: "SealedFormatTests",
             dependencies: [

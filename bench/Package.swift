@@ -15,6 +15,7 @@ let package = Package(
             name: "mvault-bench",
             dependencies: [
                 .product(name: "SealedFormat", package: "main"), .product(name: "Storage", package: "main"),
+                .product(name: "CAllocator", package: "main"),
             ]
         ),
         .executableTarget(

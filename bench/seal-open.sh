@@ -37,11 +37,18 @@ ours() { # best of 3 by the tool's own timing
 OPENSSL=$(openssl speed -evp aes-256-gcm -bytes 16384 -seconds 3 2>/dev/null | awk '/^AES-256-GCM/ {print $2}' | sed 's/k$//')
 OPENSSL_GBPS=$(echo "scale=3; $OPENSSL * 1000 / 1000000000" | bc -l)
 
-SEAL=$(ours seal "$W/in" "$W/sealed")
-OPEN=$(ours open "$W/sealed" "$W/out")
+# One thread (the format's single-core rate), then every core (what `mvault push`/`pull` use).
+N=$(nproc)
+SEAL=$(ours seal "$W/in" "$W/sealed" 1)
+OPEN=$(ours open "$W/sealed" "$W/out" 1)
 cmp "$W/in" "$W/out"
-SEAL_NULL=$(ours seal "$W/in" /dev/null)
-OPEN_NULL=$(ours open "$W/sealed" /dev/null)
+SEAL_NULL=$(ours seal "$W/in" /dev/null 1)
+OPEN_NULL=$(ours open "$W/sealed" /dev/null 1)
+SEAL_N=$(ours seal "$W/in" "$W/sealed" "$N")
+OPEN_N=$(ours open "$W/sealed" "$W/out" "$N")
+cmp "$W/in" "$W/out"
+SEAL_N_NULL=$(ours seal "$W/in" /dev/null "$N")
+OPEN_N_NULL=$(ours open "$W/sealed" /dev/null "$N")
 
 age-keygen -o "$W/key" 2>/dev/null
 RECIPIENT=$(age-keygen -y "$W/key")
@@ -53,20 +60,27 @@ AGE_ENC_NULL=$(gbps "$(best age -r "$RECIPIENT" -o /dev/null "$W/in")")
 AGE_DEC_NULL=$(gbps "$(best age -d -i "$W/key" -o /dev/null "$W/in.age")")
 
 head -c "$((RSS_MIB << 20))" /dev/zero > "$W/big"
-RSS=$("$BENCH" seal "$W/big" /dev/null | sed -E 's/.*peak_rss_mib=([0-9.]+).*/\1/')
+RSS=$("$BENCH" seal "$W/big" /dev/null 1 | sed -E 's/.*peak_rss_mib=([0-9.]+).*/\1/')
+RSS_N=$("$BENCH" seal "$W/big" /dev/null "$N" | sed -E 's/.*peak_rss_mib=([0-9.]+).*/\1/')
 
 ratio() { printf "%.2f" "$(echo "scale=4; $1 / $2" | bc -l)"; }
 echo
-echo "MVLT v1 seal/open, ${SIZE_MIB} MiB file in /dev/shm, 64 KiB segments, best of 3 ($(nproc) cores, $(date -u +%F))"
+echo "MVLT v1 seal/open, ${SIZE_MIB} MiB file in /dev/shm, 64 KiB segments, best of 3 ($N cores, $(date -u +%F))"
 printf "%-34s %12s %12s\n" "measurement (GB/s)" "to a file" "to /dev/null"
 printf "%-34s %12s %12s\n" "openssl speed aes-256-gcm 16 KiB" "-" "$OPENSSL_GBPS"
-printf "%-34s %12s %12s\n" "mvault seal" "$SEAL" "$SEAL_NULL"
-printf "%-34s %12s %12s\n" "mvault open" "$OPEN" "$OPEN_NULL"
+printf "%-34s %12s %12s\n" "mvault seal, 1 thread" "$SEAL" "$SEAL_NULL"
+printf "%-34s %12s %12s\n" "mvault open, 1 thread" "$OPEN" "$OPEN_NULL"
+printf "%-34s %12s %12s\n" "mvault seal, $N threads" "$SEAL_N" "$SEAL_N_NULL"
+printf "%-34s %12s %12s\n" "mvault open, $N threads" "$OPEN_N" "$OPEN_N_NULL"
 printf "%-34s %12s %12s\n" "age encrypt (X25519)" "$AGE_ENC" "$AGE_ENC_NULL"
 printf "%-34s %12s %12s\n" "age decrypt" "$AGE_DEC" "$AGE_DEC_NULL"
 echo
-echo "seal / openssl = $(ratio "$SEAL" "$OPENSSL_GBPS") to a file, $(ratio "$SEAL_NULL" "$OPENSSL_GBPS") to /dev/null   (target >= 0.8)"
-echo "open / openssl = $(ratio "$OPEN" "$OPENSSL_GBPS") to a file, $(ratio "$OPEN_NULL" "$OPENSSL_GBPS") to /dev/null   (target >= 0.8)"
-echo "seal / age     = $(ratio "$SEAL" "$AGE_ENC") to a file, $(ratio "$SEAL_NULL" "$AGE_ENC_NULL") to /dev/null   (target >= 2)"
-echo "open / age     = $(ratio "$OPEN" "$AGE_DEC") to a file, $(ratio "$OPEN_NULL" "$AGE_DEC_NULL") to /dev/null   (target >= 2)"
-echo "peak RSS sealing a ${RSS_MIB} MiB file: ${RSS} MiB   (target < 64)"
+for t in 1 "$N"; do
+  if [ "$t" = 1 ]; then s=$SEAL; sn=$SEAL_NULL; o=$OPEN; on=$OPEN_NULL; else s=$SEAL_N; sn=$SEAL_N_NULL; o=$OPEN_N; on=$OPEN_N_NULL; fi
+  echo "$t thread(s):"
+  echo "  seal / openssl = $(ratio "$s" "$OPENSSL_GBPS") to a file, $(ratio "$sn" "$OPENSSL_GBPS") to /dev/null   (target >= 0.8)"
+  echo "  open / openssl = $(ratio "$o" "$OPENSSL_GBPS") to a file, $(ratio "$on" "$OPENSSL_GBPS") to /dev/null   (target >= 0.8)"
+  echo "  seal / age     = $(ratio "$s" "$AGE_ENC") to a file, $(ratio "$sn" "$AGE_ENC_NULL") to /dev/null   (target >= 2)"
+  echo "  open / age     = $(ratio "$o" "$AGE_DEC") to a file, $(ratio "$on" "$AGE_DEC_NULL") to /dev/null   (target >= 2)"
+done
+echo "peak RSS sealing a ${RSS_MIB} MiB file: ${RSS} MiB (1 thread), ${RSS_N} MiB ($N threads)   (target < 64)"

@@ -38,9 +38,11 @@ public struct SealedFileWriter {
         pending.reserveCapacity(segmentSize)
     }
 
-    /// Seals every complete segment of `bytes` that is known not to be the last one.
+    /// Seals every complete segment of `bytes` that is known not to be the last one. With
+    /// `threads` > 1, the whole segments of `bytes` are sealed on that many threads at once and
+    /// still reach `sink` in order.
     public mutating func append(
-        _ bytes: UnsafeRawBufferPointer, to sink: (UnsafeRawBufferPointer) throws -> Void
+        _ bytes: UnsafeRawBufferPointer, threads: Int = 1, to sink: (UnsafeRawBufferPointer) throws -> Void
     ) throws {
         precondition(!finished, "append after finish")
         let size = header.segmentSize
@@ -55,6 +57,18 @@ public struct SealedFileWriter {
             }
         }
         // Seal whole segments straight from the input while more input follows them.
+        let whole = pending.isEmpty ? (rest.count - 1) / size : 0
+        if threads > 1 && whole > 1 {
+            guard nextSegment + UInt64(whole) - 1 <= UInt64(UInt32.max) else { throw SealedFormatError.tooLarge }
+            let boxes = try cipher.seal(
+                segmentsOf: UnsafeRawBufferPointer(rebasing: rest.prefix(whole * size)), segmentSize: size,
+                first: nextSegment, threads: threads)
+            for box in boxes {
+                try box.combined!.withUnsafeBytes { try sink(UnsafeRawBufferPointer(rebasing: $0[12...])) }
+            }
+            nextSegment += UInt64(whole)
+            rest = rest.dropFirst(whole * size)
+        }
         while pending.isEmpty && rest.count > size {
             let segment = UnsafeRawBufferPointer(rebasing: rest.prefix(size))
             try sealSegment(segment, last: false, to: sink)

@@ -46,6 +46,19 @@ struct SegmentCipher {
         try box.combined!.withUnsafeBytes { try sink(UnsafeRawBufferPointer(rebasing: $0[12...])) }
     }
 
+    /// Seals consecutive whole segments of `plaintext` (none of them the file's last), numbered
+    /// from `first`, spread over up to `threads` threads; returns each one's box in order.
+    func seal(
+        segmentsOf plaintext: UnsafeRawBufferPointer, segmentSize: Int, first: UInt64, threads: Int
+    ) throws -> [AES.GCM.SealedBox] {
+        let count = plaintext.count / segmentSize
+        return try parallelMap(count: count, threads: threads) { i in
+            let segment = UnsafeRawBufferPointer(rebasing: plaintext[i * segmentSize..<(i + 1) * segmentSize])
+            return try AES.GCM.seal(
+                segment, using: payloadKey, nonce: nonce(segment: first + UInt64(i), last: false))
+        }
+    }
+
     /// Opens one segment (`sealed` = ciphertext ‖ tag).
     /// - Throws: `SealedFormatError.payloadFailure(segment:)`.
     func open(_ sealed: UnsafeRawBufferPointer, segment: UInt64, last: Bool) throws(SealedFormatError)
@@ -62,4 +75,41 @@ struct SegmentCipher {
             throw .payloadFailure(segment: segment)
         }
     }
+}
+
+/// `body(0..<count)` on up to `threads` threads (each takes a contiguous run of indices), results
+/// in index order, with `alongside` (when given) run at the same time as one more job: while the
+/// jobs of `body` find a thread free, they share out `alongside`'s too. Rethrows the error of
+/// `alongside` first, then that of the lowest failing index.
+func parallelMap<T>(
+    count: Int, threads: Int, alongside: (() throws -> Void)? = nil, _ body: (Int) throws -> T
+) throws -> [T] {
+    let workers = max(1, min(threads, count))
+    if workers == 1 && alongside == nil || threads == 1 {
+        try alongside?()
+        return try (0..<count).map(body)
+    }
+    var results = [Result<T, any Error>?](repeating: nil, count: count)
+    var side: Result<Void, any Error> = .success(())
+    results.withUnsafeMutableBufferPointer { buffer in
+        // Each job writes only its own indices (or `side`), and concurrentPerform returns after
+        // all of them finish.
+        nonisolated(unsafe) let out = buffer
+        nonisolated(unsafe) let (body, alongside) = (body, alongside)
+        nonisolated(unsafe) var sideResult = side
+        let first = alongside == nil ? 0 : 1
+        DispatchQueue.concurrentPerform(iterations: first + workers) { job in
+            guard job >= first else {
+                sideResult = Result { try alongside!() }
+                return
+            }
+            let worker = job - first
+            for i in count * worker / workers..<count * (worker + 1) / workers {
+                out[i] = Result { try body(i) }
+            }
+        }
+        side = sideResult
+    }
+    try side.get()
+    return try results.map { try $0!.get() }
 }

@@ -16,14 +16,16 @@ public final class FileSealer: @unchecked Sendable {
     let writer: any BlobWriter
     var sealer: SealedFileWriter
     var hasher = SHA256()
+    let threads: Int
     public private(set) var size: UInt64 = 0
     var finished = false
 
-    init(name: String, keys: any VaultKeys, blobs: any BlobStore) throws {
+    init(name: String, keys: any VaultKeys, blobs: any BlobStore, threads: Int) throws {
         try ModelFilePath.validate(name)
         try keys.requireUnsealed()
         self.name = name
         self.keys = keys
+        self.threads = threads
         writer = try blobs.makeWriter()
         do {
             sealer = try SealedFileWriter(keys: keys)
@@ -36,8 +38,24 @@ public final class FileSealer: @unchecked Sendable {
 
     public func append(_ bytes: UnsafeRawBufferPointer) throws {
         precondition(!finished)
-        hasher.update(bufferPointer: bytes)
-        try sealer.append(bytes) { try writer.write($0) }
+        if threads > 1 && bytes.count >= 1 << 20 {
+            // SHA-256 is the slower half: it runs on one thread while the others seal.
+            nonisolated(unsafe) let (this, bytes) = (self, bytes)
+            nonisolated(unsafe) var failure: (any Error)?
+            DispatchQueue.concurrentPerform(iterations: 2) { job in
+                if job == 0 {
+                    this.hasher.update(bufferPointer: bytes)
+                } else {
+                    do {
+                        try this.sealer.append(bytes, threads: this.threads - 1) { try this.writer.write($0) }
+                    } catch { failure = error }
+                }
+            }
+            if let failure { throw failure }
+        } else {
+            hasher.update(bufferPointer: bytes)
+            try sealer.append(bytes) { try writer.write($0) }
+        }
         size += UInt64(bytes.count)
     }
 
@@ -73,9 +91,11 @@ public final class StagedFile: @unchecked Sendable {
 }
 
 extension LocalVault {
-    /// Starts sealing a file named `name` (a relative path inside the version).
-    public func makeSealer(name: String) throws -> FileSealer {
-        try FileSealer(name: name, keys: keys, blobs: blobs)
+    /// Starts sealing a file named `name` (a relative path inside the version). With `threads`
+    /// > 1, large appends hash and seal at once on that many threads (for a local push; a server
+    /// sealing many uploads keeps one thread per upload).
+    public func makeSealer(name: String, threads: Int = 1) throws -> FileSealer {
+        try FileSealer(name: name, keys: keys, blobs: blobs, threads: threads)
     }
 
     /// Records `files` as a new version of `model`: each staged blob is committed under its

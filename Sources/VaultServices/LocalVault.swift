@@ -190,7 +190,7 @@ public final class LocalVault: Sendable {
         var st = stat()
         guard stat(url.path, &st) == 0 else { throw AtomicFile.errnoError(path: url.path) }
         let total = UInt64(st.st_size)
-        let sealer = try makeSealer(name: name)
+        let sealer = try makeSealer(name: name, threads: ProcessInfo.processInfo.activeProcessorCount)
         do {
             try MappedInput.forEachChunk(path: url.path) { chunk in
                 try sealer.append(chunk)
@@ -252,7 +252,7 @@ public final class LocalVault: Sendable {
             } else {
                 let id = try metadata.recordDownload(record)
                 let digest = try write(file, of: version, to: dest, expected: file.sha256, progress: progress) {
-                    try opened.read(0..<file.size, to: $0)
+                    try opened.read(0..<file.size, threads: ProcessInfo.processInfo.activeProcessorCount, to: $0)
                 }
                 try metadata.completeDownload(id: id, sentSHA256: digest)
                 pulled.append(PulledFile(path: file.path, size: file.size, sha256: digest, fingerprinted: false))
@@ -327,8 +327,12 @@ public final class LocalVault: Sendable {
         let reader: SealedFileReader<BlobSource>
 
         /// Decrypts plaintext bytes `range`, authenticating every segment it reads.
-        public func read(_ range: Range<UInt64>, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
-            try vault.mapSealedErrors(file: name, blobID: file.blobID) { try reader.read(range, to: sink) }
+        public func read(
+            _ range: Range<UInt64>, threads: Int = 1, to sink: (UnsafeRawBufferPointer) throws -> Void
+        ) throws {
+            try vault.mapSealedErrors(file: name, blobID: file.blobID) {
+                try reader.read(range, threads: threads, to: sink)
+            }
         }
     }
 

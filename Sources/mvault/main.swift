@@ -1,3 +1,5 @@
+import CAllocator
 import VaultCLI
 
+mvault_keep_freed_buffers()
 await MVault.runMain()

@@ -5,16 +5,16 @@ import Testing
 let testKEK = KeyEncryptionKey(
     keyringID: [UInt8](repeating: 7, count: 16), version: 1, keyBytes: [UInt8](repeating: 9, count: 32))
 
-/// Seals `plaintext`, feeding the writer in pieces of `chunk` bytes.
-func seal(_ plaintext: [UInt8], segmentSize: Int, chunk: Int = 1000, kek: KeyEncryptionKey = testKEK) throws
-    -> [UInt8]
-{
+/// Seals `plaintext`, feeding the writer in pieces of `chunk` bytes, sealing on `threads` threads.
+func seal(
+    _ plaintext: [UInt8], segmentSize: Int, chunk: Int = 1000, kek: KeyEncryptionKey = testKEK, threads: Int = 1
+) throws -> [UInt8] {
     var writer = try SealedFileWriter(keys: kek, segmentSize: segmentSize)
     var out = writer.header.encoded
     var i = 0
     while i < plaintext.count {
         let end = min(i + max(chunk, 1), plaintext.count)
-        try plaintext[i..<end].withUnsafeBytes { try writer.append($0) { out += $0 } }
+        try plaintext[i..<end].withUnsafeBytes { try writer.append($0, threads: threads) { out += $0 } }
         i = end
     }
     try writer.finish { out += $0 }
@@ -84,6 +84,37 @@ struct RoundTripTests {
             guard case .failure = openAll(sealed + randomBytes(extra), kek: testKEK) else {
                 Issue.record("appending \(extra) bytes went undetected")
                 return
+            }
+        }
+    }
+
+    @Test(
+        "sealing and opening on several threads gives the same bytes as on one",
+        arguments: [0, 1, 63, 64, 65, 640, 64 * 37 + 5])
+    func threads(size: Int) throws {
+        let plaintext = randomBytes(size)
+        for chunk in [1, 64, 200, 100_000] {
+            for threads in [2, 3, 8] {
+                let sealed = try seal(plaintext, segmentSize: 64, chunk: chunk, threads: threads)
+                #expect(try openAll(sealed, kek: testKEK).get() == plaintext)
+                #expect(try openAll(sealed, kek: testKEK, threads: threads).get() == plaintext)
+                let sequential = try seal(plaintext, segmentSize: 64, chunk: chunk)
+                #expect(try openAll(sequential, kek: testKEK, threads: threads).get() == plaintext)
+            }
+        }
+    }
+
+    @Test("opening on several threads names the same first bad segment as on one")
+    func threadsFirstFailure() throws {
+        let sealed = try seal(randomBytes(64 * 40), segmentSize: 64, chunk: 100_000, threads: 2)
+        let stride = 64 + SealedHeader.tagSize
+        for bad in [[0], [5], [5, 30], [17, 18, 39], [39]] {
+            var tampered = sealed
+            for segment in bad { tampered[SealedHeader.size + segment * stride + 3] ^= 0x10 }
+            for threads in [1, 2, 3] {
+                #expect(
+                    openAll(tampered, kek: testKEK, threads: threads)
+                        == .failure(.payloadFailure(segment: UInt64(bad[0]))))
             }
         }
     }

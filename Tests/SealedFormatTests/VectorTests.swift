@@ -41,11 +41,11 @@ func hexBytes(_ text: String) -> [UInt8] {
 }
 
 /// Reads everything, or fails with the expectation class of the first error.
-func openAll(_ sealed: [UInt8], kek: KeyEncryptionKey) -> Result<[UInt8], SealedFormatError> {
+func openAll(_ sealed: [UInt8], kek: KeyEncryptionKey, threads: Int = 1) -> Result<[UInt8], SealedFormatError> {
     do {
         let reader = try SealedFileReader(source: InMemorySealedSource(sealed), keys: kek)
         var out: [UInt8] = []
-        try reader.read(0..<reader.plaintextSize) { out += $0 }
+        try reader.read(0..<reader.plaintextSize, threads: threads) { out += $0 }
         return .success(out)
     } catch let error as SealedFormatError {
         return .failure(error)
@@ -90,14 +90,17 @@ struct VectorTests {
             keyringID: try #require(vector.bytes("kek_id")),
             version: UInt32(try #require(vector.fields["kek_version"]))!, keyBytes: try #require(vector.bytes("kek")))
         let wrapNonce = try #require(vector.bytes("wrap_nonce"))
-        var writer = try SealedFileWriter(
-            dataKey: try #require(vector.bytes("data_key")), noncePrefix: try #require(vector.bytes("nonce_prefix")),
-            segmentSize: Int(try #require(vector.fields["segment_size"]))!,
-            wrap: { try kek.wrap(dataKey: $0, headerPrefix: $1, nonce: wrapNonce) })
-        var out = writer.header.encoded
-        let plaintext = try #require(vector.bytes("plaintext"))
-        try plaintext.withUnsafeBytes { try writer.append($0) { out += $0 } }
-        try writer.finish { out += $0 }
-        #expect(out == vector.bytes("sealed"))
+        for threads in [1, 3] {
+            var writer = try SealedFileWriter(
+                dataKey: try #require(vector.bytes("data_key")),
+                noncePrefix: try #require(vector.bytes("nonce_prefix")),
+                segmentSize: Int(try #require(vector.fields["segment_size"]))!,
+                wrap: { try kek.wrap(dataKey: $0, headerPrefix: $1, nonce: wrapNonce) })
+            var out = writer.header.encoded
+            let plaintext = try #require(vector.bytes("plaintext"))
+            try plaintext.withUnsafeBytes { try writer.append($0, threads: threads) { out += $0 } }
+            try writer.finish { out += $0 }
+            #expect(out == vector.bytes("sealed"), "sealed on \(threads) threads")
+        }
     }
 }

@@ -1,3 +1,4 @@
+import CAllocator
 import Foundation
 import SealedFormat
 import Storage
@@ -6,9 +7,10 @@ import Storage
     import Glibc
 #endif
 
-// mvault-bench seal|open IN OUT
+// mvault-bench seal|open IN OUT [THREADS]
 // Seals IN into OUT as MVLT v1 (or opens a sealed IN into OUT) with the default 64 KiB segments,
-// streaming through a 1 MiB buffer, and prints: bytes, seconds, GB/s, peak RSS in MiB.
+// segments sealed or opened on THREADS threads (default 1), and prints: bytes, seconds, GB/s,
+// peak RSS in MiB.
 
 let kek = KeyEncryptionKey(
     keyringID: [UInt8](repeating: 1, count: 16), version: 1, keyBytes: [UInt8](repeating: 2, count: 32))
@@ -56,9 +58,12 @@ final class Output {
     }
 }
 
+mvault_keep_freed_buffers()  // as `mvault` does
 let args = CommandLine.arguments
-guard args.count == 4, args[1] == "seal" || args[1] == "open" else {
-    FileHandle.standardError.write(Data("usage: mvault-bench seal|open IN OUT\n".utf8))
+guard args.count == 4 || args.count == 5, args[1] == "seal" || args[1] == "open",
+    let threads = Int(args.count == 5 ? args[4] : "1"), threads >= 1
+else {
+    FileHandle.standardError.write(Data("usage: mvault-bench seal|open IN OUT [THREADS]\n".utf8))
     exit(2)
 }
 let input = open(args[2], O_RDONLY)
@@ -74,12 +79,12 @@ if args[1] == "seal" {
     var writer = try SealedFileWriter(keys: kek)
     writer.header.encoded.withUnsafeBytes { output.write($0) }
     bytes = try MappedInput.forEachChunk(path: args[2]) { chunk in
-        try writer.append(chunk) { output.write($0) }
+        try writer.append(chunk, threads: threads) { output.write($0) }
     }
     try writer.finish { output.write($0) }
 } else {
     let reader = try SealedFileReader(source: FileSource(fd: input, size: UInt64(st.st_size)), keys: kek)
-    try reader.read(0..<reader.plaintextSize) { output.write($0) }
+    try reader.read(0..<reader.plaintextSize, threads: threads) { output.write($0) }
     bytes = reader.plaintextSize
 }
 output.flush()
@@ -88,5 +93,5 @@ var usage = rusage()
 getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
 print(
     String(
-        format: "%@ bytes=%llu seconds=%.3f gbps=%.3f peak_rss_mib=%.1f", args[1], bytes, seconds,
+        format: "%@ threads=\(threads) bytes=%llu seconds=%.3f gbps=%.3f peak_rss_mib=%.1f", args[1], bytes, seconds,
         Double(bytes) / seconds / 1e9, Double(usage.ru_maxrss) / 1024))
