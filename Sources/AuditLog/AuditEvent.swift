@@ -167,8 +167,7 @@ public struct AuditEvent: Codable, Sendable, Equatable {
             if let target { o.field("target") { target.write(&$0) } }
             o.field("time") { $0.string(Timestamp.format(time)) }
         }
-        return EncodedEvent(
-            head: Array(w.bytes[..<prevAt]), middle: Array(w.bytes[prevAt..<seqAt]), tail: Array(w.bytes[seqAt...]))
+        return EncodedEvent(bytes: w.bytes, prevAt: prevAt, seqAt: seqAt)
     }
 
     public static func decode(_ line: some Sequence<UInt8>) throws -> AuditEvent {

@@ -61,7 +61,7 @@ public final class AuditLog: Sendable {
     struct Waiter {
         var event: AuditEvent
         var encoded: EncodedEvent
-        var continuation: CheckedContinuation<Int, any Error>
+        var continuation: UnsafeContinuation<Int, any Error>
     }
 
     struct State {
@@ -139,7 +139,7 @@ public final class AuditLog: Sendable {
     public func append(_ event: AuditEvent) async throws -> Int {
         // Encoded here, by the caller, in parallel with others; the writer adds `prev` and `seq`.
         let encoded = event.encodedParts()
-        return try await withCheckedThrowingContinuation { continuation in
+        return try await withUnsafeThrowingContinuation { continuation in
             let start = state.withLock { s in
                 s.pending.append(Waiter(event: event, encoded: encoded, continuation: continuation))
                 defer { s.flushing = true }
@@ -159,25 +159,34 @@ public final class AuditLog: Sendable {
                 return batch
             }
             if batch.isEmpty { return }
-            var (range, lastHash, length) = state.withLock { ($0.range, $0.lastHash, $0.length) }
+            var (range, lastHash, length, observed) = state.withLock {
+                ($0.range, $0.lastHash, $0.length, $0.observer != nil)
+            }
             var bytes: [UInt8] = []
             var hashes: [UInt8] = []
             var seqs: [Int] = []
             var written: [AuditEvent] = []
             do {
+                bytes.reserveCapacity(batch.count * 512)
                 for waiter in batch {
-                    var event = waiter.event
-                    event.seq = range.size
-                    event.prev = MerkleTree.hex(lastHash)
-                    let line = waiter.encoded.line(prev: event.prev, seq: event.seq)
-                    let leaf = MerkleTree.leafHash(line)
+                    let seq = range.size
+                    let prev = MerkleTree.hexBytes(lastHash)
+                    let start = bytes.count
+                    waiter.encoded.write(to: &bytes, prev: prev, seq: seq)
+                    let leaf = bytes.withUnsafeBytes {
+                        MerkleTree.leafHash(UnsafeRawBufferPointer(rebasing: $0[start...]))
+                    }
+                    bytes.append(0x0A)
                     range.append(leaf)
                     hashes += leaf
                     lastHash = leaf
-                    seqs.append(event.seq)
-                    written.append(event)
-                    bytes += line
-                    bytes.append(0x0A)
+                    seqs.append(seq)
+                    if observed {
+                        var event = waiter.event
+                        event.seq = seq
+                        event.prev = String(decoding: prev, as: UTF8.self)
+                        written.append(event)
+                    }
                 }
                 try write(bytes)
                 length += off_t(bytes.count)
@@ -194,7 +203,7 @@ public final class AuditLog: Sendable {
                 s.length = length
                 return s.observer
             }
-            observer?(written)
+            if observed { observer?(written) }
             for (waiter, seq) in zip(batch, seqs) { waiter.continuation.resume(returning: seq) }
             checkpointIfBehind(force: false)
         }
@@ -219,8 +228,10 @@ public final class AuditLog: Sendable {
     /// Signs and stores a checkpoint when `checkpointEvery` entries came in since the last one
     /// (or, with `force`, when any did). Runs on the writer queue.
     func checkpointIfBehind(force: Bool) {
-        let (size, root, checkpointed) = state.withLock { ($0.range.size, $0.range.root, $0.checkpointed) }
+        let (size, checkpointed) = state.withLock { ($0.range.size, $0.checkpointed) }
         guard size > checkpointed, force || size - checkpointed >= checkpointEvery else { return }
+        // Only the writer queue appends, so the range is still that of `size` entries.
+        let root = state.withLock { $0.range.root }
         do {
             let note = try Checkpoint(origin: origin, size: size, root: root).signed(by: key, cosigners: cosigners)
             let file = layout.checkpointFile(size: size)

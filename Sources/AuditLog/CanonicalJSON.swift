@@ -52,6 +52,13 @@ struct CanonicalJSON {
 
     /// `text`'s characters as they go between the quotes of a JSON string.
     mutating func escape(_ text: String) {
+        // Most values need no escaping: copied whole.
+        let plain = text.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+            guard !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else { return false }
+            bytes.append(contentsOf: utf8)
+            return true
+        }
+        if plain == true { return }
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
@@ -73,18 +80,27 @@ struct CanonicalJSON {
 
 /// An entry encoded but for its `prev` and `seq` (see `AuditEvent.encodedParts`).
 public struct EncodedEvent: Sendable {
-    var head: [UInt8]
-    var middle: [UInt8]
-    var tail: [UInt8]
+    /// The entry with an empty `prev` and no `seq` value; `prev` goes at `prevAt`, `seq` at `seqAt`.
+    var bytes: [UInt8]
+    var prevAt: Int
+    var seqAt: Int
 
     /// The whole entry, with `prev` and `seq` in their places.
     public func line(prev: String, seq: Int) -> [UInt8] {
-        var w = CanonicalJSON()
-        w.bytes = head
-        w.escape(prev)
-        w.bytes += middle
-        w.integer(seq)
-        w.bytes += tail
-        return w.bytes
+        var escaped = CanonicalJSON()
+        escaped.escape(prev)
+        var line: [UInt8] = []
+        write(to: &line, prev: escaped.bytes, seq: seq)
+        return line
+    }
+
+    /// Appends the whole entry to `bytes`; `prev` is the previous leaf hash in hex (which needs no
+    /// escaping).
+    func write(to bytes: inout [UInt8], prev: [UInt8], seq: Int) {
+        bytes += self.bytes[..<prevAt]
+        bytes += prev
+        bytes += self.bytes[prevAt..<seqAt]
+        bytes.append(contentsOf: String(seq).utf8)
+        bytes += self.bytes[seqAt...]
     }
 }

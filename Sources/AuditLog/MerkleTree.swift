@@ -27,13 +27,18 @@ public enum MerkleTree {
 
     /// Lowercase hex, through a table (the log writes and checks one per entry).
     public static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        String(decoding: hexBytes(bytes), as: UTF8.self)
+    }
+
+    /// Lowercase hex as UTF-8.
+    static func hexBytes(_ bytes: some Sequence<UInt8>) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(64)
         for b in bytes {
             out.append(hexDigits[Int(b >> 4)])
             out.append(hexDigits[Int(b & 0x0F)])
         }
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
     static let hexDigits = Array("0123456789abcdef".utf8)
