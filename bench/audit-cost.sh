@@ -3,10 +3,13 @@
 # the same server built without its audit trail (-DMVAULT_AUDIT_DISABLED, a build for this
 # benchmark only), with no sink, with a file sink, and with a syslog sink to a real rsyslogd.
 # Target (issue 5): audit costs at most 10 % of throughput.
-# Usage: bench/audit-cost.sh [SECONDS]     default: 10
+# Usage: bench/audit-cost.sh [SECONDS] [ROUNDS]     defaults: 10 and 5
+#        CONFIGS="none audit" bench/audit-cost.sh      only some of: none audit file syslog
 set -euo pipefail
 cd "$(dirname "$0")"
 SECS="${1:-10}"
+ROUNDS="${2:-5}"
+CONFIGS="${CONFIGS:-none audit file syslog}"
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 command -v rsyslogd >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog >/dev/null; }
 swift build -c release --scratch-path .build --product mvault 2>&1 | grep -E "error|Build complete" || true
@@ -40,39 +43,58 @@ CONF
 rsyslogd -n -f "$W/rsyslog.conf" -i "$W/rsyslogd.pid" > /dev/null 2>&1 &
 sleep 1
 
-# run BINARY SINKS_JSON -> requests/s (median of 3 wrk runs)
-run() {
-  local bin="$1" sinks="$2" port; port=$(free_port)
-  cat > "$W/server.json" <<JSON
-{ "vault": "$W/vault", "listen": { "host": "127.0.0.1", "port": $port },
+# start NAME BINARY SINKS_JSON: a server on its own copy of the vault (each has its own audit log),
+# unsealed, with an administrator session; sets PORT_NAME and TOKEN_NAME.
+declare -A PORT TOKEN PID
+start() {
+  local name="$1" bin="$2" sinks="$3" port; port=$(free_port)
+  cp -a "$W/vault" "$W/vault-$name"
+  cat > "$W/server-$name.json" <<JSON
+{ "vault": "$W/vault-$name", "listen": { "host": "127.0.0.1", "port": $port },
   "limits": { "requestsPerSecondPerIP": 1000000000, "requestBurstPerIP": 1000000000 },
   "audit": { "sinks": $sinks } }
 JSON
-  "$bin" server --config "$W/server.json" > "$W/server.log" 2>&1 &
-  local pid=$!
+  "$bin" server --config "$W/server-$name.json" > "$W/server-$name.log" 2>&1 &
+  PID[$name]=$!
   for _ in $(seq 100); do curl -s -o /dev/null --cacert "$CA" "https://127.0.0.1:$port/v1/sys/health" && break; sleep 0.1; done
   for share in $(grep -o 'mvs1-[^ ]*' "$W/init.txt" | head -3); do
     curl -s -o /dev/null --cacert "$CA" -X POST "https://127.0.0.1:$port/v1/sys/unseal" -d "{\"share\": \"$share\"}"
   done
-  local token; token=$(curl -s --cacert "$CA" -X POST "https://127.0.0.1:$port/v1/auth/login" \
+  PORT[$name]=$port
+  TOKEN[$name]=$(curl -s --cacert "$CA" -X POST "https://127.0.0.1:$port/v1/auth/login" \
     -d "{\"username\": \"bench\", \"password\": \"$PASSWORD\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-  local rates=()
-  for _ in 1 2 3; do
-    local out; out=$(wrk -t2 -c64 -d"${SECS}s" -H "Authorization: Bearer $token" "https://127.0.0.1:$port/v1/models/acme/small")
-    if grep -q "Non-2xx" <<<"$out"; then echo "wrk saw errors: $out" >&2; exit 1; fi
-    rates+=("$(awk '/^Requests\/sec/ {print $2}' <<<"$out")")
-  done
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  echo "    runs: ${rates[*]}" >&2
-  printf "%s\n" "${rates[@]}" | sort -n | sed -n 2p
 }
-NONE=$(run "$MV_NOAUDIT" '[]')
-AUDIT=$(run "$MV" '[]')
-FILE=$(run "$MV" "[{\"type\": \"file\", \"path\": \"$W/audit.jsonl\"}]")
-SYSLOG=$(run "$MV" "[{\"type\": \"syslog\", \"address\": \"127.0.0.1:$SYSLOG_PORT\"}]")
+for name in $CONFIGS; do
+  case $name in
+    none) start none "$MV_NOAUDIT" '[]' ;;
+    audit) start audit "$MV" '[]' ;;
+    file) start file "$MV" "[{\"type\": \"file\", \"path\": \"$W/audit.jsonl\"}]" ;;
+    syslog) start syslog "$MV" "[{\"type\": \"syslog\", \"address\": \"127.0.0.1:$SYSLOG_PORT\"}]" ;;
+  esac
+done
+
+# Rounds alternate between the servers (only one is loaded at a time), so the machine's drift
+# over the run reaches all of them alike; each figure is the median of its rounds.
+declare -A RATES
+for round in $(seq $ROUNDS); do
+  for name in $CONFIGS; do
+    out=$(wrk -t2 -c64 -d"${SECS}s" -H "Authorization: Bearer ${TOKEN[$name]}" \
+      "https://127.0.0.1:${PORT[$name]}/v1/models/acme/small")
+    if grep -q "Non-2xx" <<<"$out"; then echo "wrk saw errors from $name: $out" >&2; exit 1; fi
+    RATES[$name]="${RATES[$name]:-} $(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
+  done
+done
+median() { printf "%s\n" $1 | sort -n | sed -n "$(( (ROUNDS + 1) / 2 ))p"; }
+for name in $CONFIGS; do echo "  $name runs:${RATES[$name]}" >&2; done
+NONE=$(median "${RATES[none]}")
 cost() { printf '%.1f %%' "$(echo "(1 - $1 / $NONE) * 100" | bc -l)"; }
-echo "GET /v1/models/acme/small, wrk -c64, median of 3 x ${SECS}s:"
+echo "GET /v1/models/acme/small, wrk -c64, median of $ROUNDS alternating rounds x ${SECS}s:"
 echo "  audit disabled (test build): $NONE req/s"
-echo "  audited, no sink:            $AUDIT req/s  (audit costs $(cost "$AUDIT"))"
-echo "  audited, file sink:          $FILE req/s  (audit costs $(cost "$FILE"))"
-echo "  audited, syslog sink:        $SYSLOG req/s  (audit costs $(cost "$SYSLOG"); $(wc -l < "$W/syslog.out") lines at rsyslog)"
+for name in $CONFIGS; do
+  rate=$(median "${RATES[$name]}")
+  case $name in
+    audit) echo "  audited, no sink:            $rate req/s  (audit costs $(cost "$rate"))" ;;
+    file) echo "  audited, file sink:          $rate req/s  (audit costs $(cost "$rate"))" ;;
+    syslog) echo "  audited, syslog sink:        $rate req/s  (audit costs $(cost "$rate"); $(wc -l < "$W/syslog.out") lines at rsyslog)" ;;
+  esac
+done
