@@ -68,3 +68,39 @@ public final class FileSource: ByteSource {
         }
     }
 }
+
+/// Reads of `source` through one window of `window` bytes kept in memory: a pass that reads
+/// small pieces in order (a matrix row by row) fetches each part of the source once, where each
+/// small read of a sealed file would decrypt its whole segment again.
+public final class WindowedSource<Source: ByteSource>: ByteSource, @unchecked Sendable {
+    let source: Source
+    let window: Int
+    /// The bytes held, and where they start. Guarded by `lock`.
+    var held: [UInt8] = []
+    var start: UInt64 = 0
+    let lock = NSLock()
+
+    public init(_ source: Source, window: Int = 4 << 20) {
+        self.source = source
+        self.window = window
+    }
+
+    public var size: UInt64 { source.size }
+
+    public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        guard buffer.count <= window else { return try source.read(at: offset, into: buffer) }
+        lock.lock()
+        defer { lock.unlock() }
+        if offset < start || offset + UInt64(buffer.count) > start + UInt64(held.count) {
+            guard offset <= size, UInt64(buffer.count) <= size - offset else {
+                throw ModelFormatError.truncated("a read of \(buffer.count) bytes at offset \(offset)")
+            }
+            start = offset
+            held = try source.bytes(at: offset, count: Int(min(UInt64(window), size - offset)))
+        }
+        held.withUnsafeBytes {
+            let from = Int(offset - start)
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[from..<from + buffer.count]))
+        }
+    }
+}

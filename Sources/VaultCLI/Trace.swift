@@ -16,6 +16,12 @@ struct TraceCommand: ParsableCommand {
             the chance that any code matches by accident below --rate over all codes tested. When no code \
             matches, it reports whether the model's owner mark is there.
 
+            Each code is tested on the suspect itself (blind) and, when the vault holds the original file \
+            the copy was made from in the suspect's format, on the difference between the two (informed): \
+            the weights no longer count as noise, so copies averaged together (collusion) or damaged \
+            further are still named. --realign also undoes a permutation of neurons (slow on large \
+            matrices); --blind skips the informed test.
+
             Runs where the vault is, unsealed: the codes are derived from the vault's watermark secret.
             Exit status: 0 when a recipient is found, 3 when none is, 1 on errors.
             """)
@@ -29,8 +35,17 @@ struct TraceCommand: ParsableCommand {
     @Option(help: "Family-wise false-positive rate: the chance that any innocent code is named.")
     var rate: Double = 1e-6
 
+    @Flag(help: "Test the suspect only by itself, not against the original in the vault.")
+    var blind = false
+
+    @Flag(help: "Match the suspect's neurons to the original's first (a permuted copy; quadratic in the rows).")
+    var realign = false
+
     func run() throws {
         guard rate > 0, rate < 1 else { throw VaultError.invalidArgument("--rate must be between 0 and 1") }
+        guard !(blind && realign) else {
+            throw VaultError.invalidArgument("--realign needs the informed test, which --blind turns off")
+        }
         let modelName = try model.map { try ModelName(parsing: $0) }
         let vault = try openVault(options)
         if let modelName { _ = try vault.versions(of: modelName) }
@@ -46,12 +61,19 @@ struct TraceCommand: ParsableCommand {
         let downloads = try vault.metadata.downloads(of: modelName).filter { $0.recipient != nil }
         var byCode: [String: [DownloadRecord]] = [:]
         var candidates: [Trace.Candidate] = []
+        var originals: [String: Trace.Original?] = [:]
         for d in downloads {
             let code = "\(d.model)@\(d.version) \(d.recipient!)"
             if byCode[code] == nil {
                 let key = WatermarkKey.recipient(
                     secret: secret, recipient: d.recipient!, model: d.model, version: d.version)
-                candidates.append(Trace.Candidate(name: code, key: key))
+                let versionName = "\(d.model)@\(d.version)"
+                if !blind && originals[versionName] == nil {
+                    originals[versionName] = try original(
+                        of: vault.metadata.version(of: ModelName(parsing: d.model), number: d.version), in: vault,
+                        matching: tensors, format: format)
+                }
+                candidates.append(Trace.Candidate(name: code, key: key, original: originals[versionName] ?? nil))
             }
             byCode[code, default: []].append(d)
         }
@@ -75,7 +97,7 @@ struct TraceCommand: ParsableCommand {
                 let records = byCode[match.name]!
                 let first = records[0]
                 print(
-                    "MATCH      \(describe(first)) — \(first.model)@\(first.version): z \(String(format: "%.1f", match.z)), p ≤ \(String(format: "%.3g", match.familyWiseBound))"
+                    "MATCH      \(describe(first)) — \(first.model)@\(first.version): z \(String(format: "%.1f", match.z)) (\(match.method)), p ≤ \(String(format: "%.3g", match.familyWiseBound))"
                 )
                 for d in records {
                     let range =
@@ -86,7 +108,7 @@ struct TraceCommand: ParsableCommand {
                 }
             }
             if let best = result.candidates.first(where: { !$0.matched }) {
-                print("highest z among the others: \(String(format: "%.2f", best.z)) (\(best.name))")
+                print("highest z among the others: \(String(format: "%.2f", best.z)) (\(best.name), \(best.method))")
             }
         }
         if !matched {
@@ -102,6 +124,27 @@ struct TraceCommand: ParsableCommand {
             }
             throw ExitCode(3)
         }
+    }
+
+    /// The file of `version` the suspect was most likely made from: of the suspect's format, with
+    /// the most markable matrices of the same role and shape (nil when none has any).
+    func original(
+        of version: VersionRecord, in vault: LocalVault, matching suspect: [TensorLayout], format: ModelFile.Format
+    ) throws -> Trace.Original? {
+        let wanted = Set(suspect.filter(Watermarking.isMarkable).map { "\(TensorRole.of($0.name)) \($0.shape)" })
+        var best: (Trace.Original, Int)?
+        for file in version.files {
+            let opened = try vault.openFile(file, of: version)
+            guard try vault.markableLayout(file, of: version, opened: opened) != nil else { continue }
+            let source = WindowedSource(opened)
+            let (fileFormat, tensors, _) = try ModelFile.open(source)
+            let shared = tensors.filter {
+                Watermarking.isMarkable($0) && wanted.contains("\(TensorRole.of($0.name)) \($0.shape)")
+            }
+            guard fileFormat == format, !shared.isEmpty, shared.count > best?.1 ?? 0 else { continue }
+            best = (Trace.Original(source: source, tensors: tensors, realign: realign), shared.count)
+        }
+        return best?.0
     }
 
     func describe(_ d: DownloadRecord) -> String {

@@ -140,19 +140,32 @@ extension Watermarking {
         _ suspect: some ByteSource, tensors: [TensorLayout], original: some ByteSource,
         originalTensors: [TensorLayout], key: WatermarkKey, realign: Bool = false
     ) throws -> Detection {
+        try detectInformed(
+            suspect, tensors: tensors, original: original, originalTensors: originalTensors, keys: [key],
+            realign: realign)[0]
+    }
+
+    /// Informed detection of several keys at once: the difference is read and taken once.
+    public static func detectInformed(
+        _ suspect: some ByteSource, tensors: [TensorLayout], original: some ByteSource,
+        originalTensors: [TensorLayout], keys: [WatermarkKey], realign: Bool = false
+    ) throws -> [Detection] {
         var byRole: [String: TensorLayout] = [:]
         for t in originalTensors where isMarkable(t) { byRole[TensorRole.of(t.name)] = t }
-        var detection = Detection()
+        var detections = [Detection](repeating: Detection(), count: keys.count)
         for tensor in tensors where isMarkable(tensor) {
             let role = TensorRole.of(tensor.name)
             guard let base = byRole[role], base.shape == tensor.shape else { continue }
-            let chips = ChipSource(key: key, role: role)
+            let sources = keys.map { ChipSource(key: $0, role: role) }
             let (rows, columns) = (tensor.rowCount, tensor.rowLength)
             guard realign else {
                 for row in 0..<rows {
                     let w = try readRow(suspect, tensor, row)
                     let o = try readRow(original, base, row)
-                    detection.add(row: zip(w, o).map { $0 - $1 }, chips: chips.chips(row: row, columns: columns))
+                    let difference = zip(w, o).map { $0 - $1 }
+                    for (k, chips) in sources.enumerated() {
+                        detections[k].add(row: difference, chips: chips.chips(row: row, columns: columns))
+                    }
                 }
                 continue
             }
@@ -165,18 +178,18 @@ extension Watermarking {
             let rowsMoved = byRows.score / Float(rows) >= byColumns.score / Float(columns)
             for r in 0..<rows {
                 let source = rowsMoved ? byRows.map[r] : r
-                let c = chips.chips(row: source, columns: columns)
                 var difference = [Float](repeating: 0, count: columns)
-                var chip = [Float](repeating: 0, count: columns)
                 for j in 0..<columns {
-                    let k = rowsMoved ? j : byColumns.map[j]
-                    difference[j] = w[r * columns + j] - o[source * columns + k]
-                    chip[j] = c[k]
+                    difference[j] = w[r * columns + j] - o[source * columns + (rowsMoved ? j : byColumns.map[j])]
                 }
-                detection.add(row: difference, chips: chip)
+                for (k, chips) in sources.enumerated() {
+                    let c = chips.chips(row: source, columns: columns)
+                    let chip = rowsMoved ? c : (0..<columns).map { c[byColumns.map[$0]] }
+                    detections[k].add(row: difference, chips: chip)
+                }
             }
         }
-        return detection
+        return detections
     }
 
     static func readRow(_ source: some ByteSource, _ tensor: TensorLayout, _ row: Int) throws -> [Float] {

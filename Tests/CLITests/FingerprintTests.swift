@@ -199,6 +199,7 @@ struct FingerprintTests {
             r = try await trace("alice", ["--model", "acme/small"])
             #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
             #expect(r.stdout.contains("MATCH      account alice — acme/small@1: z "), "\(r.stdout)")
+            #expect(r.stdout.contains("(informed)"), "\(r.stdout)")
             #expect(!r.stdout.contains("account bob"))
             #expect(r.stdout.contains("tested:     4 recipient code(s) of 1 model(s)"), "\(r.stdout)")
             r = try await trace("bob")
@@ -208,6 +209,24 @@ struct FingerprintTests {
             #expect(r.stdout.contains("MATCH      account bob, token \(tokenID) — acme/small@1"), "\(r.stdout)")
             r = try await trace("partner")
             #expect(r.stdout.contains("MATCH      Partner Corp (outside the vault, handed over by ops)"), "\(r.stdout)")
+            r = try await trace("alice", ["--blind"])
+            #expect(r.stdout.contains("MATCH      account alice — acme/small@1: z "), "\(r.stdout)")
+            #expect(r.stdout.contains("(blind)") && !r.stdout.contains("(informed)"), "\(r.stdout)")
+            #expect(r.stdout.contains("tested:     4 recipient code(s) of 1 model(s)"), "\(r.stdout)")
+
+            // Two colluders average their copies: each mark is at half strength, under the blind
+            // threshold on a model this small, but the original in the vault names both.
+            let averaged = try averageF16(alice, bob, dataStart: Int(file.dataStart))
+            try Data(averaged).write(to: suspects.appendingPathComponent("averaged.safetensors"))
+            r = try await trace("averaged")
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            let matches = r.stdout.split(separator: "\n").filter { $0.hasPrefix("MATCH") }
+            #expect(matches.count == 2, "\(r.stdout)")
+            #expect(matches.contains { $0.contains("account alice —") && $0.contains("(informed)") }, "\(r.stdout)")
+            #expect(matches.contains { $0.contains("account bob —") && $0.contains("(informed)") }, "\(r.stdout)")
+            r = try await trace("averaged", ["--blind", "--realign"])
+            #expect(r.status == 1 && r.stderr.contains("--realign needs the informed test"), "\(r.stderr)")
+
             r = try await trace("plain")
             #expect(r.status == 3, "\(r.stdout)\(r.stderr)")
             #expect(r.stdout.contains("no recipient code matched"))
@@ -227,6 +246,20 @@ struct FingerprintTests {
             #expect(r.stdout.contains("owner mark of acme/other: absent"))
         }
     }
+}
+
+/// The element-wise mean of two F16 safetensors files with the same header (tensor data from
+/// `dataStart` on), as colluders would average their copies.
+func averageF16(_ a: [UInt8], _ b: [UInt8], dataStart: Int) throws -> [UInt8] {
+    var out = a
+    for i in stride(from: dataStart, to: a.count, by: 2) {
+        let x = Float(Float16(bitPattern: UInt16(a[i]) | UInt16(a[i + 1]) << 8))
+        let y = Float(Float16(bitPattern: UInt16(b[i]) | UInt16(b[i + 1]) << 8))
+        let bits = Float16((x + y) / 2).bitPattern
+        out[i] = UInt8(bits & 0xFF)
+        out[i + 1] = UInt8(bits >> 8)
+    }
+    return out
 }
 
 func sha256Hex(_ bytes: [UInt8]) -> String {
