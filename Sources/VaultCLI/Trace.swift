@@ -97,7 +97,7 @@ struct TraceCommand: ParsableCommand {
                 let records = byCode[match.name]!
                 let first = records[0]
                 print(
-                    "MATCH      \(describe(first)) — \(first.model)@\(first.version): z \(String(format: "%.1f", match.z)) (\(match.method)), p ≤ \(String(format: "%.3g", match.familyWiseBound))"
+                    "MATCH      \(describe(first)) — \(first.model)@\(first.version): z \(String(format: "%.1f", match.z)) (\(match.method)), \(probability(match.familyWiseBound))"
                 )
                 for d in records {
                     let range =
@@ -155,4 +155,9 @@ struct TraceCommand: ParsableCommand {
         if let token = d.tokenID { return "account \(d.user ?? "?"), token \(token)" }
         return "account \(d.user ?? "?")"
     }
+}
+
+/// "p ≤ BOUND", or "p < 1e-300" once the bound is below what a Double holds.
+func probability(_ bound: Double) -> String {
+    bound > 0 ? "p ≤ \(String(format: "%.3g", bound))" : "p < 1e-300"
 }

@@ -150,9 +150,8 @@ struct WatermarkCommand: ParsableCommand {
             print("tested:     \(rows) rows, \(weights) weights")
             for line in lines { print(line) }
             print("z:          \(String(format: "%.2f", best.z)) (threshold \(threshold))")
-            print(
-                "p ≤         \(String(format: "%.3g", min(1, Double(tests) * best.falsePositiveBound))) (chance of a z this high without the mark)"
-            )
+            let bound = probability(min(1, Double(tests) * best.falsePositiveBound))
+            print("p:          \(bound.dropFirst(2)) (chance of a z this high without the mark)")
             print("verdict:    \(found ? "MARKED with this key" : "no mark of this key found")")
             if !found { throw ExitCode(3) }
         }
