@@ -59,6 +59,35 @@ struct CachedStoreTests {
         }
     }
 
+    @Test("a commit by another process moves the change count, read from the WAL index header")
+    func changeCountAcrossProcesses() throws {
+        try withStorePath { path in
+            let store = try SQLiteMetadataStore(path: path)
+            let before = try store.changeCount()
+            #expect(before & (1 << 62) == 0, "the count comes from the WAL index, not PRAGMA data_version")
+            #expect(try store.changeCount() == before)
+            var seen = Set([before])
+            for round in 0..<3 {
+                // Python's sqlite3 module: another process, another SQLite library.
+                let python = Process()
+                python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+                python.arguments = [
+                    "-c",
+                    "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                        + "c.execute('create table if not exists probe(x)'); c.execute('insert into probe values (1)'); "
+                        + "c.commit()",
+                    path,
+                ]
+                try python.run()
+                python.waitUntilExit()
+                #expect(python.terminationStatus == 0)
+                let after = try store.changeCount()
+                #expect(seen.insert(after).inserted, "round \(round): the count moved")
+                #expect(try store.changeCount() == after)
+            }
+        }
+    }
+
     @Test("model versions are cached and follow pushes and removals")
     func versions() throws {
         try withStorePath { path in
