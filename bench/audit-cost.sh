@@ -4,7 +4,8 @@
 # benchmark only), with no sink, with a file sink, and with a syslog sink to a real rsyslogd.
 # Target (issue 5): audit costs at most 10 % of throughput.
 # Usage: bench/audit-cost.sh [SECONDS] [ROUNDS]     defaults: 10 and 5
-#        CONFIGS="none audit" bench/audit-cost.sh      only some of: none audit file syslog
+#        CONFIGS="none audit" bench/audit-cost.sh      only some of: none audit file syslog other
+#        OTHER=BINARY CONFIGS="none audit other" …     A/B: another mvault build, audited, no sink
 set -euo pipefail
 cd "$(dirname "$0")"
 SECS="${1:-10}"
@@ -68,6 +69,7 @@ for name in $CONFIGS; do
   case $name in
     none) start none "$MV_NOAUDIT" '[]' ;;
     audit) start audit "$MV" '[]' ;;
+    other) start other "$OTHER" '[]' ;;
     file) start file "$MV" "[{\"type\": \"file\", \"path\": \"$W/audit.jsonl\"}]" ;;
     syslog) start syslog "$MV" "[{\"type\": \"syslog\", \"address\": \"127.0.0.1:$SYSLOG_PORT\"}]" ;;
   esac
@@ -94,6 +96,7 @@ for name in $CONFIGS; do
   rate=$(median "${RATES[$name]}")
   case $name in
     audit) echo "  audited, no sink:            $rate req/s  (audit costs $(cost "$rate"))" ;;
+    other) echo "  $OTHER, no sink: $rate req/s  (audit costs $(cost "$rate"))" ;;
     file) echo "  audited, file sink:          $rate req/s  (audit costs $(cost "$rate"))" ;;
     syslog) echo "  audited, syslog sink:        $rate req/s  (audit costs $(cost "$rate"); $(wc -l < "$W/syslog.out") lines at rsyslog)" ;;
   esac
