@@ -63,9 +63,7 @@ public struct SealedFileWriter {
             let boxes = try cipher.seal(
                 segmentsOf: UnsafeRawBufferPointer(rebasing: rest.prefix(whole * size)), segmentSize: size,
                 first: nextSegment, threads: threads)
-            for box in boxes {
-                try box.combined!.withUnsafeBytes { try sink(UnsafeRawBufferPointer(rebasing: $0[12...])) }
-            }
+            for box in boxes { try SegmentCipher.emit(box, to: sink) }
             nextSegment += UInt64(whole)
             rest = rest.dropFirst(whole * size)
         }

@@ -41,8 +41,13 @@ struct SegmentCipher {
         _ plaintext: UnsafeRawBufferPointer, segment: UInt64, last: Bool,
         to sink: (UnsafeRawBufferPointer) throws -> Void
     ) throws {
-        let box = try AES.GCM.seal(plaintext, using: payloadKey, nonce: nonce(segment: segment, last: last))
-        // `combined` is nonce ‖ ciphertext ‖ tag in one buffer; skip the 12-byte nonce.
+        try Self.emit(
+            AES.GCM.seal(plaintext, using: payloadKey, nonce: nonce(segment: segment, last: last)), to: sink)
+    }
+
+    /// Passes a sealed segment (ciphertext ‖ tag) to `sink` as one contiguous piece: `combined`
+    /// is nonce ‖ ciphertext ‖ tag in one buffer, so it skips the 12-byte nonce.
+    static func emit(_ box: AES.GCM.SealedBox, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         try box.combined!.withUnsafeBytes { try sink(UnsafeRawBufferPointer(rebasing: $0[12...])) }
     }
 

@@ -40,14 +40,15 @@ public final class FileSealer: @unchecked Sendable {
         precondition(!finished)
         if threads > 1 && bytes.count >= 1 << 20 {
             // SHA-256 is the slower half: it runs on one thread while the others seal.
-            nonisolated(unsafe) let (this, bytes) = (self, bytes)
+            // The two jobs touch different fields, and concurrentPerform returns after both.
+            nonisolated(unsafe) let bytes = bytes
             nonisolated(unsafe) var failure: (any Error)?
             DispatchQueue.concurrentPerform(iterations: 2) { job in
                 if job == 0 {
-                    this.hasher.update(bufferPointer: bytes)
+                    self.hasher.update(bufferPointer: bytes)
                 } else {
                     do {
-                        try this.sealer.append(bytes, threads: this.threads - 1) { try this.writer.write($0) }
+                        try self.sealer.append(bytes, threads: self.threads - 1) { try self.writer.write($0) }
                     } catch { failure = error }
                 }
             }
