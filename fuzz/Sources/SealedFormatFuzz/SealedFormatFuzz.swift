@@ -8,7 +8,8 @@ import SealedFormat
 /// - odd: a payload appended to a valid, authentic header, so the fuzzer reaches the segment
 ///   layout and AEAD paths. Bytes 1…4 also choose a random-access range.
 /// Invariants checked: a parsed header re-encodes to the bytes it came from; an opened file reads
-/// whole and in any sub-range to the same bytes.
+/// whole and in any sub-range to the same bytes; reading on several threads gives the same bytes,
+/// or fails at the same segment, as reading on one.
 let kek = KeyEncryptionKey(
     keyringID: [UInt8](repeating: 1, count: 16), version: 1, keyBytes: [UInt8](repeating: 2, count: 32))
 
@@ -33,8 +34,20 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
     let file = mode & 1 == 0 ? rest : validHeader + rest
     guard let reader = try? SealedFileReader(source: InMemorySealedSource(file), keys: kek) else { return 0 }
-    var whole: [UInt8] = []
-    guard (try? reader.read(0..<reader.plaintextSize, to: { whole += $0 })) != nil else { return 0 }
+    func readAll(threads: Int) -> Result<[UInt8], SealedFormatError> {
+        var out: [UInt8] = []
+        do {
+            try reader.read(0..<reader.plaintextSize, threads: threads) { out += $0 }
+            return .success(out)
+        } catch let error as SealedFormatError {
+            return .failure(error)
+        } catch {
+            preconditionFailure("unexpected error \(error)")
+        }
+    }
+    let outcome = readAll(threads: 1)
+    precondition(readAll(threads: 3) == outcome, "reading on three threads differs from reading on one")
+    guard case .success(let whole) = outcome else { return 0 }
     precondition(UInt64(whole.count) == reader.plaintextSize)
     if rest.count >= 4, reader.plaintextSize > 0 {
         let a = UInt64(rest[0]) << 8 | UInt64(rest[1])
