@@ -1,8 +1,9 @@
 import Foundation
-import Storage
 import StorageTesting
 import Testing
 import VaultCore
+
+@testable import Storage
 
 @Suite("Cached store")
 struct CachedStoreTests {
@@ -85,6 +86,29 @@ struct CachedStoreTests {
                 #expect(seen.insert(after).inserted, "round \(round): the count moved")
                 #expect(try store.changeCount() == after)
             }
+        }
+    }
+
+    @Test("without a WAL index the count comes from PRAGMA data_version, and still moves")
+    func changeCountWithoutWAL() throws {
+        try withStorePath { path in
+            func python(_ code: String) throws {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+                process.arguments = ["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); " + code, path]
+                try process.run()
+                process.waitUntilExit()
+                #expect(process.terminationStatus == 0)
+            }
+            // A rollback-journal database: no -shm file to map.
+            try python("c.execute('create table probe(x)'); c.commit()")
+            let watcher = try DataVersionWatcher(path: path)
+            #expect(watcher.indexHeader() == nil)
+            let before = try watcher.current()
+            #expect(before & DataVersionWatcher.pragmaBit != 0)
+            #expect(try watcher.current() == before)
+            try python("c.execute('insert into probe values (1)'); c.commit()")
+            #expect(try watcher.current() != before)
         }
     }
 
