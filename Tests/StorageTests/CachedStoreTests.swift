@@ -60,28 +60,32 @@ struct CachedStoreTests {
         }
     }
 
+    /// Runs `statements` on the database at `path` and commits, from Python's sqlite3 module:
+    /// another process, another SQLite library.
+    func commitFromPython(_ path: String, _ statements: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [
+            "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \(statements); c.commit()", path,
+        ]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+
     @Test("a commit by another process moves the change count, read from the WAL index header")
     func changeCountAcrossProcesses() throws {
         try withStorePath { path in
             let store = try SQLiteMetadataStore(path: path)
             let before = try store.changeCount()
-            #expect(before & (1 << 62) == 0, "the count comes from the WAL index, not PRAGMA data_version")
+            #expect(
+                before & DataVersionWatcher.pragmaBit == 0,
+                "the count comes from the WAL index, not PRAGMA data_version")
             #expect(try store.changeCount() == before)
             var seen = Set([before])
             for round in 0..<3 {
-                // Python's sqlite3 module: another process, another SQLite library.
-                let python = Process()
-                python.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-                python.arguments = [
-                    "-c",
-                    "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-                        + "c.execute('create table if not exists probe(x)'); c.execute('insert into probe values (1)'); "
-                        + "c.commit()",
-                    path,
-                ]
-                try python.run()
-                python.waitUntilExit()
-                #expect(python.terminationStatus == 0)
+                try commitFromPython(
+                    path, "c.execute('create table if not exists probe(x)'); c.execute('insert into probe values (1)')")
                 let after = try store.changeCount()
                 #expect(seen.insert(after).inserted, "round \(round): the count moved")
                 #expect(try store.changeCount() == after)
@@ -92,22 +96,14 @@ struct CachedStoreTests {
     @Test("without a WAL index the count comes from PRAGMA data_version, and still moves")
     func changeCountWithoutWAL() throws {
         try withStorePath { path in
-            func python(_ code: String) throws {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-                process.arguments = ["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); " + code, path]
-                try process.run()
-                process.waitUntilExit()
-                #expect(process.terminationStatus == 0)
-            }
             // A rollback-journal database: no -shm file to map.
-            try python("c.execute('create table probe(x)'); c.commit()")
+            try commitFromPython(path, "c.execute('create table probe(x)')")
             let watcher = try DataVersionWatcher(path: path)
             #expect(watcher.indexHeader() == nil)
             let before = try watcher.current()
             #expect(before & DataVersionWatcher.pragmaBit != 0)
             #expect(try watcher.current() == before)
-            try python("c.execute('insert into probe values (1)'); c.commit()")
+            try commitFromPython(path, "c.execute('insert into probe values (1)')")
             #expect(try watcher.current() != before)
         }
     }
