@@ -47,9 +47,12 @@ public struct UnsealShare: Hashable, Sendable {
 
 /// Lowercase hexadecimal encoding.
 public enum Hex {
+    /// The lowercase hex digits, as UTF-8.
+    public static let digits = Array("0123456789abcdef".utf8)
+
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
+        out.reserveCapacity(bytes.underestimatedCount * 2)
         for byte in bytes {
             out.append(digits[Int(byte >> 4)])
             out.append(digits[Int(byte & 0xF)])

@@ -180,7 +180,10 @@ final class AuditScope: Sendable {
         self.readOnly = readOnly
         // A random start per process, counted up: unique without a system call per request.
         let n = Self.requestCounter.add(1, ordering: .relaxed).newValue &+ Self.requestBase
-        requestID = Hex.encode(withUnsafeBytes(of: n.bigEndian) { Array($0) })
+        requestID = String(unsafeUninitializedCapacity: 16) { out in
+            for i in 0..<16 { out[i] = Hex.digits[Int((n >> (60 - 4 * UInt64(i))) & 0xF)] }
+            return 16
+        }
         self.action = action
         self.sourceIP = sourceIP
         fields = Mutex(Fields(target: target))

@@ -148,6 +148,7 @@ struct VaultAPI: Sendable {
     func register(on router: Router<VaultRequestContext>) {
         for (route, access, handler) in endpoints {
             let action = "\(route.method) \(route.path)"
+            let targetParameters = AuditTargetParameters(route.path)
             #if MVAULT_AUDIT_DISABLED
                 // Only for bench/audit-cost.sh: the same server without its audit trail.
                 let audited = false
@@ -158,7 +159,7 @@ struct VaultAPI: Sendable {
                 do {
                     let response =
                         try await audited
-                        ? serveAudited(action, access, handler, request, context)
+                        ? serveAudited(action, targetParameters, access, handler, request, context)
                         : respond(access, handler, request, context)
                     metrics.request(method: route.method.rawValue, route: route.path, status: Int(response.status.code))
                     return response
@@ -173,11 +174,13 @@ struct VaultAPI: Sendable {
 
     /// Serves one request between its `request` and `response` audit entries.
     func serveAudited(
-        _ action: String, _ access: Access, _ handler: Handler?, _ request: Request, _ context: VaultRequestContext
+        _ action: String, _ targetParameters: AuditTargetParameters, _ access: Access, _ handler: Handler?,
+        _ request: Request, _ context: VaultRequestContext
     ) async throws -> Response {
-        let readOnly = [.get, .head].contains(request.method)
+        let readOnly = request.method == .get || request.method == .head
         let scope = AuditScope(
-            action: action, sourceIP: context.remoteIP, target: auditTarget(context), readOnly: readOnly)
+            action: action, sourceIP: context.remoteIP, target: targetParameters.target(context.parameters),
+            readOnly: readOnly)
         var context = context
         context.audit = scope
         if let serial = context.clientCertificate?.serial {
@@ -294,19 +297,6 @@ struct VaultAPI: Sendable {
                 detector.forget(token: token.id, network: network)
             }
         }
-    }
-
-    /// What a route's parameters name: a model (and version, file), or a user, role, grant,
-    /// token, certificate or upload.
-    func auditTarget(_ context: VaultRequestContext) -> AuditEvent.Target? {
-        let p = context.parameters
-        var target = AuditEvent.Target()
-        if let namespace = p.get("namespace"), let name = p.get("name") { target.model = "\(namespace)/\(name)" }
-        target.version = p.get("version").flatMap(Int.init)
-        let file = p.getCatchAll().joined(separator: "/")
-        if !file.isEmpty { target.file = file.removingPercentEncoding ?? file }
-        target.name = ["user", "role", "grant", "token", "serial", "upload"].lazy.compactMap { p.get($0) }.first
-        return target == AuditEvent.Target() ? nil : target
     }
 
     /// Runs `work` at once when what it reads from the store is in memory, else on the thread
@@ -532,4 +522,34 @@ final class SharedValue<Value: Sendable>: Sendable {
     let value: Mutex<Value>
     init(_ value: Value) { self.value = Mutex(value) }
     func withLock<T>(_ body: (inout Value) -> T) -> T { value.withLock { body(&$0) } }
+}
+
+/// Which of a route's parameters name its audit target, found once from the route's path: a
+/// model (and version, file), or a user, role, grant, token, certificate or upload.
+struct AuditTargetParameters: Sendable {
+    let model: Bool
+    let version: Bool
+    let file: Bool
+    let name: String?
+
+    init(_ path: String) {
+        let parameters = Set(path.split(separator: "/").filter { $0.hasPrefix("{") }.map { $0.dropFirst().dropLast() })
+        model = parameters.contains("namespace") && parameters.contains("name")
+        version = parameters.contains("version")
+        file = path.hasSuffix("/**")
+        name = ["user", "role", "grant", "token", "serial", "upload"].first { parameters.contains($0[...]) }
+    }
+
+    func target(_ p: Parameters) -> AuditEvent.Target? {
+        guard model || version || file || name != nil else { return nil }
+        var target = AuditEvent.Target()
+        if model, let namespace = p.get("namespace"), let name = p.get("name") { target.model = namespace + "/" + name }
+        if version { target.version = p.get("version").flatMap(Int.init) }
+        if file {
+            let file = p.getCatchAll().joined(separator: "/")
+            if !file.isEmpty { target.file = file.removingPercentEncoding ?? file }
+        }
+        if let name { target.name = p.get(name) }
+        return target == AuditEvent.Target() ? nil : target
+    }
 }
