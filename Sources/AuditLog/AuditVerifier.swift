@@ -119,7 +119,7 @@ public enum AuditVerifier {
                 let share = (lines.count + workers - 1) / workers
                 DispatchQueue.concurrentPerform(iterations: workers) { worker in
                     for i in (worker * share)..<min(lines.count, (worker + 1) * share) {
-                        let leaf = MerkleTree.leafHash(UnsafeRawBufferPointer(rebasing: input.bytes[lines[i]]))
+                        let leaf = MerkleTree.leafDigest(UnsafeRawBufferPointer(rebasing: input.bytes[lines[i]]))
                         leaf.withUnsafeBytes {
                             out.bytes.baseAddress!.advanced(by: i * 32).copyMemory(from: $0.baseAddress!, byteCount: 32)
                         }
@@ -144,9 +144,11 @@ public enum AuditVerifier {
                     problem = firstIssue.issue
                     return
                 }
-                let leaf = Array(leaves[(index * 32)..<(index * 32 + 32)])
-                report.range.append(leaf)
-                report.lastHash = leaf
+                report.range.append(
+                    leaves.withUnsafeBytes {
+                        InlineHash(UnsafeRawBufferPointer(rebasing: $0[(index * 32)..<(index * 32 + 32)]))
+                    })
+                report.lastHash = Array(leaves[(index * 32)..<(index * 32 + 32)])
                 report.length = bounds.upperBound + 1
                 if let (checkpoint, _) = checkpoints[index + 1] {
                     report.checkpointsChecked += 1

@@ -18,11 +18,22 @@ public enum MerkleTree {
         return Array(hasher.finalize())
     }
 
-    public static func leafHash(_ data: UnsafeRawBufferPointer) -> Hash {
+    public static func leafHash(_ data: UnsafeRawBufferPointer) -> Hash { leafDigest(data).bytes }
+
+    /// The leaf hash, held inline (no allocation: the log computes one per entry).
+    static func leafDigest(_ data: UnsafeRawBufferPointer) -> InlineHash {
         var hasher = SHA256()
-        hasher.update(data: [0x00])
+        withUnsafeBytes(of: UInt8(0x00)) { hasher.update(bufferPointer: $0) }
         hasher.update(bufferPointer: data)
-        return Array(hasher.finalize())
+        return InlineHash(hasher.finalize())
+    }
+
+    static func nodeDigest(_ left: InlineHash, _ right: InlineHash) -> InlineHash {
+        var hasher = SHA256()
+        withUnsafeBytes(of: UInt8(0x01)) { hasher.update(bufferPointer: $0) }
+        left.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        right.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        return InlineHash(hasher.finalize())
     }
 
     /// Lowercase hex, through a table (the log writes and checks one per entry).
@@ -158,16 +169,20 @@ public enum MerkleTree {
 /// a leaf and computing the root take O(log n), so the log never re-reads itself to grow.
 public struct CompactRange: Sendable, Equatable {
     /// (leaf count, root) of each perfect subtree, left to right; counts are decreasing powers of two.
-    var peaks: [(count: Int, hash: MerkleTree.Hash)] = []
+    var peaks: [(count: Int, hash: InlineHash)] = []
     public private(set) var size = 0
 
     public init() {}
 
     public mutating func append(_ leaf: MerkleTree.Hash) {
+        append(InlineHash(leaf))
+    }
+
+    mutating func append(_ leaf: InlineHash) {
         var node = (count: 1, hash: leaf)
         while let last = peaks.last, last.count == node.count {
             peaks.removeLast()
-            node = (last.count * 2, MerkleTree.nodeHash(last.hash, node.hash))
+            node = (last.count * 2, MerkleTree.nodeDigest(last.hash, node.hash))
         }
         peaks.append(node)
         size += 1
@@ -176,11 +191,37 @@ public struct CompactRange: Sendable, Equatable {
     /// The tree's root (RFC 6962 MTH): the peaks folded from the right.
     public var root: MerkleTree.Hash {
         guard var hash = peaks.last?.hash else { return Array(SHA256.hash(data: [UInt8]())) }
-        for peak in peaks.dropLast().reversed() { hash = MerkleTree.nodeHash(peak.hash, hash) }
-        return hash
+        for peak in peaks.dropLast().reversed() { hash = MerkleTree.nodeDigest(peak.hash, hash) }
+        return hash.bytes
     }
 
     public static func == (a: CompactRange, b: CompactRange) -> Bool {
         a.size == b.size && a.peaks.map(\.hash) == b.peaks.map(\.hash)
+    }
+}
+
+/// A SHA-256 value held inline, so that appending to the tree allocates nothing per node.
+struct InlineHash: Equatable, Sendable {
+    var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    init(_ digest: SHA256Digest) {
+        digest.withUnsafeBytes { source in Swift.withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: source) } }
+    }
+
+    init(_ bytes: [UInt8]) { self = bytes.withUnsafeBytes { InlineHash($0) } }
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        precondition(bytes.count == 32, "a SHA-256 hash has 32 bytes")
+        Swift.withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: bytes) }
+    }
+
+    var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try Swift.withUnsafeBytes(of: words) { try body($0) }
+    }
+
+    static func == (a: InlineHash, b: InlineHash) -> Bool {
+        a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2 && a.words.3 == b.words.3
     }
 }
