@@ -42,11 +42,16 @@ public struct AuditLogLayout: Sendable {
     }
 }
 
-/// The append-only audit log of a running vault. Appends are group-committed: events that arrive
-/// while a batch is being written go into the next one, and each batch is written and fsynced
-/// once; an append returns only when its event is durable, and throws when it cannot be made so
-/// (the caller refuses the request: fail closed). A signed checkpoint follows every
-/// `checkpointEvery` entries, and every `checkpointSeconds` when entries came in since the last.
+/// The append-only audit log of a running vault. An append returns only when its event is
+/// durable, and throws when it cannot be made so (the caller refuses the request: fail closed).
+/// How an entry reaches the disk depends on how long the log's device takes to sync, measured
+/// on every sync: when syncs take microseconds (tmpfs, a device with a protected write cache),
+/// the request writes and syncs its own entry, holding the log's write lock for those few
+/// microseconds; when they take longer, appends are group-committed by the writer queue —
+/// events that arrive while a batch is being written go into the next one, each batch is written
+/// and synced once, and no request thread waits in `fsync`. A signed checkpoint follows every
+/// `checkpointEvery` entries, and every `checkpointSeconds` when entries came in since the last;
+/// both are signed on the writer queue.
 public final class AuditLog: Sendable {
     public let layout: AuditLogLayout
     let origin: String
@@ -58,9 +63,14 @@ public final class AuditLog: Sendable {
     let queue = DispatchQueue(label: "mvault.audit.writer")
     nonisolated(unsafe) let timer: any DispatchSourceTimer
 
-    struct Waiter {
+    /// An event and its encoding, but for `prev` and `seq`.
+    struct Entry {
         var event: AuditEvent
         var encoded: EncodedEvent
+    }
+
+    struct Waiter {
+        var entry: Entry
         var continuation: UnsafeContinuation<Int, any Error>
     }
 
@@ -73,20 +83,30 @@ public final class AuditLog: Sendable {
         var lastHash: [UInt8] = []
         var length: off_t = 0
         var checkpointed = 0
+        /// The size of the latest checkpoint handed to the writer queue (≥ `checkpointed`).
+        var scheduled = 0
         var latestCheckpoint = ""
         var checkpointTime = Date()
         /// Told of every batch once it is durable, in log order (the SIEM sinks).
         var observer: (@Sendable ([AuditEvent]) -> Void)?
     }
     let state: Mutex<State>
+    /// Held while entries are written and synced (by the writer queue or by a request writing
+    /// its own entry): whoever holds it owns the end of the file.
+    let writeLock = Mutex(())
+    /// How long a sync takes, in nanoseconds (a moving average over the latest syncs).
+    let syncNanos = Atomic<Int>(0)
+    /// Syncs at most this long (on average) let a request write its own entry.
+    let inlineSyncNanos: Int
 
     /// Opens (or creates) the log in `layout.directory`, reading it back to rebuild the tree.
     /// - Throws: `AuditLogError.corrupt` when the entries do not match their latest checkpoint or
     ///   their own chain — the server will not run on a log it cannot vouch for.
     public init(
         layout: AuditLogLayout, origin: String, key: CheckpointKey, cosigners: [any NoteSigner] = [],
-        checkpointEvery: Int = 1000, checkpointSeconds: Double = 60
+        checkpointEvery: Int = 1000, checkpointSeconds: Double = 60, inlineSyncNanos: Int = 20_000
     ) throws {
+        self.inlineSyncNanos = inlineSyncNanos
         self.layout = layout
         self.origin = origin
         self.key = key
@@ -109,6 +129,7 @@ public final class AuditLog: Sendable {
             s.lastHash = report.lastHash
             s.length = off_t(report.length)
             s.checkpointed = report.latestCheckpoint?.size ?? 0
+            s.scheduled = s.checkpointed
             s.latestCheckpoint = report.latestCheckpointText ?? ""
             if let problem = report.problem { throw AuditLogError.corrupt(problem) }
         } catch {
@@ -118,7 +139,7 @@ public final class AuditLog: Sendable {
         state = Mutex(s)
         timer = DispatchSource.makeTimerSource(queue: queue)
         timer.schedule(deadline: .now() + checkpointSeconds, repeating: checkpointSeconds)
-        timer.setEventHandler { [weak self] in self?.checkpointIfBehind(force: true) }
+        timer.setEventHandler { [weak self] in self?.checkpointAll() }
         timer.resume()
     }
 
@@ -138,10 +159,15 @@ public final class AuditLog: Sendable {
     /// Appends `event` and returns its sequence number once it is on disk.
     public func append(_ event: AuditEvent) async throws -> Int {
         // Encoded here, by the caller, in parallel with others; the writer adds `prev` and `seq`.
-        let encoded = event.encodedParts()
+        let entry = Entry(event: event, encoded: event.encodedParts())
+        if syncNanos.load(ordering: .relaxed) <= inlineSyncNanos {
+            let (seq, due) = try writeLock.withLock { _ in try write([entry]) }
+            if let due { queue.async { self.sign(due) } }
+            return seq
+        }
         return try await withUnsafeThrowingContinuation { continuation in
             let start = state.withLock { s in
-                s.pending.append(Waiter(event: event, encoded: encoded, continuation: continuation))
+                s.pending.append(Waiter(entry: entry, continuation: continuation))
                 defer { s.flushing = true }
                 return !s.flushing
             }
@@ -149,7 +175,7 @@ public final class AuditLog: Sendable {
         }
     }
 
-    /// Writes batches until none is waiting.
+    /// Writes batches until none is waiting. Runs on the writer queue.
     func flush() {
         while true {
             let batch: [Waiter] = state.withLock { s in
@@ -159,79 +185,109 @@ public final class AuditLog: Sendable {
                 return batch
             }
             if batch.isEmpty { return }
-            var (range, lastHash, length, observed) = state.withLock {
-                ($0.range, $0.lastHash, $0.length, $0.observer != nil)
-            }
-            var bytes: [UInt8] = []
-            var hashes: [UInt8] = []
-            var seqs: [Int] = []
-            var written: [AuditEvent] = []
             do {
-                bytes.reserveCapacity(batch.count * 512)
-                for waiter in batch {
-                    let seq = range.size
-                    let prev = MerkleTree.hexBytes(lastHash)
-                    let start = bytes.count
-                    waiter.encoded.write(to: &bytes, prev: prev, seq: seq)
-                    let leaf = bytes.withUnsafeBytes {
-                        MerkleTree.leafHash(UnsafeRawBufferPointer(rebasing: $0[start...]))
-                    }
-                    bytes.append(0x0A)
-                    range.append(leaf)
-                    hashes += leaf
-                    lastHash = leaf
-                    seqs.append(seq)
-                    if observed {
-                        var event = waiter.event
-                        event.seq = seq
-                        event.prev = String(decoding: prev, as: UTF8.self)
-                        written.append(event)
-                    }
-                }
-                try write(bytes)
-                length += off_t(bytes.count)
+                let (first, due) = try writeLock.withLock { _ in try write(batch.map(\.entry)) }
+                for (i, waiter) in batch.enumerated() { waiter.continuation.resume(returning: first + i) }
+                if let due { sign(due) }
             } catch {
-                // Nothing of a failed batch stays: the file goes back to its last good length.
-                _ = ftruncate(fd, state.withLock { $0.length })
-                for waiter in batch { waiter.continuation.resume(throwing: AuditLogError.unavailable("\(error)")) }
-                continue
+                for waiter in batch { waiter.continuation.resume(throwing: error) }
             }
-            let observer = state.withLock { s in
-                s.range = range
-                s.leaves += hashes
-                s.lastHash = lastHash
-                s.length = length
-                return s.observer
-            }
-            if observed { observer?(written) }
-            for (waiter, seq) in zip(batch, seqs) { waiter.continuation.resume(returning: seq) }
-            checkpointIfBehind(force: false)
         }
     }
 
-    func write(_ bytes: [UInt8]) throws {
+    /// What a checkpoint signs: the first `size` entries, and their tree's root.
+    typealias Due = (size: Int, root: MerkleTree.Hash)
+
+    /// Writes `entries` as the log's next entries, syncs them, and tells the observer; returns
+    /// the first one's sequence number, and the checkpoint now due, if one is (`checkpointEvery`
+    /// entries since the latest one scheduled; taken here, so its size and root are exact). The
+    /// caller holds `writeLock`. When the write or the sync fails, nothing of the batch stays:
+    /// the file goes back to its last good length.
+    func write(_ entries: [Entry]) throws(AuditLogError) -> (first: Int, due: Due?) {
+        var (range, lastHash, length, observed) = state.withLock {
+            ($0.range, $0.lastHash, $0.length, $0.observer != nil)
+        }
+        let first = range.size
+        var bytes: [UInt8] = []
+        var hashes: [UInt8] = []
+        var written: [AuditEvent] = []
+        bytes.reserveCapacity(entries.count * 512)
+        hashes.reserveCapacity(entries.count * 32)
+        var prev = MerkleTree.hexBytes(lastHash)
+        for entry in entries {
+            let seq = range.size
+            let start = bytes.count
+            entry.encoded.write(to: &bytes, prev: prev, seq: seq)
+            let leaf = bytes.withUnsafeBytes {
+                MerkleTree.leafDigest(UnsafeRawBufferPointer(rebasing: $0[start...]))
+            }
+            bytes.append(0x0A)
+            range.append(leaf)
+            leaf.withUnsafeBytes { hashes.append(contentsOf: $0) }
+            if observed {
+                var event = entry.event
+                event.seq = seq
+                event.prev = String(decoding: prev, as: UTF8.self)
+                written.append(event)
+            }
+            prev = leaf.withUnsafeBytes { MerkleTree.hexBytes($0) }
+        }
+        if !hashes.isEmpty { lastHash = Array(hashes.suffix(32)) }
+        do {
+            try writeAndSync(bytes)
+        } catch {
+            _ = ftruncate(fd, length)
+            throw error
+        }
+        length += off_t(bytes.count)
+        let (observer, due): ((@Sendable ([AuditEvent]) -> Void)?, Due?) = state.withLock { s in
+            s.range = range
+            s.leaves += hashes
+            s.lastHash = lastHash
+            s.length = length
+            guard range.size - s.scheduled >= checkpointEvery else { return (s.observer, nil) }
+            s.scheduled = range.size
+            return (s.observer, (range.size, range.root))
+        }
+        if let observer, !written.isEmpty { observer(written) }
+        return (first, due)
+    }
+
+    func writeAndSync(_ bytes: [UInt8]) throws(AuditLogError) {
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw AuditLogError.unavailable(
-                    "cannot write \(layout.entries.path): \(String(cString: strerror(errno)))")
+                throw .unavailable("cannot write \(layout.entries.path): \(String(cString: strerror(errno)))")
             }
             done += n
         }
+        let start = DispatchTime.now().uptimeNanoseconds
         guard fsync(fd) == 0 else {
-            throw AuditLogError.unavailable("cannot sync \(layout.entries.path): \(String(cString: strerror(errno)))")
+            throw .unavailable("cannot sync \(layout.entries.path): \(String(cString: strerror(errno)))")
         }
+        let took = Int(clamping: DispatchTime.now().uptimeNanoseconds - start)
+        let average = syncNanos.load(ordering: .relaxed)
+        syncNanos.store(average - average / 8 + took / 8, ordering: .relaxed)
     }
 
-    /// Signs and stores a checkpoint when `checkpointEvery` entries came in since the last one
-    /// (or, with `force`, when any did). Runs on the writer queue.
-    func checkpointIfBehind(force: Bool) {
-        let (size, checkpointed) = state.withLock { ($0.range.size, $0.checkpointed) }
-        guard size > checkpointed, force || size - checkpointed >= checkpointEvery else { return }
-        // Only the writer queue appends, so the range is still that of `size` entries.
-        let root = state.withLock { $0.range.root }
+    /// Signs a checkpoint of every entry so far, if any came in since the latest. Runs on the
+    /// writer queue (the timer's tick, `checkpointNow`).
+    func checkpointAll() {
+        let due: Due? = state.withLock { s in
+            guard s.range.size > s.checkpointed else { return nil }
+            s.scheduled = max(s.scheduled, s.range.size)
+            return (s.range.size, s.range.root)
+        }
+        if let due { sign(due) }
+    }
+
+    /// Signs and stores the checkpoint `due`, unless a larger one already is. Runs on the writer
+    /// queue, so checkpoints are stored in order of size.
+    func sign(_ due: Due) {
+        guard state.withLock({ due.size > $0.checkpointed }) else { return }
+        let (size, root) = due
         do {
             let note = try Checkpoint(origin: origin, size: size, root: root).signed(by: key, cosigners: cosigners)
             let file = layout.checkpointFile(size: size)
@@ -249,7 +305,8 @@ public final class AuditLog: Sendable {
                 s.checkpointTime = Date()
             }
         } catch {
-            // The next batch or tick tries again; verification works from older checkpoints meanwhile.
+            // The timer's next tick signs everything so far; verification works from older
+            // checkpoints meanwhile.
         }
     }
 
@@ -257,7 +314,7 @@ public final class AuditLog: Sendable {
     public func checkpointNow() async -> String {
         await withCheckedContinuation { continuation in
             queue.async {
-                self.checkpointIfBehind(force: true)
+                self.checkpointAll()
                 continuation.resume(returning: self.state.withLock { $0.latestCheckpoint })
             }
         }

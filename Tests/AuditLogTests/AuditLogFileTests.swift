@@ -1,6 +1,11 @@
-import AuditLog
 import Foundation
 import Testing
+
+@testable import AuditLog
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 struct LogFixture {
     let root: URL
@@ -13,8 +18,12 @@ struct LogFixture {
         key = try CheckpointKey(name: "test/audit", seed: [UInt8](repeating: 1, count: 32))
     }
 
-    func open(every: Int = 100) throws -> AuditLog {
-        try AuditLog(layout: layout, origin: "test/audit", key: key, checkpointEvery: every, checkpointSeconds: 3600)
+    /// `inlineSyncNanos`: `Int.max` has every request write its own entry, `-1` has the writer
+    /// queue group-commit them all; the default picks by the device's sync time.
+    func open(every: Int = 100, inlineSyncNanos: Int = 20_000) throws -> AuditLog {
+        try AuditLog(
+            layout: layout, origin: "test/audit", key: key, checkpointEvery: every, checkpointSeconds: 3600,
+            inlineSyncNanos: inlineSyncNanos)
     }
 
     func event(_ i: Int) -> AuditEvent {
@@ -55,11 +64,13 @@ struct LogFixture {
 
 @Suite("Audit log: append, checkpoints, proofs and tamper detection")
 struct AuditLogFileTests {
-    @Test("concurrent appends get every sequence number once, durable, checkpointed every N; proofs verify")
-    func appendAndProve() async throws {
+    @Test(
+        "concurrent appends get every sequence number once, durable, checkpointed every N; proofs verify",
+        arguments: [Int.max, -1])
+    func appendAndProve(inlineSyncNanos: Int) async throws {
         let f = try LogFixture()
         defer { f.cleanup() }
-        let log = try f.open()
+        let log = try f.open(inlineSyncNanos: inlineSyncNanos)
         let seqs = try await f.fill(log, 350)
         #expect(seqs.sorted() == Array(0..<350))
         #expect(log.size == 350)
@@ -69,13 +80,15 @@ struct AuditLogFileTests {
         #expect(events.map(\.seq) == Array(0..<350))
         #expect(events[0].prev == "" && events[1].prev == hex(MerkleTree.leafHash(Array(lines[0].utf8))))
         #expect(lines[0].hasPrefix("{\"action\":\"GET /v1/models/{namespace}/{name}\",\"actor\":{\"user\":\"alice\"}"))
+        // Checkpoints are signed on the writer queue, each of exactly N more entries however the
+        // entries were written; `checkpointNow` runs after the ones queued and adds one of all 350.
+        let note = await log.checkpointNow()
         #expect(
             f.layout.checkpointFiles().map(\.lastPathComponent)
-                == [100, 200, 300].map { String(format: "%020d.txt", $0) })
+                == [100, 200, 300, 350].map { String(format: "%020d.txt", $0) })
         let report = try f.verify()
-        #expect(report.problem == nil && report.entries == 350 && report.checkpointsChecked == 3)
+        #expect(report.problem == nil && report.entries == 350 && report.checkpointsChecked == 4)
 
-        let note = await log.checkpointNow()
         let checkpoint = try Checkpoint.verify(note, key: f.key.verifier)
         #expect(checkpoint.size == 350)
         let (leaf, proof, root) = try log.inclusionProof(index: 123, size: 350)
@@ -93,6 +106,34 @@ struct AuditLogFileTests {
         let reopened = try f.open()
         #expect(reopened.size == 350)
         #expect(try await reopened.append(f.event(1)) == 350)
+        #expect(try f.verify().problem == nil)
+    }
+
+    @Test(
+        "a write that fails is refused with the reason, leaves nothing behind, and the log carries on once it can write",
+        arguments: [Int.max, -1])
+    func failedWrite(inlineSyncNanos: Int) async throws {
+        let f = try LogFixture()
+        defer { f.cleanup() }
+        let log = try f.open(inlineSyncNanos: inlineSyncNanos)
+        _ = try await f.fill(log, 10)
+        let before = try Data(contentsOf: f.layout.entries)
+        // The log's file swapped for /dev/full (every write fails with ENOSPC), then put back.
+        let file = dup(log.fd)
+        let full = open("/dev/full", O_WRONLY)
+        #expect(file >= 0 && full >= 0 && dup2(full, log.fd) == log.fd)
+        await #expect {
+            try await log.append(f.event(10))
+        } throws: { error in
+            "\(error)".contains("cannot write \(f.layout.entries.path): No space left on device")
+        }
+        #expect(log.size == 10)
+        #expect(dup2(file, log.fd) == log.fd)
+        close(file)
+        close(full)
+        #expect(try Data(contentsOf: f.layout.entries) == before)
+        #expect(try await log.append(f.event(11)) == 10)
+        #expect(try f.lines.count == 11)
         #expect(try f.verify().problem == nil)
     }
 
