@@ -6,6 +6,7 @@
 # Usage: bench/audit-cost.sh [SECONDS] [ROUNDS]     defaults: 10 and 5
 #        CONFIGS="none audit" bench/audit-cost.sh      only some of: none audit file syslog other
 #        OTHER=BINARY CONFIGS="none audit other" …     A/B: another mvault build, audited, no sink
+#        BENCH_DIR=DIR …     the vaults in DIR (default /dev/shm, where fsync is nearly free)
 set -euo pipefail
 cd "$(dirname "$0")"
 SECS="${1:-10}"
@@ -20,7 +21,7 @@ MV="$(swift build -c release --scratch-path .build --show-bin-path)/mvault"
 MV_NOAUDIT="$(swift build -c release --scratch-path .build-noaudit --show-bin-path)/mvault"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-W="$(mktemp -d /dev/shm/mvault-audit-cost.XXXX)"
+W="$(mktemp -d "${BENCH_DIR:-/dev/shm}/mvault-audit-cost.XXXX")"
 cleanup() { for pid in $(jobs -p); do kill "$pid" 2>/dev/null || true; done; sleep 0.5; rm -rf "$W"; }
 trap cleanup EXIT
 PASSWORD=violet-quarry-ledger-42
