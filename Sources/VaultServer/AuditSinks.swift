@@ -101,7 +101,7 @@ final class AuditSink: Sendable {
     let configuration: AuditSinkConfiguration
     let hostname: String
     struct State {
-        var queue: [AuditEvent] = []
+        var queue = FIFO<AuditEvent>()
         var dropped = 0
         var delivered = 0
         var lastError: String?
@@ -129,7 +129,7 @@ final class AuditSink: Sendable {
         let events = configuration.onlyAlerts ? events.filter { $0.phase == "alert" } : events
         guard !events.isEmpty else { return }
         let startedDropping: Int? = state.withLock { s in
-            s.queue += events
+            s.queue.append(contentsOf: events)
             let excess = s.queue.count - configuration.capacity
             guard excess > 0 else { return nil }
             s.queue.removeFirst(excess)
@@ -174,8 +174,8 @@ final class AuditSink: Sendable {
                 recent = []
                 if !again.isEmpty {
                     state.withLock { s in
-                        let waiting = Set(s.queue.map(\.seq))
-                        s.queue.insert(contentsOf: again.filter { !waiting.contains($0.seq) }, at: 0)
+                        let waiting = Set(s.queue.elements.map(\.seq))
+                        s.queue.prepend(again.filter { !waiting.contains($0.seq) })
                     }
                 }
                 try? await Task.sleep(nanoseconds: backoff)
@@ -188,7 +188,7 @@ final class AuditSink: Sendable {
     /// the task, which a wake-up stream shared across reconnections would not).
     func next() async throws -> [AuditEvent] {
         while true {
-            let batch = state.withLock { Array($0.queue.prefix(1000)) }
+            let batch = state.withLock { $0.queue.prefix(1000) }
             if !batch.isEmpty { return batch }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -197,7 +197,7 @@ final class AuditSink: Sendable {
     func sent(_ count: Int) {
         state.withLock { s in
             s.queue.removeFirst(min(count, s.queue.count))
-            if s.queue.isEmpty { s.dropping = false }
+            if s.queue.count == 0 { s.dropping = false }
             s.delivered += count
             s.lastError = nil
         }
@@ -288,7 +288,7 @@ final class AuditSink: Sendable {
                 }
             }
         let sentHere = SentWindow()
-        defer { recent = sentHere.events.withLock { $0 } }
+        defer { recent = sentHere.events.withLock { Array($0.elements) } }
         try await channel.executeThenClose { inbound, outbound in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 // The receiver says nothing; its stream ending means it went away.
@@ -303,9 +303,8 @@ final class AuditSink: Sendable {
                         self.sent(batch.count)
                         let now = Date()
                         sentHere.events.withLock { window in
-                            window =
-                                window.filter { now.timeIntervalSince($0.at) < Self.resendWindow }
-                                + batch.map { ($0, now) }
+                            window.removeFirst(while: { now.timeIntervalSince($0.at) >= Self.resendWindow })
+                            window.append(contentsOf: batch.lazy.map { ($0, now) })
                         }
                     }
                 }
@@ -319,5 +318,48 @@ final class AuditSink: Sendable {
 
 /// What one connection sent lately, for resending after it breaks.
 final class SentWindow: Sendable {
-    let events = Mutex<[(event: AuditEvent, at: Date)]>([])
+    let events = Mutex(FIFO<(event: AuditEvent, at: Date)>())
+}
+
+/// A first-in, first-out list whose removals from the front move an index instead of the
+/// elements (the storage is compacted once more than half of it is spent), so a sink's backlog
+/// and resend window cost the same per event however long they grow.
+struct FIFO<Element> {
+    private var items: [Element] = []
+    private var head = 0
+
+    var count: Int { items.count - head }
+    var elements: ArraySlice<Element> { items[head...] }
+
+    mutating func append(contentsOf new: some Sequence<Element>) { items.append(contentsOf: new) }
+
+    /// The first `n` (or all, if fewer).
+    func prefix(_ n: Int) -> [Element] { Array(items[head..<min(items.count, head + n)]) }
+
+    mutating func removeFirst(_ n: Int) {
+        head += min(n, count)
+        compact()
+    }
+
+    /// Removes elements from the front while `condition` holds.
+    mutating func removeFirst(while condition: (Element) -> Bool) {
+        while head < items.count, condition(items[head]) { head += 1 }
+        compact()
+    }
+
+    /// Puts `new` in front, in its order.
+    mutating func prepend(_ new: [Element]) {
+        items = new + items[head...]
+        head = 0
+    }
+
+    private mutating func compact() {
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head > 4096, head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+    }
 }

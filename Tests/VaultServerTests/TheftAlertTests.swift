@@ -234,3 +234,24 @@ struct TheftAlertTests {
         }
     }
 }
+
+@Suite("Audit sinks: the backlog and the resend window")
+struct SinkBacklogTests {
+    @Test("FIFO keeps order through appends, removals from the front, compaction and a prepend")
+    func fifo() {
+        var fifo = FIFO<Int>()
+        fifo.append(contentsOf: 0..<10_000)
+        #expect(fifo.prefix(3) == [0, 1, 2] && fifo.count == 10_000)
+        fifo.removeFirst(6_000)  // past the compaction point: the storage is rebuilt
+        #expect(fifo.count == 4_000 && fifo.prefix(2) == [6_000, 6_001])
+        fifo.removeFirst(while: { $0 < 9_000 })
+        #expect(Array(fifo.elements) == Array(9_000..<10_000))
+        fifo.prepend([7, 8])
+        fifo.append(contentsOf: [10_000])
+        #expect(fifo.prefix(3) == [7, 8, 9_000] && fifo.count == 1_003 && fifo.elements.last == 10_000)
+        fifo.removeFirst(5_000)
+        #expect(fifo.count == 0 && fifo.prefix(1).isEmpty)
+        fifo.append(contentsOf: [1])
+        #expect(Array(fifo.elements) == [1])
+    }
+}
