@@ -88,7 +88,7 @@ public final class AuditLog: Sendable {
         var latestCheckpoint = ""
         var checkpointTime = Date()
         /// Told of every batch once it is durable, in log order (the SIEM sinks).
-        var observer: (@Sendable ([AuditEvent]) -> Void)?
+        var observer: (@Sendable ([LoggedEvent]) -> Void)?
     }
     let state: Mutex<State>
     /// Held while entries are written and synced (by the writer queue or by a request writing
@@ -149,7 +149,7 @@ public final class AuditLog: Sendable {
     }
 
     /// Calls `observer` with every batch of entries once it is durable, in order, from now on.
-    public func observe(_ observer: @escaping @Sendable ([AuditEvent]) -> Void) {
+    public func observe(_ observer: @escaping @Sendable ([LoggedEvent]) -> Void) {
         state.withLock { $0.observer = observer }
     }
 
@@ -210,7 +210,7 @@ public final class AuditLog: Sendable {
         let first = range.size
         var bytes: [UInt8] = []
         var hashes: [UInt8] = []
-        var written: [AuditEvent] = []
+        var written: [(event: AuditEvent, bytes: Range<Int>)] = []
         bytes.reserveCapacity(entries.count * 512)
         hashes.reserveCapacity(entries.count * 32)
         var prev = MerkleTree.hexBytes(lastHash)
@@ -228,7 +228,7 @@ public final class AuditLog: Sendable {
                 var event = entry.event
                 event.seq = seq
                 event.prev = String(decoding: prev, as: UTF8.self)
-                written.append(event)
+                written.append((event, start..<(bytes.count - 1)))
             }
             prev = leaf.withUnsafeBytes { MerkleTree.hexBytes($0) }
         }
@@ -240,7 +240,7 @@ public final class AuditLog: Sendable {
             throw error
         }
         length += off_t(bytes.count)
-        let (observer, due): ((@Sendable ([AuditEvent]) -> Void)?, Due?) = state.withLock { s in
+        let (observer, due): ((@Sendable ([LoggedEvent]) -> Void)?, Due?) = state.withLock { s in
             s.range = range
             s.leaves += hashes
             s.lastHash = lastHash
@@ -249,7 +249,7 @@ public final class AuditLog: Sendable {
             s.scheduled = range.size
             return (s.observer, (range.size, range.root))
         }
-        if let observer, !written.isEmpty { observer(written) }
+        if let observer, !written.isEmpty { observer(written.map { LoggedEvent(event: $0, bytes: bytes[$1]) }) }
         return (first, due)
     }
 
@@ -350,5 +350,17 @@ public final class AuditLog: Sendable {
             throw .badCheckpoint("need 1 ≤ first ≤ second ≤ \(self.size)")
         }
         return MerkleTree.consistencyProof(from: first, leaves[...])
+    }
+}
+
+/// An entry as the log wrote it: the event (with its `seq` and `prev`) and its canonical JSON.
+public struct LoggedEvent: Sendable {
+    public var event: AuditEvent
+    /// The entry's bytes in the log (without the newline): what `SIEMFormat.json` sends.
+    public var bytes: ArraySlice<UInt8>
+
+    public init(event: AuditEvent, bytes: ArraySlice<UInt8>) {
+        self.event = event
+        self.bytes = bytes
     }
 }

@@ -21,6 +21,11 @@ public enum SIEMFormat: String, Codable, Sendable, CaseIterable {
         }
     }
 
+    /// One logged entry, without framing or line end: in JSON, the log's own bytes.
+    public func render(_ entry: LoggedEvent) -> [UInt8] {
+        self == .json ? Array(entry.bytes) : Array(render(entry.event).utf8)
+    }
+
     /// Low for allowed and successful, medium for refused, high for alerts.
     static func severity(_ e: AuditEvent) -> (cef: Int, ocsf: Int, syslog: Int) {
         if e.phase == "alert" { return (9, 4, 2) }  // high / critical
@@ -105,12 +110,14 @@ public enum SIEMFormat: String, Codable, Sendable, CaseIterable {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// An RFC 5424 syslog message carrying `render(event)` as its MSG: facility authpriv (10),
+    /// An RFC 5424 syslog message carrying `render(entry)` as its MSG: facility authpriv (10),
     /// severity from the event, APP-NAME `mvault`, MSGID the phase, and the seq as structured data.
-    public func syslog(_ event: AuditEvent, hostname: String) -> String {
+    public func syslog(_ entry: LoggedEvent, hostname: String) -> [UInt8] {
+        let event = entry.event
         let pri = 10 * 8 + Self.severity(event).syslog
-        let time = event.time.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-        return "<\(pri)>1 \(time) \(hostname) mvault - \(event.phase) [mvault@32473 seq=\"\(event.seq)\"] "
-            + render(event)
+        // RFC 3339 with milliseconds in UTC, as in the entry itself.
+        let time = Timestamp.format(event.time)
+        return Array("<\(pri)>1 \(time) \(hostname) mvault - \(event.phase) [mvault@32473 seq=\"\(event.seq)\"] ".utf8)
+            + render(entry)
     }
 }

@@ -101,7 +101,7 @@ final class AuditSink: Sendable {
     let configuration: AuditSinkConfiguration
     let hostname: String
     struct State {
-        var queue = FIFO<AuditEvent>()
+        var queue = FIFO<LoggedEvent>()
         var dropped = 0
         var delivered = 0
         var lastError: String?
@@ -125,8 +125,8 @@ final class AuditSink: Sendable {
         configuration.address ?? configuration.path ?? configuration.url ?? configuration.type.rawValue
     }
 
-    func offer(_ events: [AuditEvent]) {
-        let events = configuration.onlyAlerts ? events.filter { $0.phase == "alert" } : events
+    func offer(_ events: [LoggedEvent]) {
+        let events = configuration.onlyAlerts ? events.filter { $0.event.phase == "alert" } : events
         guard !events.isEmpty else { return }
         let startedDropping: Int? = state.withLock { s in
             s.queue.append(contentsOf: events)
@@ -144,12 +144,12 @@ final class AuditSink: Sendable {
         state.withLock { ($0.queue.count, $0.dropped, $0.delivered) }
     }
 
-    func line(_ event: AuditEvent) -> [UInt8] {
+    func line(_ entry: LoggedEvent) -> [UInt8] {
         switch configuration.type {
-        case .file, .webhook: return Array((configuration.format.render(event) + "\n").utf8)
+        case .file, .webhook: return configuration.format.render(entry) + [0x0A]
         case .syslog:
             // Octet counting: "LEN SP MSG".
-            let message = Array(configuration.format.syslog(event, hostname: hostname).utf8)
+            let message = configuration.format.syslog(entry, hostname: hostname)
             return Array("\(message.count) ".utf8) + message
         }
     }
@@ -157,7 +157,7 @@ final class AuditSink: Sendable {
     /// Runs until cancelled.
     func run() async {
         var backoff: UInt64 = 100_000_000
-        var recent: [(event: AuditEvent, at: Date)] = []
+        var recent: [(entry: LoggedEvent, at: Date)] = []
         while !Task.isCancelled {
             do {
                 switch configuration.type {
@@ -170,12 +170,12 @@ final class AuditSink: Sendable {
                 state.withLock { $0.lastError = "\(error)" }
                 // What may not have arrived goes out again, ahead of what is waiting.
                 let cutoff = Date().addingTimeInterval(-Self.resendWindow)
-                let again = recent.filter { $0.at >= cutoff }.map(\.event)
+                let again = recent.filter { $0.at >= cutoff }.map(\.entry)
                 recent = []
                 if !again.isEmpty {
                     state.withLock { s in
-                        let waiting = Set(s.queue.elements.map(\.seq))
-                        s.queue.prepend(again.filter { !waiting.contains($0.seq) })
+                        let waiting = Set(s.queue.elements.map(\.event.seq))
+                        s.queue.prepend(again.filter { !waiting.contains($0.event.seq) })
                     }
                 }
                 try? await Task.sleep(nanoseconds: backoff)
@@ -186,7 +186,7 @@ final class AuditSink: Sendable {
 
     /// The next events to send, waiting for some (polling every 20 ms: cheap, and it ends with
     /// the task, which a wake-up stream shared across reconnections would not).
-    func next() async throws -> [AuditEvent] {
+    func next() async throws -> [LoggedEvent] {
         while true {
             let batch = state.withLock { $0.queue.prefix(1000) }
             if !batch.isEmpty { return batch }
@@ -236,14 +236,14 @@ final class AuditSink: Sendable {
             configuration: .init(tlsConfiguration: tls, timeout: .init(connect: .seconds(5), read: .seconds(10))))
         do {
             while !Task.isCancelled {
-                for event in try await next() {
+                for entry in try await next() {
                     var request = HTTPClientRequest(url: configuration.url!)
                     request.method = .POST
                     request.headers.add(
                         name: "Content-Type", value: configuration.format == .cef ? "text/plain" : "application/json")
                     request.headers.add(name: "User-Agent", value: "mvault/\(VaultAPI.version)")
                     for (name, value) in configuration.headers { request.headers.add(name: name, value: value) }
-                    request.body = .bytes(ByteBuffer(string: configuration.format.render(event)))
+                    request.body = .bytes(ByteBuffer(bytes: configuration.format.render(entry)))
                     let response = try await client.execute(request, timeout: .seconds(10))
                     _ = try? await response.body.collect(upTo: 64 << 10)
                     guard (200..<300).contains(response.status.code) else {
@@ -263,7 +263,7 @@ final class AuditSink: Sendable {
         var description: String { "the receiver closed the connection" }
     }
 
-    func runSyslog(_ recent: inout [(event: AuditEvent, at: Date)]) async throws {
+    func runSyslog(_ recent: inout [(entry: LoggedEvent, at: Date)]) async throws {
         let address = configuration.address!
         let colon = address.lastIndex(of: ":")!
         let host = String(address[..<colon])
@@ -318,7 +318,7 @@ final class AuditSink: Sendable {
 
 /// What one connection sent lately, for resending after it breaks.
 final class SentWindow: Sendable {
-    let events = Mutex(FIFO<(event: AuditEvent, at: Date)>())
+    let events = Mutex(FIFO<(entry: LoggedEvent, at: Date)>())
 }
 
 /// A first-in, first-out list whose removals from the front move an index instead of the
