@@ -263,8 +263,9 @@ public final class AuditLog: Sendable {
             }
             done += n
         }
+        // fdatasync: the entries and the file's new length, without its times (an append needs no more).
         let start = DispatchTime.now().uptimeNanoseconds
-        guard fsync(fd) == 0 else {
+        guard fdatasync(fd) == 0 else {
             throw .unavailable("cannot sync \(layout.entries.path): \(String(cString: strerror(errno)))")
         }
         let took = Int(clamping: DispatchTime.now().uptimeNanoseconds - start)
