@@ -111,8 +111,11 @@ final class AuditSink: Sendable {
     let state = Mutex(State())
     /// Told when events start being dropped (once until the queue drains).
     nonisolated(unsafe) var onDrop: (@Sendable (Int) -> Void)?
-    /// How long after writing an event it is still sent again if the connection breaks.
+    /// How long after writing an event it is still sent again if the connection breaks…
     static let resendWindow: TimeInterval = 5
+    /// …up to this many bytes of it: more than the two ends' socket buffers can hold unread
+    /// (Linux allows at most 4 MiB to send and 6 MiB to receive by default).
+    static let resendBytes = 16 << 20
 
     init(_ configuration: AuditSinkConfiguration) {
         self.configuration = configuration
@@ -157,27 +160,18 @@ final class AuditSink: Sendable {
     /// Runs until cancelled.
     func run() async {
         var backoff: UInt64 = 100_000_000
-        var recent: [(entry: LoggedEvent, at: Date)] = []
+        // What a broken syslog connection may not have delivered: sent first on the next one.
+        let unconfirmed = SentWindow()
         while !Task.isCancelled {
             do {
                 switch configuration.type {
                 case .file: try await runFile()
-                case .syslog: try await runSyslog(&recent)
+                case .syslog: try await runSyslog(resending: unconfirmed)
                 case .webhook: try await runWebhook()
                 }
                 backoff = 100_000_000
             } catch {
                 state.withLock { $0.lastError = "\(error)" }
-                // What may not have arrived goes out again, ahead of what is waiting.
-                let cutoff = Date().addingTimeInterval(-Self.resendWindow)
-                let again = recent.filter { $0.at >= cutoff }.map(\.entry)
-                recent = []
-                if !again.isEmpty {
-                    state.withLock { s in
-                        let waiting = Set(s.queue.elements.map(\.event.seq))
-                        s.queue.prepend(again.filter { !waiting.contains($0.event.seq) })
-                    }
-                }
                 try? await Task.sleep(nanoseconds: backoff)
                 backoff = min(backoff * 2, 5_000_000_000)
             }
@@ -263,7 +257,10 @@ final class AuditSink: Sendable {
         var description: String { "the receiver closed the connection" }
     }
 
-    func runSyslog(_ recent: inout [(entry: LoggedEvent, at: Date)]) async throws {
+    /// Sends to a syslog receiver until the connection breaks; first, what `window` holds (the
+    /// lines the last connection sent in its final seconds), which this connection's own window
+    /// then takes over.
+    func runSyslog(resending window: SentWindow) async throws {
         let address = configuration.address!
         let colon = address.lastIndex(of: ":")!
         let host = String(address[..<colon])
@@ -287,8 +284,6 @@ final class AuditSink: Sendable {
                     return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
-        let sentHere = SentWindow()
-        defer { recent = sentHere.events.withLock { Array($0.elements) } }
         try await channel.executeThenClose { inbound, outbound in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 // The receiver says nothing; its stream ending means it went away.
@@ -297,15 +292,16 @@ final class AuditSink: Sendable {
                     throw Closed()
                 }
                 group.addTask {
+                    let again = window.lines(since: Date().addingTimeInterval(-Self.resendWindow))
+                    if !again.isEmpty {
+                        try await outbound.write(ByteBuffer(bytes: again.joined()))
+                        window.sent(again)
+                    }
                     while !Task.isCancelled {
-                        let batch = try await self.next()
-                        try await outbound.write(ByteBuffer(bytes: batch.flatMap(self.line)))
-                        self.sent(batch.count)
-                        let now = Date()
-                        sentHere.events.withLock { window in
-                            window.removeFirst(while: { now.timeIntervalSince($0.at) >= Self.resendWindow })
-                            window.append(contentsOf: batch.lazy.map { ($0, now) })
-                        }
+                        let lines = try await self.next().map(self.line)
+                        try await outbound.write(ByteBuffer(bytes: lines.joined()))
+                        self.sent(lines.count)
+                        window.sent(lines)
                     }
                 }
                 try await group.next()
@@ -316,9 +312,35 @@ final class AuditSink: Sendable {
     }
 }
 
-/// What one connection sent lately, for resending after it breaks.
+/// What a sink's connection sent lately (the last `AuditSink.resendWindow` seconds, at most
+/// `AuditSink.resendBytes`), for sending again after the connection breaks.
 final class SentWindow: Sendable {
-    let events = Mutex(FIFO<(entry: LoggedEvent, at: Date)>())
+    struct Lines {
+        var lines = FIFO<(line: [UInt8], at: Date)>()
+        var bytes = 0
+    }
+    let state = Mutex(Lines())
+
+    func sent(_ lines: [[UInt8]], at now: Date = Date()) {
+        state.withLock { s in
+            s.lines.append(contentsOf: lines.lazy.map { ($0, now) })
+            s.bytes += lines.reduce(0) { $0 + $1.count }
+            s.lines.removeFirst(while: { line in
+                guard now.timeIntervalSince(line.at) >= AuditSink.resendWindow || s.bytes > AuditSink.resendBytes
+                else { return false }
+                s.bytes -= line.line.count
+                return true
+            })
+        }
+    }
+
+    /// The lines sent at or after `cutoff`, oldest first; the window is emptied.
+    func lines(since cutoff: Date) -> [[UInt8]] {
+        state.withLock { s in
+            defer { s = Lines() }
+            return s.lines.elements.filter { $0.at >= cutoff }.map(\.line)
+        }
+    }
 }
 
 /// A first-in, first-out list whose removals from the front move an index instead of the
@@ -345,12 +367,6 @@ struct FIFO<Element> {
     mutating func removeFirst(while condition: (Element) -> Bool) {
         while head < items.count, condition(items[head]) { head += 1 }
         compact()
-    }
-
-    /// Puts `new` in front, in its order.
-    mutating func prepend(_ new: [Element]) {
-        items = new + items[head...]
-        head = 0
     }
 
     private mutating func compact() {

@@ -237,7 +237,7 @@ struct TheftAlertTests {
 
 @Suite("Audit sinks: the backlog and the resend window")
 struct SinkBacklogTests {
-    @Test("FIFO keeps order through appends, removals from the front, compaction and a prepend")
+    @Test("FIFO keeps order through appends, removals from the front and compaction")
     func fifo() {
         var fifo = FIFO<Int>()
         fifo.append(contentsOf: 0..<10_000)
@@ -246,12 +246,26 @@ struct SinkBacklogTests {
         #expect(fifo.count == 4_000 && fifo.prefix(2) == [6_000, 6_001])
         fifo.removeFirst(while: { $0 < 9_000 })
         #expect(Array(fifo.elements) == Array(9_000..<10_000))
-        fifo.prepend([7, 8])
         fifo.append(contentsOf: [10_000])
-        #expect(fifo.prefix(3) == [7, 8, 9_000] && fifo.count == 1_003 && fifo.elements.last == 10_000)
+        #expect(fifo.prefix(2) == [9_000, 9_001] && fifo.count == 1_001 && fifo.elements.last == 10_000)
         fifo.removeFirst(5_000)
         #expect(fifo.count == 0 && fifo.prefix(1).isEmpty)
         fifo.append(contentsOf: [1])
         #expect(Array(fifo.elements) == [1])
+    }
+
+    @Test("the resend window keeps the last seconds a connection sent, up to its byte bound, oldest first")
+    func resendWindow() {
+        let window = SentWindow()
+        let now = Date()
+        let line = [UInt8](repeating: 0x41, count: 1 << 20)
+        window.sent([line, line], at: now.addingTimeInterval(-10))  // too old once newer lines come
+        window.sent([[1], [2]], at: now.addingTimeInterval(-1))
+        #expect(window.lines(since: now.addingTimeInterval(-5)) == [[1], [2]])
+        #expect(window.lines(since: .distantPast).isEmpty)  // taken: the window starts again
+        window.sent(Array(repeating: line, count: 20), at: now)  // 20 MiB: the oldest 4 go
+        window.sent([[3]], at: now)
+        let kept = window.lines(since: .distantPast)
+        #expect(kept.count == 16 && kept.last == [3] && kept.dropLast().allSatisfy { $0 == line })
     }
 }
