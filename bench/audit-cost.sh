@@ -78,18 +78,27 @@ done
 
 # Rounds alternate between the servers (only one is loaded at a time), so the machine's drift
 # over the run reaches all of them alike; each figure is the median of its rounds.
-declare -A RATES
+# Besides requests/s, the server's own CPU time per request (user + system, from /proc), which
+# another tenant of the host disturbs less than it does throughput.
+declare -A RATES CPU
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
 for round in $(seq $ROUNDS); do
   for name in $CONFIGS; do
+    before=$(cpu_ticks "${PID[$name]}")
     out=$(wrk -t2 -c64 -d"${SECS}s" -H "Authorization: Bearer ${TOKEN[$name]}" \
       "https://127.0.0.1:${PORT[$name]}/v1/models/acme/small")
+    after=$(cpu_ticks "${PID[$name]}")
     if grep -q "Non-2xx" <<<"$out"; then echo "wrk saw errors from $name: $out" >&2; exit 1; fi
-    RATES[$name]="${RATES[$name]:-} $(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
+    rate=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+    RATES[$name]="${RATES[$name]:-} $rate"
+    CPU[$name]="${CPU[$name]:-} $(echo "($after - $before) / $TICK * 1000000 / ($rate * $SECS)" | bc -l | xargs printf '%.1f')"
   done
 done
 median() { printf "%s\n" $1 | sort -n | sed -n "$(( (ROUNDS + 1) / 2 ))p"; }
-for name in $CONFIGS; do echo "  $name runs:${RATES[$name]}" >&2; done
+for name in $CONFIGS; do echo "  $name runs:${RATES[$name]} req/s;${CPU[$name]} µs CPU/request" >&2; done
 NONE=$(median "${RATES[none]}")
+NONE_CPU=$(median "${CPU[none]}")
 cost() { printf '%.1f %%' "$(echo "(1 - $1 / $NONE) * 100" | bc -l)"; }
 echo "GET /v1/models/acme/small, wrk -c64, median of $ROUNDS alternating rounds x ${SECS}s:"
 echo "  audit disabled (test build): $NONE req/s"
@@ -101,4 +110,10 @@ for name in $CONFIGS; do
     file) echo "  audited, file sink:          $rate req/s  (audit costs $(cost "$rate"))" ;;
     syslog) echo "  audited, syslog sink:        $rate req/s  (audit costs $(cost "$rate"); $(wc -l < "$W/syslog.out") lines at rsyslog)" ;;
   esac
+done
+echo "server CPU per request (median): audit disabled $NONE_CPU µs"
+for name in $CONFIGS; do
+  [ "$name" = none ] && continue
+  c=$(median "${CPU[$name]}")
+  echo "  $name: $c µs  (+$(echo "$c - $NONE_CPU" | bc -l | xargs printf '%.1f') µs, $(echo "($c / $NONE_CPU - 1) * 100" | bc -l | xargs printf '%.1f') %)"
 done
