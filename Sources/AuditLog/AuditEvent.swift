@@ -165,7 +165,11 @@ public struct AuditEvent: Codable, Sendable, Equatable {
             o.field("seq") { seqAt = $0.bytes.count }
             if let sourceIP { o.field("sourceIP") { $0.string(sourceIP) } }
             if let target { o.field("target") { target.write(&$0) } }
-            o.field("time") { $0.string(Timestamp.format(time)) }
+            o.field("time") { w in
+                w.bytes.append(UInt8(ascii: "\""))
+                Timestamp.write(time, to: &w.bytes)
+                w.bytes.append(UInt8(ascii: "\""))
+            }
         }
         return EncodedEvent(bytes: w.bytes, prevAt: prevAt, seqAt: seqAt)
     }

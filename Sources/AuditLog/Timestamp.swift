@@ -11,37 +11,71 @@ public enum Timestamp {
     /// RFC 3339 UTC with milliseconds, rounded to the nearest one, computed from whole
     /// milliseconds so that decoding and encoding again gives the same text.
     public static func format(_ date: Date) -> String {
+        var out: [UInt8] = []
+        write(date, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `format(date)` to `out` as UTF-8. Years 0…9999 (every entry has one) are worked
+    /// out with integer arithmetic — the civil date of a day count in the proleptic Gregorian
+    /// calendar, as `gmtime` counts — without `gmtime_r`, which takes glibc's time-zone lock.
+    static func write(_ date: Date, to out: inout [UInt8]) {
         let ms = Int64((date.timeIntervalSince1970 * 1000).rounded())
-        var seconds = time_t(ms.quotientAndRemainder(dividingBy: 1000).quotient - (ms < 0 && ms % 1000 != 0 ? 1 : 0))
-        let millis = Int((ms % 1000 + 1000) % 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        let year = Int(parts.tm_year) + 1900
+        let (seconds, millis) = floorDivide(ms, 1000)
+        let (days, secondOfDay) = floorDivide(seconds, 86_400)
+        let (year, month, day) = civil(days: days)
         guard (0...9999).contains(year) else {
-            return String(
-                format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
-                Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
+            var t = time_t(seconds)
+            var parts = tm()
+            gmtime_r(&t, &parts)
+            let text = String(
+                format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+                Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(millis))
+            out.append(contentsOf: text.utf8)
+            return
         }
-        // Every entry has one: digits written directly (String(format:) costs more than the rest).
-        var out = [UInt8](repeating: 0, count: 24)
-        func put(_ value: Int, at start: Int, digits: Int) {
-            var v = value
-            for i in stride(from: start + digits - 1, through: start, by: -1) {
-                out[i] = UInt8(48 + v % 10)
-                v /= 10
+        func put(_ value: Int64, digits: Int) {
+            var divisor: Int64 = 1
+            for _ in 1..<digits { divisor *= 10 }
+            while divisor > 0 {
+                out.append(UInt8(48 + (value / divisor) % 10))
+                divisor /= 10
             }
         }
-        put(year, at: 0, digits: 4)
-        put(Int(parts.tm_mon) + 1, at: 5, digits: 2)
-        put(Int(parts.tm_mday), at: 8, digits: 2)
-        put(Int(parts.tm_hour), at: 11, digits: 2)
-        put(Int(parts.tm_min), at: 14, digits: 2)
-        put(Int(parts.tm_sec), at: 17, digits: 2)
-        put(millis, at: 20, digits: 3)
-        for (i, c) in [(4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (23, "Z")] {
-            out[i] = UInt8(ascii: Unicode.Scalar(c)!)
-        }
-        return String(decoding: out, as: UTF8.self)
+        put(year, digits: 4)
+        out.append(UInt8(ascii: "-"))
+        put(month, digits: 2)
+        out.append(UInt8(ascii: "-"))
+        put(day, digits: 2)
+        out.append(UInt8(ascii: "T"))
+        put(secondOfDay / 3600, digits: 2)
+        out.append(UInt8(ascii: ":"))
+        put(secondOfDay / 60 % 60, digits: 2)
+        out.append(UInt8(ascii: ":"))
+        put(secondOfDay % 60, digits: 2)
+        out.append(UInt8(ascii: "."))
+        put(millis, digits: 3)
+        out.append(UInt8(ascii: "Z"))
+    }
+
+    /// Quotient rounded down, and the remainder that goes with it (never negative).
+    static func floorDivide(_ a: Int64, _ b: Int64) -> (Int64, Int64) {
+        let (q, r) = a.quotientAndRemainder(dividingBy: b)
+        return r < 0 ? (q - 1, r + b) : (q, r)
+    }
+
+    /// The (year, month, day) of `days` after 1970-01-01, proleptic Gregorian (H. Hinnant's
+    /// `civil_from_days`).
+    static func civil(days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
     /// The inverse of `format`, exactly: `YYYY-MM-DDTHH:MM:SS.mmmZ` in the proleptic Gregorian
