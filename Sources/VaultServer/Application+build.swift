@@ -99,7 +99,8 @@ func makeAPI(configuration: ServerConfiguration, layout: VaultLayout, keys: KeyH
     }
     let api = VaultAPI(
         layout: layout, keys: keys, identities: store, vault: vault, limits: configuration.limits, audit: audit,
-        metrics: metrics, detector: detector)
+        metrics: metrics, detector: detector,
+        throttle: LoginThrottle(firstLockout: configuration.limits.loginLockoutSeconds))
     return (api, metadata)
 }
 

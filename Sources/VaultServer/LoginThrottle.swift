@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 /// Brute-force defence for logins: per account and per source IP, a few free failures, then an
-/// exponentially growing lockout (1 s, 2 s, 4 s … up to 15 minutes) answered with 429.
+/// exponentially growing lockout (by default 1 s, 2 s, 4 s … up to 15 minutes) answered with 429.
 final class LoginThrottle: Sendable {
     struct Entry {
         var failures = 0
@@ -12,7 +12,12 @@ final class LoginThrottle: Sendable {
     let freeFailuresPerAccount = 5
     let freeFailuresPerIP = 20
     let maximumLockout: TimeInterval = 900
+    let firstLockout: TimeInterval
     let entries = Mutex<[String: Entry]>([:])
+
+    init(firstLockout: TimeInterval = 1) {
+        self.firstLockout = firstLockout
+    }
 
     /// Seconds the caller must wait, if the account or the address is locked out.
     func retryAfter(account: String, ip: String, now: Date = Date()) -> Int? {
@@ -34,7 +39,7 @@ final class LoginThrottle: Sendable {
                 if entry.failures == free { started.append(key) }
                 if entry.failures >= free {
                     let exponent = Double(min(entry.failures - free, 20))
-                    entry.lockedUntil = now.addingTimeInterval(min(pow(2, exponent), maximumLockout))
+                    entry.lockedUntil = now.addingTimeInterval(min(firstLockout * pow(2, exponent), maximumLockout))
                 }
                 entries[key] = entry
             }

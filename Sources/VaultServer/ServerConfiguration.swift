@@ -11,7 +11,8 @@ import VaultCore
 ///            "clientCertificates": "off", "clientCA": "tls/ca.crt" },
 ///   "limits": { "maxJSONBodyBytes": 65536, "idleTimeoutSeconds": 30, "sessionTTLSeconds": 3600,
 ///               "requestsPerSecondPerIP": 50, "requestBurstPerIP": 200,
-///               "maxTokenTTLSeconds": 31536000, "uploadIdleSeconds": 3600 },
+///               "maxTokenTTLSeconds": 31536000, "uploadIdleSeconds": 3600,
+///               "loginLockoutSeconds": 1 },
 ///   "audit": { "directory": "audit", "checkpointEvery": 1000, "checkpointSeconds": 60,
 ///              "sinks": [ { "type": "syslog", "address": "siem.example:6514", "tls": true, "ca": "siem-ca.pem",
 ///                           "format": "json" },
@@ -83,11 +84,15 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         public var maxTokenTTLSeconds: Int = 365 * 86_400
         /// An upload with no activity for this long is discarded.
         public var uploadIdleSeconds: Int = 3600
+        /// The first login lockout, after an account's 5 (or an address's 20) free failures; each
+        /// further failure doubles it, up to 15 minutes.
+        public var loginLockoutSeconds: Double = 1
         public init(
             maxJSONBodyBytes: Int = 64 << 10, idleTimeoutSeconds: Int = 30, sessionTTLSeconds: Int = 3600,
             requestsPerSecondPerIP: Double = 50, requestBurstPerIP: Int = 200, maxTokenTTLSeconds: Int = 365 * 86_400,
-            uploadIdleSeconds: Int = 3600
+            uploadIdleSeconds: Int = 3600, loginLockoutSeconds: Double = 1
         ) {
+            self.loginLockoutSeconds = loginLockoutSeconds
             self.maxTokenTTLSeconds = maxTokenTTLSeconds
             self.uploadIdleSeconds = uploadIdleSeconds
             self.maxJSONBodyBytes = maxJSONBodyBytes
@@ -105,6 +110,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
             requestBurstPerIP = try c.decodeIfPresent(Int.self, forKey: .requestBurstPerIP) ?? 200
             maxTokenTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .maxTokenTTLSeconds) ?? 365 * 86_400
             uploadIdleSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadIdleSeconds) ?? 3600
+            loginLockoutSeconds = try c.decodeIfPresent(Double.self, forKey: .loginLockoutSeconds) ?? 1
         }
     }
 
@@ -210,6 +216,9 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         }
         guard (0...65535).contains(config.listen.port) else {
             throw VaultError.invalidArgument("listen.port must be between 0 and 65535")
+        }
+        guard config.limits.loginLockoutSeconds > 0, config.limits.loginLockoutSeconds <= 900 else {
+            throw VaultError.invalidArgument("limits.loginLockoutSeconds must be above 0 and at most 900 (15 minutes)")
         }
         guard config.audit.checkpointEvery >= 1, config.audit.checkpointSeconds > 0 else {
             throw VaultError.invalidArgument(

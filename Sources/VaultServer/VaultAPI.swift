@@ -61,7 +61,7 @@ struct VaultAPI: Sendable {
     let audit: AuditTrail
     let metrics: VaultMetrics
     let detector: TheftDetector
-    let throttle = LoginThrottle()
+    let throttle: LoginThrottle
     let tokenLimiter = RateLimiter(perSecond: 1, burst: 1)
     let passwordHashing = PasswordHashing.standard
     let dummyPasswordHash = DummyHash()

@@ -18,6 +18,7 @@ struct ConfigurationTests {
         let config = try ServerConfiguration.load(path: sample, environment: [:])
         #expect(config.vault == "/srv/modelvault")
         #expect(config.listen.port == 8443)
+        #expect(config.limits.loginLockoutSeconds == 1)
         let overridden = try ServerConfiguration.load(
             path: sample, environment: ["MVAULT_LISTEN": "0.0.0.0:9443", "MVAULT_VAULT": "/data/v"])
         #expect(overridden.listen.host == "0.0.0.0")
@@ -66,6 +67,15 @@ struct ConfigurationTests {
                 #"audit.sinks[0]: a webhook sink needs "url": "https://HOST/PATH" (http only to a loopback address)"#)
         ) {
             try ServerConfiguration.load(path: plainWebhook, environment: [:])
+        }
+        for lockout in ["0", "-1", "901"] {
+            let badLockout = try write(#"{"vault": "/v", "limits": {"loginLockoutSeconds": \#(lockout)}}"#)
+            #expect(
+                throws: VaultError.invalidArgument(
+                    "limits.loginLockoutSeconds must be above 0 and at most 900 (15 minutes)")
+            ) {
+                try ServerConfiguration.load(path: badLockout, environment: [:])
+            }
         }
         #expect(throws: VaultError.invalidArgument("no vault: pass --config FILE or set MVAULT_VAULT")) {
             try ServerConfiguration.load(path: nil, environment: [:])
