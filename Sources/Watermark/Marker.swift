@@ -29,14 +29,24 @@ public struct Marker: Sendable {
         let n = tensor.rowLength
         let count = rows.count / rowBytes
         if let codes = QuantCodes(tensor.encoding) {
-            // Quantized: move a keyed sparse selection of codes one step along the chips.
+            // Quantized: move a keyed sparse selection of codes one step along the chips, chosen
+            // from the row as it was before any key moved it.
             let fraction = Watermarking.sparseFraction(codes.type, strength: strength)
+            var values: [Float] = []
+            values.reserveCapacity(n)
             for r in 0..<count {
                 let row = UnsafeMutableRawBufferPointer(rebasing: rows[(r * rowBytes)..<((r + 1) * rowBytes)])
                 let canonical = rowOrder.canonical(role: role, row: firstRow + r, rows: tensor.rowCount)
+                values.removeAll(keepingCapacity: true)
+                // (A whole row of a type QuantCodes knows always dequantizes.)
+                try? Dequantize.append(UnsafeRawBufferPointer(row), as: tensor.encoding, to: &values)
+                guard values.count == n else { continue }
+                let selection = SparseSelection(row: values)
                 for chips in sources {
                     let c = chips.chips(row: canonical, columns: n)
-                    for j in chips.selected(row: canonical, columns: n, fraction: fraction) {
+                    let candidates = chips.below(
+                        fraction * SparseSelection.farFactor, row: canonical, columns: n, purpose: 2)
+                    for j in selection.chosen(candidates, fraction: fraction, row: values) {
                         codes.nudge(row, j, toward: c[j])
                     }
                 }
@@ -62,10 +72,11 @@ public struct Marker: Sendable {
             scratch.s.withUnsafeMutableBufferPointer { s in
                 scratch.t.withUnsafeMutableBufferPointer { t in
                     codec.load(UnsafeRawBufferPointer(row), into: w)
-                    let sigma = Dense.deviation(UnsafeBufferPointer(w))
+                    let (mean, sigma) = Dense.moments(UnsafeBufferPointer(w))
                     guard sigma > 0, sigma.isFinite else { return }
                     s.update(repeating: 0)
                     for chips in sources { chips.addChips(row: canonical, into: s) }
+                    Dense.lean(s, toward: UnsafeBufferPointer(w), mean: mean, deviation: sigma)
                     let scale = strength * sigma
                     if codec == .f16 {
                         // Halves: moved and rounded in place, eight at a time.
@@ -176,11 +187,42 @@ enum Dense {
         return allFinite
     }
 
-    /// The standard deviation of a row, in two passes (mean, then squares about it), eight
-    /// lanes at a time.
-    static func deviation(_ w: UnsafeBufferPointer<Float>) -> Float {
+    /// How a float row's mark is shared between far weights (beyond 1.29 σ of the row's mean,
+    /// 19.7 % of a Gaussian row) and near ones: 1.5 : 1, scaled so that the mark's energy (its
+    /// mean square, hence its cost) stays α²σ² on a Gaussian row. Magnitude pruning keeps the far
+    /// weights, and with them more of the mark; a stronger lean (1.75 : 0.75) kept all of it
+    /// after 90 % pruning but cost 12 % of the clean z on all-MiniLM-L6-v2.
+    static let farGain: Float = 1.5 / 1.116
+    static let nearGain: Float = 1 / 1.116
+
+    /// s_j ×= farGain where |w_j − mean| > 1.29·σ, else nearGain.
+    static func lean(
+        _ s: UnsafeMutableBufferPointer<Float>, toward w: UnsafeBufferPointer<Float>, mean: Float, deviation: Float
+    ) {
+        let (wr, sr) = (UnsafeRawPointer(w.baseAddress!), UnsafeMutableRawPointer(s.baseAddress!))
+        let line = 1.29 * deviation
         let n = w.count
-        guard n > 0 else { return 0 }
+        var j = 0
+        let (m, l) = (SIMD8<Float>(repeating: mean), SIMD8<Float>(repeating: line))
+        let (far, near) = (SIMD8<Float>(repeating: farGain), SIMD8<Float>(repeating: nearGain))
+        while j + 8 <= n {
+            let d = wr.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self) - m
+            let sv = sr.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            let gain = near.replacing(with: far, where: (d .> l) .| (d .< -l))
+            sr.storeBytes(of: sv * gain, toByteOffset: j * 4, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < n {
+            s[j] *= abs(w[j] - mean) > line ? farGain : nearGain
+            j += 1
+        }
+    }
+
+    /// The mean and standard deviation of a row, in two passes (mean, then squares about it),
+    /// eight lanes at a time.
+    static func moments(_ w: UnsafeBufferPointer<Float>) -> (mean: Float, deviation: Float) {
+        let n = w.count
+        guard n > 0 else { return (0, 0) }
         let raw = UnsafeRawPointer(w.baseAddress!)
         var lanes = SIMD8<Float>()
         var j = 0
@@ -207,7 +249,7 @@ enum Dense {
             total += (w[j] - mean) * (w[j] - mean)
             j += 1
         }
-        return (total / Float(n)).squareRoot()
+        return (mean, (total / Float(n)).squareRoot())
     }
 }
 

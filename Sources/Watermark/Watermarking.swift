@@ -96,6 +96,9 @@ public enum Watermarking {
         let n = tensor.rowLength
         let rowsPerRead = max(1, (4 << 20) / rowBytes)
         var buffer = [UInt8](repeating: 0, count: rowsPerRead * rowBytes)
+        let fractions = report.sparse.map(\.fraction)
+        let largestFraction = fractions.max() ?? 0
+        var sums = [(correlated: Double, squares: Double, count: Int)](repeating: (0, 0, 0), count: fractions.count)
         var row = 0
         while row < tensor.rowCount {
             let count = min(rowsPerRead, tensor.rowCount - row)
@@ -110,14 +113,26 @@ public enum Watermarking {
                     let canonical = rowOrder.canonical(role: role, row: row + r, rows: tensor.rowCount)
                     let c = chips.chips(row: canonical, columns: n)
                     let moments = report.dense.add(row: w, chips: c)
-                    // One pass over the uniforms serves every fraction (the selections nest).
-                    let largest = report.sparse.map(\.fraction).max() ?? 0
-                    let candidates = chips.below(largest, row: canonical, columns: n, purpose: 2)
-                    for i in report.sparse.indices {
-                        let f = report.sparse[i].fraction
+                    // One pass over the uniforms serves every fraction (the selections nest), and
+                    // near and far are judged on the suspect's own row.
+                    let (mean, sigma) = moments
+                    guard sigma > 0, sigma.isFinite else { continue }
+                    let selection = SparseSelection(mean: mean, deviation: sigma)
+                    let candidates = chips.below(
+                        largestFraction * SparseSelection.farFactor, row: canonical, columns: n, purpose: 2)
+                    for i in sums.indices { sums[i] = (0, 0, 0) }
+                    for (j, u) in candidates {
+                        let factor = selection.isFar(w[j]) ? SparseSelection.farFactor : SparseSelection.nearFactor
+                        let y = (Double(w[j]) - mean) / sigma
+                        for i in sums.indices where u < fractions[i] * factor {
+                            sums[i].correlated += Double(c[j]) * y
+                            sums[i].squares += y * y
+                            sums[i].count += 1
+                        }
+                    }
+                    for i in sums.indices where sums[i].count > 0 {
                         report.sparse[i].detection.add(
-                            row: w, chips: c, only: candidates.filter { $0.uniform < f }.map(\.column), moments: moments
-                        )
+                            correlated: sums[i].correlated, squares: sums[i].squares, weights: sums[i].count)
                     }
                 }
             }
@@ -270,47 +285,52 @@ public struct SparseDetection: Sendable, Equatable {
     public var detection = Detection()
 }
 
-/// The outcome of testing one key.
+/// The outcome of testing one key: z = Σ c_j·y_j / √(Σ y_j²) over the tested weights, with
+/// y_j = (w_j − mean_row) / σ_row.
 public struct Detection: Sendable, Equatable {
-    /// Σ over tested weights of c_j (w_j − mean_row) / σ_row.
+    /// Σ over tested weights of c_j·y_j.
     public var correlationSum: Double = 0
+    /// Σ over tested weights of y_j² (a whole row contributes exactly its length).
+    public var squares: Double = 0
     public var rows = 0
     public var weights = 0
 
     mutating func merge(_ other: Detection) {
         correlationSum += other.correlationSum
+        squares += other.squares
         rows += other.rows
         weights += other.weights
     }
 
-    /// ≈ N(0, 1) when the key's mark is absent; ≈ α·√(marked weights) when present.
-    public var z: Double { weights == 0 ? 0 : correlationSum / Double(weights).squareRoot() }
+    /// ≈ α·√(marked weights) when the key's mark is present. Without it the chips are
+    /// independent ±1 signs of fixed y_j, so P(z ≥ t) ≤ e^(−t²/2) (Hoeffding), whatever the
+    /// weights are and whichever of them were tested.
+    public var z: Double { squares > 0 ? correlationSum / squares.squareRoot() : 0 }
     /// A distribution-free bound on the probability of a z this high without the mark.
     public var falsePositiveBound: Double { z <= 0 ? 1 : exp(-z * z / 2) }
 
-    /// Adds the columns `only` of one row (a sparse test): Σ_{j∈S} c_j (w_j − mean) / σ, with the
-    /// whole row's `moments` (from the dense `add`). Each term has variance ≈ 1 without the mark.
-    mutating func add(row w: [Float], chips c: [Float], only: [Int], moments: (mean: Double, deviation: Double)) {
-        let (mean, sigma) = moments
-        guard sigma > 0, sigma.isFinite, !only.isEmpty else { return }
-        var correlated = 0.0
-        for j in only { correlated += Double(c[j]) * (Double(w[j]) - mean) }
-        correlationSum += correlated / sigma
+    /// Adds one row's part of a sparse test: Σ_{j∈S} c_j·y_j and Σ_{j∈S} y_j² over the `weights`
+    /// columns S it tested. Dividing by the tested weights' own spread rather than their count
+    /// keeps z honest when the test leans on far weights, and lets the weights a pruned copy
+    /// zeroed stop counting as noise.
+    mutating func add(correlated: Double, squares: Double, weights: Int) {
+        correlationSum += correlated
+        self.squares += squares
         rows += 1
-        weights += only.count
+        self.weights += weights
     }
 
     /// Adds one whole row (the dense test): Σ_j c_j (w_j − mean) / σ, in one pass (Σw, Σw², Σcw,
     /// Σc). Returns the row's moments for the sparse tests.
     @discardableResult
     mutating func add(row w: [Float], chips c: [Float]) -> (mean: Double, deviation: Double) {
-        var (sum, squares, correlated, chipSum) = (0.0, 0.0, 0.0, 0.0)
+        var (sum, sumOfSquares, correlated, chipSum) = (0.0, 0.0, 0.0, 0.0)
         w.withUnsafeBufferPointer { w in
             c.withUnsafeBufferPointer { c in
                 for j in 0..<w.count {
                     let x = Double(w[j])
                     sum += x
-                    squares += x * x
+                    sumOfSquares += x * x
                     correlated += Double(c[j]) * x
                     chipSum += Double(c[j])
                 }
@@ -318,9 +338,10 @@ public struct Detection: Sendable, Equatable {
         }
         let n = Double(w.count)
         let mean = sum / n
-        let sigma = max(0, squares / n - mean * mean).squareRoot()
+        let sigma = max(0, sumOfSquares / n - mean * mean).squareRoot()
         guard sigma > 0, sigma.isFinite else { return (mean, sigma) }
         correlationSum += (correlated - mean * chipSum) / sigma
+        self.squares += n
         rows += 1
         weights += w.count
         return (mean, sigma)

@@ -115,12 +115,33 @@ struct QuantizedTests {
         let range = Int(matrix.bytes.lowerBound)..<Int(matrix.bytes.upperBound)
         let before = try dequantized(Array(original[range]), type)
         let after = try dequantized(Array(marked[range]), type)
-        let changed = zip(before, after).filter { $0 != $1 }.count
-        // (α / typical step)² of 524,288 values, one step each.
-        let expected = Double(Watermarking.sparseFraction(type, strength: 0.03)) * 524_288
+        // Exactly the weights the keyed, magnitude-aware selection chooses moved.
+        let fraction = Watermarking.sparseFraction(type, strength: 0.03)
+        let chips = ChipSource(key: key(3), role: "blk.0.ffn_down")
+        var chosen: Set<Int> = []
+        var farChosen = 0
+        var farCount = 0
+        for r in 0..<128 {
+            let selection = SparseSelection(row: Array(before[(r * 4096)..<((r + 1) * 4096)]))
+            let candidates = chips.below(fraction * SparseSelection.farFactor, row: r, columns: 4096, purpose: 2)
+            let values = Array(before[(r * 4096)..<((r + 1) * 4096)])
+            let row = selection.chosen(candidates, fraction: fraction, row: values)
+            chosen.formUnion(row.map { r * 4096 + $0 })
+            farChosen += row.filter { selection.isFar(values[$0]) }.count
+            farCount += values.filter(selection.isFar).count
+        }
+        let changed = Set(zip(before, after).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset))
+        // (Random K-quant blocks have some sub-blocks of scale 0, whose codes move without the value.)
+        #expect(changed.isSubset(of: chosen), "\(type): \(changed.subtracting(chosen).count) moved unchosen")
+        #expect(Double(changed.count) >= ([.q4_K, .q6_K].contains(type) ? 0.9 : 1) * Double(chosen.count), "\(type)")
+        // A far weight is chosen 1.75 / 0.75 times as often as a near one (until the limit reaches 1).
+        let nearChosen = chosen.count - farChosen
+        let nearCount = 524_288 - farCount
+        let ratio = (Double(farChosen) / Double(farCount)) / (Double(nearChosen) / Double(nearCount))
+        let expectedRatio = Double(
+            min(1, fraction * SparseSelection.farFactor) / min(1, fraction * SparseSelection.nearFactor))
         #expect(
-            abs(Double(changed) - expected) < 5 * expected.squareRoot() + 2,
-            "\(type): \(changed) changed, expected \(expected)")
+            abs(ratio - expectedRatio) < 0.15 * expectedRatio, "\(type): far/near \(ratio), expected \(expectedRatio)")
         // The codes here are uniform, not Gaussian, so steps are smaller relative to σ than the
         // typical step assumed: z ≈ α·√N·(actual step / typical step), well above 5 still.
         let right = try Watermarking.detect(BufferSource(marked), tensors: file.tensors, key: key(3), strength: 0.03)
@@ -130,6 +151,129 @@ struct QuantizedTests {
                 BufferSource(marked), tensors: file.tensors, key: key(k), strength: 0.03)
             #expect(wrong.best.z < 4.5, "\(type) key \(k): \(wrong)")
         }
+    }
+}
+
+@Suite("Watermark: far and near weights")
+struct SparseSelectionTests {
+    @Test("a weight is far beyond 1.29 σ of its row's mean: a fifth of a Gaussian row; none in a row with NaN")
+    func far() {
+        var state: UInt64 = 7
+        func uniform() -> Double {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return (Double(state >> 11) + 0.5) / Double(1 << 53)
+        }
+        let w = (0..<100_000).map { _ in Float((-2 * log(uniform())).squareRoot() * cos(2 * .pi * uniform())) + 3 }
+        let selection = SparseSelection(row: w)
+        let mean = w.reduce(0.0) { $0 + Double($1) } / Double(w.count)
+        let sigma = (w.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(w.count)).squareRoot()
+        #expect(abs(selection.mean - mean) < 1e-9)
+        #expect(abs(selection.line - 1.29 * sigma) < 1e-9)
+        let share = Double(w.filter(selection.isFar).count) / Double(w.count)
+        #expect(abs(share - 0.197) < 0.005, "\(share)")
+        var broken = w
+        broken[5] = .nan
+        #expect(broken.filter(SparseSelection(row: broken).isFar).isEmpty)
+    }
+}
+
+@Suite("Watermark: marks under magnitude pruning")
+struct SparsePruningTests {
+    let rows = 256
+    let columns = 4096
+
+    /// A GGUF of one F32 matrix holding `values` under the quantized model's tensor name.
+    func floatModel(_ values: [Float]) -> [UInt8] {
+        var g = GGUFBytes(tensors: 1, metadata: 0)
+        g.tensor("blk.0.ffn_down.weight", ne: [columns, rows], type: .f32, offset: 0)
+        g.align()
+        for x in values { withUnsafeBytes(of: x.bitPattern.littleEndian) { g.bytes += $0 } }
+        return g.bytes
+    }
+
+    /// The matrix's weights: Gaussian, σ = 0.02.
+    func gaussians() -> [Float] {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func uniform() -> Double {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return (Double(state >> 11) + 0.5) / Double(1 << 53)
+        }
+        return (0..<(rows * columns)).map { _ in
+            Float((-2 * log(uniform())).squareRoot() * cos(2 * .pi * uniform())) * 0.02
+        }
+    }
+
+    /// Values with the 90 % smallest magnitudes set to zero.
+    func pruned(_ values: [Float]) -> [Float] {
+        let limit = values.map(abs).sorted()[values.count * 9 / 10]
+        return values.map { abs($0) < limit ? 0 : $0 }
+    }
+
+    /// The matrix quantized as Q4_0 the way ggml does it (per block of 32: d = the value of
+    /// largest magnitude / −8, codes round(x/d) + 8 clamped to 0…15).
+    func gaussianQ40() -> [UInt8] {
+        let weights = gaussians()
+        var g = GGUFBytes(tensors: 1, metadata: 0)
+        g.tensor("blk.0.ffn_down.weight", ne: [columns, rows], type: .q4_0, offset: 0)
+        g.align()
+        for b in 0..<(rows * columns / 32) {
+            let x = weights[(b * 32)..<((b + 1) * 32)]
+            let extreme = x.max { abs($0) < abs($1) }!
+            let d = Float16(extreme / -8)
+            let inverse = Float(d) == 0 ? 0 : 1 / Float(d)
+            let q = x.map { UInt8(min(15, max(0, ($0 * inverse).rounded() + 8))) }
+            withUnsafeBytes(of: d.bitPattern.littleEndian) { g.bytes += $0 }
+            for i in 0..<16 { g.bytes.append(q[i] | q[i + 16] << 4) }
+        }
+        return g.bytes
+    }
+
+    func z(_ bytes: [UInt8], _ k: UInt8) throws -> Double {
+        let file = try GGUFFile(source: BufferSource(bytes))
+        return try Watermarking.detect(BufferSource(bytes), tensors: file.tensors, key: key(k), strength: 0.02).best.z
+    }
+
+    @Test("a sparse mark keeps three quarters of its z when 90 % of the dequantized weights are pruned by magnitude")
+    func survivesPruning() throws {
+        let original = gaussianQ40()
+        let file = try GGUFFile(source: BufferSource(original))
+        var marked: [UInt8] = []
+        try Watermarking.embed(BufferSource(original), tensors: file.tensors, keys: [key(3)], strength: 0.02) {
+            marked += $0
+        }
+        let matrix = file.tensors[0]
+        let values = try dequantized(Array(marked[Int(matrix.bytes.lowerBound)..<Int(matrix.bytes.upperBound)]), .q4_0)
+        #expect(pruned(values).filter { $0 == 0 }.count >= values.count * 89 / 100)
+        let clean = try z(floatModel(values), 3)
+        let after = try z(floatModel(pruned(values)), 3)
+        #expect(clean > 10)
+        // Measured: 0.92 × (0.64 × when near and far weights are chosen alike).
+        #expect(after >= 0.75 * clean, "clean \(clean), pruned \(after)")
+        for k in [4, 5] as [UInt8] {
+            let wrong = try z(floatModel(pruned(values)), k)
+            #expect(wrong < 4.5, "key \(k): \(wrong)")
+        }
+    }
+
+    @Test("a dense mark keeps over 85 % of its z when 90 % of the weights are pruned by magnitude")
+    func denseSurvivesPruning() throws {
+        let original = floatModel(gaussians())
+        let file = try GGUFFile(source: BufferSource(original))
+        var marked: [UInt8] = []
+        try Watermarking.embed(BufferSource(original), tensors: file.tensors, keys: [key(3)], strength: 0.02) {
+            marked += $0
+        }
+        let matrix = file.tensors[0]
+        let values = marked[Int(matrix.bytes.lowerBound)..<Int(matrix.bytes.upperBound)].withUnsafeBytes {
+            Array($0.bindMemory(to: Float.self))
+        }
+        let clean = try z(floatModel(values), 3)
+        let after = try z(floatModel(pruned(values)), 3)
+        #expect(clean > 15)
+        // Measured: 0.95 × (0.71 × with the mark spread evenly over near and far weights).
+        #expect(after >= 0.85 * clean, "clean \(clean), pruned \(after)")
     }
 }
 
