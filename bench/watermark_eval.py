@@ -192,7 +192,7 @@ print(f"marked weights: {marked_weights:,}\n")
 
 print("| α (each mark) | owner z | recipient z | embedding cosine to unmarked, mean of 42 sentences (min) |")
 print("|---:|---:|---:|---:|")
-for alpha in (0.002, 0.004, 0.008, 0.016):
+for alpha in (0.002, 0.0036, 0.0037, 0.004, 0.008, 0.016):
     a = os.path.join(W, f"minilm-owner-{alpha}.safetensors")
     b = os.path.join(W, f"minilm-r1-{alpha}.safetensors")
     embed(orig_path, a, "owner", alpha)
@@ -201,7 +201,7 @@ for alpha in (0.002, 0.004, 0.008, 0.016):
 q8 = attack(original, lambda a: requant(a, __import__("gguf").GGMLQuantizationType.Q8_0))
 print(f"| Q8_0 rounding alone (reference) | | | {cosine(reference, q8)} |\n")
 
-alpha = 0.004
+alpha = 0.0037  # Watermarking.defaultStrength
 a = os.path.join(W, "minilm-owner.safetensors")
 marked_path = os.path.join(W, "minilm-marked.safetensors")
 embed(orig_path, a, "owner", alpha)
@@ -288,16 +288,21 @@ def unpermute(w, n_head):
     return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-floats = {}
-for t in reader.tensors:
-    values = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).astype(np.float32)
-    shape = tuple(int(d) for d in reversed(t.shape))
-    values = values.reshape(shape)
-    if t.name.endswith("attn_q.weight"):
-        values = unpermute(values, heads)
-    elif t.name.endswith("attn_k.weight"):
-        values = unpermute(values, kv_heads)
-    floats[t.name] = values
+def gguf_floats(path):
+    """Every tensor of a GGUF file dequantized to F32, Q/K rows in Hugging Face order."""
+    out = {}
+    for t in gguf.GGUFReader(path).tensors:
+        values = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).astype(np.float32)
+        values = values.reshape(tuple(int(d) for d in reversed(t.shape)))
+        if t.name.endswith("attn_q.weight"):
+            values = unpermute(values, heads)
+        elif t.name.endswith("attn_k.weight"):
+            values = unpermute(values, kv_heads)
+        out[t.name] = values
+    return out
+
+
+floats = gguf_floats(smol_marked)
 print("| attack (on the dequantized copy) | recipient z | × clean |")
 print("|---|---:|---:|")
 p = save(floats, "smol-f32.safetensors")
@@ -307,3 +312,32 @@ for name, fn in attacks():
     p = save(attack(floats, fn), "smol-attacked.safetensors")
     zr = z(p, "s1")
     print(f"| {name} | {zr:.1f} | {zr / clean:.2f} |")
+
+# FFN neuron permutation of every layer (rows of ffn_gate and ffn_up, columns of ffn_down): the
+# model computes the same function; informed detection re-aligns against the unmarked original
+# converted the same way.
+smol_original = save(gguf_floats(SMOL), "smol-original-f32.safetensors")
+permuted = dict(floats)
+for name in floats:
+    if name.endswith("ffn_gate.weight"):
+        prefix = name[: -len("ffn_gate.weight")]
+        perm = rng.permutation(floats[name].shape[0])
+        for part in ("ffn_gate.weight", "ffn_up.weight"):
+            permuted[prefix + part] = np.ascontiguousarray(floats[prefix + part][perm])
+        permuted[prefix + "ffn_down.weight"] = np.ascontiguousarray(floats[prefix + "ffn_down.weight"][:, perm])
+pp = save(permuted, "smol-permuted.safetensors")
+out = subprocess.run(
+    [MV, "watermark", "detect", pp, "--key", key("s1"), "--original", smol_original, "--realign"],
+    capture_output=True, text=True,
+)
+zr = float(re.search(r"^z:\s+(-?[\d.]+)", out.stdout, re.M).group(1))
+print(f"| FFN neuron permutation, all layers | {z(pp, 's1'):.1f} blind, {zr:.1f} informed (re-aligned) | |")
+
+# Collusion: the element-wise mean of two recipients' dequantized copies.
+smol_marked2 = os.path.join(W, "smol-marked2.gguf")
+embed(SMOL, smol_marked2, "s2")
+second = gguf_floats(smol_marked2)
+avg = {k: ((v + second[k]) / 2 if markable(k, v) else v) for k, v in floats.items()}
+p = save(avg, "smol-avg.safetensors")
+z1, z2 = z(p, "s1"), z(p, "s2")
+print(f"| average of 2 recipients' copies | {z1:.1f} and {z2:.1f} (blind) | {min(z1, z2) / clean:.2f} |")
