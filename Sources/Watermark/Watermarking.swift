@@ -8,7 +8,7 @@ import Synchronization
 /// σ_r the row's standard deviation; detection needs only the key.
 public enum Watermarking {
     /// Default α, relative to each row's standard deviation.
-    public static let defaultStrength: Float = 0.004
+    public static let defaultStrength: Float = 0.0037
     /// The typical size of one code step of a ggml type, in units of the weights' standard
     /// deviation, for Gaussian weights: the block's absolute maximum (≈ 2.1 σ for 32 weights)
     /// over the type's levels.
