@@ -153,7 +153,9 @@ let package = Package(
             name: "AuditLogTests", dependencies: ["AuditLog", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["Vectors/generate.py"], resources: [.copy("Vectors")]
         ),
-        .testTarget(name: "WatermarkTests", dependencies: ["Watermark", "ModelFormats", "CHalf"]),
+        .testTarget(
+            name: "WatermarkTests", dependencies: ["Watermark", "ModelFormats", "CHalf"], resources: [.copy("Vectors")]
+        ),
         .testTarget(
             name: "ModelFormatsTests",
             dependencies: ["ModelFormats", .product(name: "Crypto", package: "swift-crypto")],
