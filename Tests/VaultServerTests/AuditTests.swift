@@ -18,6 +18,18 @@ struct AuditTests {
         }
     }
 
+    /// The alert entries, once at least `count` are in the log (alerts are recorded in the
+    /// background), waiting up to 10 s for them.
+    static func alerts(_ f: ServerFixture, atLeast count: Int) async throws -> [AuditEvent] {
+        var alerts: [AuditEvent] = []
+        for _ in 0..<100 {
+            alerts = try entries(f).filter { $0.phase == "alert" }
+            if alerts.count >= count { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return alerts
+    }
+
     @Test("every request leaves its decision and outcome; secrets never appear; checkpoints and proofs verify")
     func trail() async throws {
         try await ServerFixture.with(audit: .init(checkpointEvery: 10, checkpointSeconds: 3600)) { f in
@@ -130,8 +142,7 @@ struct AuditTests {
                     .POST, "/v1/auth/login", body: #"{"username": "admin", "password": "letmein-letmein"}"#)
             }
             #expect(try await f.request(.GET, "/v1/models/acme/demo", token: tokens["consumer"]).status == 200)
-            try await Task.sleep(for: .milliseconds(300))
-            let alerts = try Self.entries(f).filter { $0.phase == "alert" }
+            let alerts = try await Self.alerts(f, atLeast: 2)
             let brute = try #require(alerts.first { $0.action == "alert.brute-force" })
             #expect(
                 brute.target?.name == "account:admin" && brute.sourceIP == "127.0.0.1" && brute.actor.user == "admin")

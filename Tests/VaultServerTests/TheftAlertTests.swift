@@ -131,9 +131,10 @@ struct TheftAlertTests {
                 #expect(try await f.request(.GET, "/v1/models", token: sessions["auditor"]).status == 200)
                 #expect(try await f.request(.GET, "/v1/models", token: sessions["auditor"]).status == 200)
                 #expect(try await f.request(.GET, "/v1/models/acme/decoy", token: token).status == 200)
-                try await Task.sleep(for: .milliseconds(500))
-
-                let raised = try AuditTests.entries(f).filter { $0.phase == "alert" }
+                var raised = try await AuditTests.alerts(f, atLeast: 5)
+                // A moment more, so that a repeated alert would be there too.
+                try await Task.sleep(for: .milliseconds(300))
+                raised = try AuditTests.entries(f).filter { $0.phase == "alert" }
                 #expect(
                     Set(raised.map(\.action)) == [
                         "alert.brute-force", "alert.new-network", "alert.bulk-exfiltration", "alert.off-hours",
