@@ -200,7 +200,7 @@ enum Dense {
         _ s: UnsafeMutableBufferPointer<Float>, toward w: UnsafeBufferPointer<Float>, mean: Float, deviation: Float
     ) {
         let (wr, sr) = (UnsafeRawPointer(w.baseAddress!), UnsafeMutableRawPointer(s.baseAddress!))
-        let line = 1.29 * deviation
+        let line = Float(SparseSelection.farDeviations) * deviation
         let n = w.count
         var j = 0
         let (m, l) = (SIMD8<Float>(repeating: mean), SIMD8<Float>(repeating: line))

@@ -16,11 +16,13 @@ struct SparseSelection {
     /// `fraction` of its weights.
     static let farFactor: Float = 1.75 / 0.95
     static let nearFactor: Float = 0.75 / 0.95
+    /// Far is beyond this many σ of the row's mean, for sparse and dense marks alike.
+    static let farDeviations = 1.29
 
     /// From the row's moments as `Detection.moments` takes them (in order, in double precision).
     init(mean: Double, deviation: Double) {
         self.mean = mean
-        line = 1.29 * deviation
+        line = Self.farDeviations * deviation
     }
 
     init(row w: [Float]) {
@@ -31,10 +33,12 @@ struct SparseSelection {
     /// Never for a value, or in a row, that is not a number.
     func isFar(_ x: Float) -> Bool { abs(Double(x) - mean) > line }
 
+    /// How much more (or less) likely than the fraction the weight `x` is to be chosen.
+    func factor(_ x: Float) -> Float { isFar(x) ? Self.farFactor : Self.nearFactor }
+
     /// The columns of row `w` chosen at `fraction`, given each column's uniform
     /// (`ChipSource.below`, at `fraction · farFactor` or more).
     func chosen(_ candidates: [(column: Int, uniform: Float)], fraction: Float, row w: [Float]) -> [Int] {
-        let (far, near) = (fraction * Self.farFactor, fraction * Self.nearFactor)
-        return candidates.filter { $0.uniform < (isFar(w[$0.column]) ? far : near) }.map(\.column)
+        candidates.filter { $0.uniform < fraction * factor(w[$0.column]) }.map(\.column)
     }
 }

@@ -122,7 +122,7 @@ public enum Watermarking {
                         largestFraction * SparseSelection.farFactor, row: canonical, columns: n, purpose: 2)
                     for i in sums.indices { sums[i] = (0, 0, 0) }
                     for (j, u) in candidates {
-                        let factor = selection.isFar(w[j]) ? SparseSelection.farFactor : SparseSelection.nearFactor
+                        let factor = selection.factor(w[j])
                         let y = (Double(w[j]) - mean) / sigma
                         for i in sums.indices where u < fractions[i] * factor {
                             sums[i].correlated += Double(c[j]) * y
