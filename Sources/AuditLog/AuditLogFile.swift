@@ -46,7 +46,7 @@ public struct AuditLogLayout: Sendable {
 /// durable, and throws when it cannot be made so (the caller refuses the request: fail closed).
 /// How an entry reaches the disk depends on how long the log's device takes to sync, measured
 /// on every sync: when syncs take microseconds (tmpfs, a device with a protected write cache),
-/// the request writes and syncs its own entry, holding the log's write lock for those few
+/// the request writes and syncs its own entry, holding the log's tail (`tail`) for those few
 /// microseconds; when they take longer, appends are group-committed by the writer queue —
 /// events that arrive while a batch is being written go into the next one, each batch is written
 /// and synced once, and no request thread waits in `fsync`. A signed checkpoint follows every
@@ -77,23 +77,31 @@ public final class AuditLog: Sendable {
     struct State {
         var pending: [Waiter] = []
         var flushing = false
+        var checkpointed = 0
+        var latestCheckpoint = ""
+        var checkpointTime = Date()
+    }
+    let state: Mutex<State>
+
+    /// The end of the log, owned by whoever writes (the writer queue, or a request writing its own
+    /// entry): held while entries are encoded, written and synced.
+    struct Tail {
         var range = CompactRange()
         /// Leaf hashes, 32 bytes each, for proofs.
         var leaves: [UInt8] = []
-        var lastHash: [UInt8] = []
+        /// The latest entry's leaf hash (nil before the first entry).
+        var last: InlineHash?
         var length: off_t = 0
-        var checkpointed = 0
-        /// The size of the latest checkpoint handed to the writer queue (≥ `checkpointed`).
+        /// The size of the latest checkpoint handed to the writer queue.
         var scheduled = 0
-        var latestCheckpoint = ""
-        var checkpointTime = Date()
+        /// The bytes of the batch being written (kept between batches).
+        var buffer: [UInt8] = []
         /// Told of every batch once it is durable, in log order (the SIEM sinks).
         var observer: (@Sendable ([LoggedEvent]) -> Void)?
     }
-    let state: Mutex<State>
-    /// Held while entries are written and synced (by the writer queue or by a request writing
-    /// its own entry): whoever holds it owns the end of the file.
-    let writeLock = Mutex(())
+    let tail: Mutex<Tail>
+    /// Entries so far (read without waiting for a write in progress).
+    let count = Atomic<Int>(0)
     /// How long a sync takes, in nanoseconds (a moving average over the latest syncs).
     let syncNanos = Atomic<Int>(0)
     /// Syncs at most this long (on average) let a request write its own entry.
@@ -122,21 +130,25 @@ public final class AuditLog: Sendable {
         }
         self.fd = fd
         var s = State()
+        var t = Tail()
         do {
             let report = try AuditVerifier.scan(layout: layout, verifier: key.verifier, repairTail: fd)
-            s.range = report.range
-            s.leaves = report.leaves
-            s.lastHash = report.lastHash
-            s.length = off_t(report.length)
+            t.range = report.range
+            t.leaves = report.leaves
+            t.last = report.lastHash.isEmpty ? nil : InlineHash(report.lastHash)
+            t.length = off_t(report.length)
             s.checkpointed = report.latestCheckpoint?.size ?? 0
-            s.scheduled = s.checkpointed
+            t.scheduled = s.checkpointed
             s.latestCheckpoint = report.latestCheckpointText ?? ""
             if let problem = report.problem { throw AuditLogError.corrupt(problem) }
         } catch {
             close(fd)
             throw error
         }
+        t.buffer.reserveCapacity(4096)
+        count.store(t.range.size, ordering: .relaxed)
         state = Mutex(s)
+        tail = Mutex(t)
         timer = DispatchSource.makeTimerSource(queue: queue)
         timer.schedule(deadline: .now() + checkpointSeconds, repeating: checkpointSeconds)
         timer.setEventHandler { [weak self] in self?.checkpointAll() }
@@ -150,18 +162,18 @@ public final class AuditLog: Sendable {
 
     /// Calls `observer` with every batch of entries once it is durable, in order, from now on.
     public func observe(_ observer: @escaping @Sendable ([LoggedEvent]) -> Void) {
-        state.withLock { $0.observer = observer }
+        tail.withLock { $0.observer = observer }
     }
 
     /// Entries so far.
-    public var size: Int { state.withLock { $0.range.size } }
+    public var size: Int { count.load(ordering: .relaxed) }
 
     /// Appends `event` and returns its sequence number once it is on disk.
     public func append(_ event: AuditEvent) async throws -> Int {
         // Encoded here, by the caller, in parallel with others; the writer adds `prev` and `seq`.
         let entry = Entry(event: event, encoded: event.encodedParts())
         if syncNanos.load(ordering: .relaxed) <= inlineSyncNanos {
-            let (seq, due) = try writeLock.withLock { _ in try write([entry]) }
+            let (seq, due) = try tail.withLock { t throws(AuditLogError) in try write(CollectionOfOne(entry), to: &t) }
             if let due { queue.async { self.sign(due) } }
             return seq
         }
@@ -186,7 +198,9 @@ public final class AuditLog: Sendable {
             }
             if batch.isEmpty { return }
             do {
-                let (first, due) = try writeLock.withLock { _ in try write(batch.map(\.entry)) }
+                let (first, due) = try tail.withLock { t throws(AuditLogError) in
+                    try write(batch.lazy.map(\.entry), to: &t)
+                }
                 for (i, waiter) in batch.enumerated() { waiter.continuation.resume(returning: first + i) }
                 if let due { sign(due) }
             } catch {
@@ -201,56 +215,48 @@ public final class AuditLog: Sendable {
     /// Writes `entries` as the log's next entries, syncs them, and tells the observer; returns
     /// the first one's sequence number, and the checkpoint now due, if one is (`checkpointEvery`
     /// entries since the latest one scheduled; taken here, so its size and root are exact). The
-    /// caller holds `writeLock`. When the write or the sync fails, nothing of the batch stays:
-    /// the file goes back to its last good length.
-    func write(_ entries: [Entry]) throws(AuditLogError) -> (first: Int, due: Due?) {
-        var (range, lastHash, length, observed) = state.withLock {
-            ($0.range, $0.lastHash, $0.length, $0.observer != nil)
-        }
+    /// caller holds `tail`. When the write or the sync fails, nothing of the batch stays: the file
+    /// goes back to its last good length and the tree to its last good state.
+    func write(_ entries: some Collection<Entry>, to t: inout Tail) throws(AuditLogError) -> (first: Int, due: Due?) {
+        let (range, last, leafCount) = (t.range, t.last, t.leaves.count)
         let first = range.size
-        var bytes: [UInt8] = []
-        var hashes: [UInt8] = []
         var written: [(event: AuditEvent, bytes: Range<Int>)] = []
-        bytes.reserveCapacity(entries.count * 512)
-        hashes.reserveCapacity(entries.count * 32)
-        var prev = MerkleTree.hexBytes(lastHash)
+        t.buffer.removeAll(keepingCapacity: true)
         for entry in entries {
-            let seq = range.size
-            let start = bytes.count
-            entry.encoded.write(to: &bytes, prev: prev, seq: seq)
-            let leaf = bytes.withUnsafeBytes {
+            let seq = t.range.size
+            let start = t.buffer.count
+            entry.encoded.write(to: &t.buffer, prev: t.last, seq: seq)
+            let leaf = t.buffer.withUnsafeBytes {
                 MerkleTree.leafDigest(UnsafeRawBufferPointer(rebasing: $0[start...]))
             }
-            bytes.append(0x0A)
-            range.append(leaf)
-            leaf.withUnsafeBytes { hashes.append(contentsOf: $0) }
-            if observed {
+            t.buffer.append(0x0A)
+            if t.observer != nil {
                 var event = entry.event
                 event.seq = seq
-                event.prev = String(decoding: prev, as: UTF8.self)
-                written.append((event, start..<(bytes.count - 1)))
+                event.prev = t.last.map { MerkleTree.hex($0.bytes) } ?? ""
+                written.append((event, start..<(t.buffer.count - 1)))
             }
-            prev = leaf.withUnsafeBytes { MerkleTree.hexBytes($0) }
+            t.range.append(leaf)
+            leaf.withUnsafeBytes { t.leaves.append(contentsOf: $0) }
+            t.last = leaf
         }
-        if !hashes.isEmpty { lastHash = Array(hashes.suffix(32)) }
         do {
-            try writeAndSync(bytes)
+            try writeAndSync(t.buffer)
         } catch {
-            _ = ftruncate(fd, length)
+            _ = ftruncate(fd, t.length)
+            (t.range, t.last) = (range, last)
+            t.leaves.removeSubrange(leafCount...)
             throw error
         }
-        length += off_t(bytes.count)
-        let (observer, due): ((@Sendable ([LoggedEvent]) -> Void)?, Due?) = state.withLock { s in
-            s.range = range
-            s.leaves += hashes
-            s.lastHash = lastHash
-            s.length = length
-            guard range.size - s.scheduled >= checkpointEvery else { return (s.observer, nil) }
-            s.scheduled = range.size
-            return (s.observer, (range.size, range.root))
+        t.length += off_t(t.buffer.count)
+        count.store(t.range.size, ordering: .relaxed)
+        if let observer = t.observer, !written.isEmpty {
+            let bytes = t.buffer
+            observer(written.map { LoggedEvent(event: $0, bytes: bytes[$1]) })
         }
-        if let observer, !written.isEmpty { observer(written.map { LoggedEvent(event: $0, bytes: bytes[$1]) }) }
-        return (first, due)
+        guard t.range.size - t.scheduled >= checkpointEvery else { return (first, nil) }
+        t.scheduled = t.range.size
+        return (first, (t.range.size, t.range.root))
     }
 
     func writeAndSync(_ bytes: [UInt8]) throws(AuditLogError) {
@@ -276,10 +282,11 @@ public final class AuditLog: Sendable {
     /// Signs a checkpoint of every entry so far, if any came in since the latest. Runs on the
     /// writer queue (the timer's tick, `checkpointNow`).
     func checkpointAll() {
-        let due: Due? = state.withLock { s in
-            guard s.range.size > s.checkpointed else { return nil }
-            s.scheduled = max(s.scheduled, s.range.size)
-            return (s.range.size, s.range.root)
+        let checkpointed = state.withLock { $0.checkpointed }
+        let due: Due? = tail.withLock { t in
+            guard t.range.size > checkpointed else { return nil }
+            t.scheduled = max(t.scheduled, t.range.size)
+            return (t.range.size, t.range.root)
         }
         if let due { sign(due) }
     }
@@ -328,8 +335,8 @@ public final class AuditLog: Sendable {
     public var checkpointAge: Double { state.withLock { Date().timeIntervalSince($0.checkpointTime) } }
 
     func leafHashes(_ count: Int) -> [MerkleTree.Hash] {
-        state.withLock { s in
-            (0..<min(count, s.range.size)).map { Array(s.leaves[($0 * 32)..<($0 * 32 + 32)]) }
+        tail.withLock { t in
+            (0..<min(count, t.range.size)).map { Array(t.leaves[($0 * 32)..<($0 * 32 + 32)]) }
         }
     }
 

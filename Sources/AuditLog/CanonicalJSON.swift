@@ -87,18 +87,25 @@ public struct EncodedEvent: Sendable {
 
     /// The whole entry, with `prev` and `seq` in their places.
     public func line(prev: String, seq: Int) -> [UInt8] {
-        var escaped = CanonicalJSON()
-        escaped.escape(prev)
         var line: [UInt8] = []
-        write(to: &line, prev: escaped.bytes, seq: seq)
+        write(to: &line, seq: seq) { out in
+            var escaped = CanonicalJSON()
+            escaped.escape(prev)
+            out += escaped.bytes
+        }
         return line
     }
 
-    /// Appends the whole entry to `bytes`; `prev` is the previous leaf hash in hex (which needs no
-    /// escaping).
-    func write(to bytes: inout [UInt8], prev: [UInt8], seq: Int) {
+    /// Appends the whole entry to `bytes`, `prev` being the previous entry's leaf hash (in hex).
+    func write(to bytes: inout [UInt8], prev: InlineHash?, seq: Int) {
+        write(to: &bytes, seq: seq) { out in
+            prev?.withUnsafeBytes { MerkleTree.appendHex($0, to: &out) }
+        }
+    }
+
+    func write(to bytes: inout [UInt8], seq: Int, prev: (inout [UInt8]) -> Void) {
         bytes += self.bytes[..<prevAt]
-        bytes += prev
+        prev(&bytes)
         bytes += self.bytes[prevAt..<seqAt]
         bytes.append(contentsOf: String(seq).utf8)
         bytes += self.bytes[seqAt...]

@@ -45,11 +45,15 @@ public enum MerkleTree {
     static func hexBytes(_ bytes: some Sequence<UInt8>) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(64)
+        appendHex(bytes, to: &out)
+        return out
+    }
+
+    static func appendHex(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {
         for b in bytes {
             out.append(hexDigits[Int(b >> 4)])
             out.append(hexDigits[Int(b & 0x0F)])
         }
-        return out
     }
 
     static let hexDigits = Array("0123456789abcdef".utf8)
