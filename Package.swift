@@ -134,7 +134,13 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .executableTarget(name: "mvault", dependencies: ["VaultCLI", "CAllocator"]),
+        .executableTarget(
+            name: "mvault",
+            dependencies: [
+                "VaultCLI", "CAllocator", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "SealedFormatTests",
             dependencies: [
