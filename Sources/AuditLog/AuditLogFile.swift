@@ -362,10 +362,12 @@ public final class AuditLog: Sendable {
 }
 
 /// An entry as the log wrote it: the event (with its `seq` and `prev`) and its canonical JSON.
-public struct LoggedEvent: Sendable {
-    public var event: AuditEvent
+/// (A class: it passes from the log through each sink's queue to its receiver, and a copy of
+/// the event's dozen strings at every step cost more than delivering it.)
+public final class LoggedEvent: Sendable {
+    public let event: AuditEvent
     /// The entry's bytes in the log (without the newline): what `SIEMFormat.json` sends.
-    public var bytes: ArraySlice<UInt8>
+    public let bytes: ArraySlice<UInt8>
 
     public init(event: AuditEvent, bytes: ArraySlice<UInt8>) {
         self.event = event

@@ -148,12 +148,22 @@ final class AuditSink: Sendable {
     }
 
     func line(_ entry: LoggedEvent) -> [UInt8] {
+        var line: [UInt8] = []
+        append(entry, to: &line)
+        return line
+    }
+
+    /// Appends `entry` as this sink sends it: one line, or one syslog frame.
+    func append(_ entry: LoggedEvent, to out: inout [UInt8]) {
         switch configuration.type {
-        case .file, .webhook: return configuration.format.render(entry) + [0x0A]
+        case .file, .webhook:
+            out += configuration.format.render(entry)
+            out.append(0x0A)
         case .syslog:
             // Octet counting: "LEN SP MSG".
             let message = configuration.format.syslog(entry, hostname: hostname)
-            return Array("\(message.count) ".utf8) + message
+            out += "\(message.count) ".utf8
+            out += message
         }
     }
 
@@ -206,7 +216,8 @@ final class AuditSink: Sendable {
         defer { close(fd) }
         while !Task.isCancelled {
             let batch = try await next()
-            let bytes = batch.flatMap(line)
+            var bytes: [UInt8] = []
+            for entry in batch { append(entry, to: &bytes) }
             var done = 0
             while done < bytes.count {
                 let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
@@ -253,6 +264,14 @@ final class AuditSink: Sendable {
         try await client.shutdown()
     }
 
+    /// `lines` one after the other, copied whole (a `ByteBuffer` made from `joined()` is filled a
+    /// byte at a time).
+    static func buffer(_ lines: [[UInt8]]) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: lines.reduce(0) { $0 + $1.count })
+        for line in lines { buffer.writeBytes(line) }
+        return buffer
+    }
+
     struct Closed: Error, CustomStringConvertible {
         var description: String { "the receiver closed the connection" }
     }
@@ -294,12 +313,12 @@ final class AuditSink: Sendable {
                 group.addTask {
                     let again = window.lines(since: Date().addingTimeInterval(-Self.resendWindow))
                     if !again.isEmpty {
-                        try await outbound.write(ByteBuffer(bytes: again.joined()))
+                        try await outbound.write(Self.buffer(again))
                         window.sent(again)
                     }
                     while !Task.isCancelled {
                         let lines = try await self.next().map(self.line)
-                        try await outbound.write(ByteBuffer(bytes: lines.joined()))
+                        try await outbound.write(Self.buffer(lines))
                         self.sent(lines.count)
                         window.sent(lines)
                     }
