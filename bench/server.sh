@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The HTTPS server against references measured in the same run, on the same machine:
 #  1. authorized GET /v1/models/NAME with wrk at 64 connections, against the smallest
-#     Hummingbird TLS server (bench/Sources/hello-tls) with the same certificate;
+#     Hummingbird TLS server (bench/Sources/hello-tls) with the same certificate, run as
+#     Hummingbird runs by default and, for comparison, on NIO's event loops as mvault runs;
 #  2. a download of a SIZE_MIB model with curl, against nginx serving the same plaintext file
 #     over TLS with the same certificate.
 # Usage: bench/server.sh [SIZE_MIB] [SECONDS]     defaults: 1024 and 10
@@ -25,8 +26,11 @@ run_wrk() {
 }
 HELLO_PORT=$(free_port)
 "$BIN/hello-tls" "$W/vault/tls/server.crt" "$W/vault/tls/server.key" "$HELLO_PORT" > /dev/null 2>&1 &
+HELLO_NIO_PORT=$(free_port)
+"$BIN/hello-tls" "$W/vault/tls/server.crt" "$W/vault/tls/server.key" "$HELLO_NIO_PORT" --nio-executor > /dev/null 2>&1 &
 sleep 1
 read -r HELLO_RPS HELLO_P99 < <(run_wrk "https://127.0.0.1:$HELLO_PORT/")
+read -r HELLO_NIO_RPS HELLO_NIO_P99 < <(run_wrk "https://127.0.0.1:$HELLO_NIO_PORT/")
 read -r OURS_RPS OURS_P99 < <(run_wrk -H "Authorization: Bearer $TOKEN" "$BASE/v1/models/acme/small")
 
 # Downloads: best of 3 by curl's own average speed.
@@ -72,11 +76,13 @@ echo
 echo "mvault server over TLS, release build, $(nproc) cores, $(date -u +%F); load generator on the same machine"
 printf "%-52s %14s %10s\n" "GET, wrk -t2 -c64 -d${SECS}s" "requests/s" "p99"
 printf "%-52s %14s %10s\n" "Hummingbird TLS hello-world (GET /)" "$HELLO_RPS" "$HELLO_P99"
+printf "%-52s %14s %10s\n" "  the same on NIO's event loops, as mvault runs" "$HELLO_NIO_RPS" "$HELLO_NIO_P99"
 printf "%-52s %14s %10s\n" "mvault GET /v1/models/acme/small (session token)" "$OURS_RPS" "$OURS_P99"
 printf "%-52s %14s\n" "download of ${SIZE_MIB} MiB, curl, best of 3" "MB/s"
 printf "%-52s %14s\n" "nginx, plaintext file over TLS" "$NGINX_MBPS"
 printf "%-52s %14s\n" "mvault, sealed file decrypted on the fly" "$OURS_MBPS"
 echo
 echo "requests/s: mvault / hello-world = $(ratio "$OURS_RPS" "$HELLO_RPS")   (target >= 0.7)"
+echo "            mvault / hello-world on NIO's event loops = $(ratio "$OURS_RPS" "$HELLO_NIO_RPS")"
 echo "download:   mvault / nginx       = $(ratio "$OURS_MBPS" "$NGINX_MBPS")   (target >= 0.8)"
 echo "server peak RSS over the run: ${RSS} MiB"
