@@ -9,14 +9,16 @@ public struct ModelName: Hashable, Sendable, Comparable, CustomStringConvertible
     /// Parses `namespace/name`.
     /// - Throws: `VaultError.invalidModelName` naming the rule that was broken.
     public init(parsing text: String) throws(VaultError) {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2 else {
+        let utf8 = text.utf8
+        let slash = UInt8(ascii: "/")
+        guard let at = utf8.firstIndex(of: slash), !utf8[utf8.index(after: at)...].contains(slash) else {
             throw .invalidModelName(text, reason: "expected namespace/name, e.g. acme/llama-7b")
         }
-        try Self.validate(part: String(parts[0]), in: text)
-        try Self.validate(part: String(parts[1]), in: text)
-        self.namespace = String(parts[0])
-        self.name = String(parts[1])
+        let (namespace, name) = (String(text[..<at]), String(text[text.index(after: at)...]))
+        try Self.validate(part: namespace, in: text)
+        try Self.validate(part: name, in: text)
+        self.namespace = namespace
+        self.name = name
     }
 
     public var description: String { "\(namespace)/\(name)" }

@@ -23,11 +23,14 @@ struct BearerToken {
         self.secret = secret
     }
 
-    /// `PREFIX_ID_SECRET`; nil for anything else.
+    /// `PREFIX_ID_SECRET`; nil for anything else. (Split on the UTF-8 bytes: every request
+    /// parses one.)
     init?(text: Substring) {
-        guard let first = text.firstIndex(of: "_"),
-            let second = text[text.index(after: first)...].firstIndex(of: "_"),
-            text[text.index(after: second)...].firstIndex(of: "_") == nil
+        let utf8 = text.utf8
+        let underscore = UInt8(ascii: "_")
+        guard let first = utf8.firstIndex(of: underscore),
+            let second = utf8[utf8.index(after: first)...].firstIndex(of: underscore),
+            utf8[utf8.index(after: second)...].firstIndex(of: underscore) == nil
         else { return nil }
         let prefix = text[..<first]
         guard prefix == Self.sessionPrefix || prefix == Self.apiPrefix else { return nil }

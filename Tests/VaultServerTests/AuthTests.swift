@@ -61,7 +61,10 @@ struct AuthTests {
             #expect(r.status == 401)
             #expect(r.json["error"] as? String == "authentication required")
             #expect((r.json["hint"] as? String)?.contains("POST /v1/auth/login") == true)
-            for token in ["garbage", "mvsess_x", "mvsess_0011_deadbeef", "mvsess__"] {
+            for token in [
+                "garbage", "mvsess_x", "mvsess_0011_deadbeef", "mvsess__", "mvsess_a_b_c", "mvtok_a_", "other_a_b",
+                "mvséss_a_b",
+            ] {
                 r = try await f.request(.GET, "/v1/auth/whoami", token: token)
                 #expect(r.status == 401, "\(token)")
                 #expect(r.json["error"] as? String == "invalid or expired token")

@@ -42,6 +42,28 @@ struct PolicyTests {
         }
     }
 
+    @Test("model names: namespace/name of lowercase letters, digits, '-', '_' and '.', each part 1 to 64")
+    func modelNames() throws {
+        let name = try ModelName(parsing: "acme/llama-3.1_8b")
+        #expect(name.namespace == "acme" && name.name == "llama-3.1_8b" && name.description == "acme/llama-3.1_8b")
+        let bad: [(String, String)] = [
+            ("acme", "expected namespace/name"), ("a/b/c", "expected namespace/name"),
+            ("", "expected namespace/name"), ("/b", "each part must be 1 to 64 characters"),
+            ("a/", "each part must be 1 to 64 characters"),
+            ("a/" + String(repeating: "x", count: 65), "each part must be 1 to 64 characters"),
+            ("a/..", "'.' and '..' are not names"), ("Acme/b", "use lowercase letters"),
+            ("acme/é", "use lowercase letters"),
+        ]
+        for (text, reason) in bad {
+            #expect(throws: VaultError.self) { try ModelName(parsing: text) }
+            do {
+                _ = try ModelName(parsing: text)
+            } catch {
+                #expect("\(error)".contains(reason), "\(text): \(error)")
+            }
+        }
+    }
+
     @Test("deny by default; a role allows on every model; a grant only on its pattern")
     func allows() throws {
         var d = ask(.pull, .model("acme/x"))
