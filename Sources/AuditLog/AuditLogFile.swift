@@ -251,8 +251,9 @@ public final class AuditLog: Sendable {
         t.length += off_t(t.buffer.count)
         count.store(t.range.size, ordering: .relaxed)
         if let observer = t.observer, !written.isEmpty {
-            let bytes = t.buffer
-            observer(written.map { LoggedEvent(event: $0, bytes: bytes[$1]) })
+            // Each its own bytes: a sink may hold events for a long time, and a slice would keep
+            // the whole batch buffer alive (and make the next batch allocate a new one).
+            observer(written.map { LoggedEvent(event: $0, bytes: Array(t.buffer[$1])[...]) })
         }
         guard t.range.size - t.scheduled >= checkpointEvery else { return (first, nil) }
         t.scheduled = t.range.size
