@@ -86,13 +86,18 @@ TICK=$(getconf CLK_TCK)
 for round in $(seq $ROUNDS); do
   for name in $CONFIGS; do
     before=$(cpu_ticks "${PID[$name]}")
+    receiver_before=$(cpu_ticks "$(cat "$W/rsyslogd.pid")")
     out=$(wrk -t2 -c64 -d"${SECS}s" -H "Authorization: Bearer ${TOKEN[$name]}" \
       "https://127.0.0.1:${PORT[$name]}/v1/models/acme/small")
     after=$(cpu_ticks "${PID[$name]}")
+    receiver_after=$(cpu_ticks "$(cat "$W/rsyslogd.pid")")
     if grep -q "Non-2xx" <<<"$out"; then echo "wrk saw errors from $name: $out" >&2; exit 1; fi
     rate=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
     RATES[$name]="${RATES[$name]:-} $rate"
     CPU[$name]="${CPU[$name]:-} $(echo "($after - $before) / $TICK * 1000000 / ($rate * $SECS)" | bc -l | xargs printf '%.1f')"
+    if [ "$name" = syslog ]; then
+      RECEIVER="${RECEIVER:-} $(echo "($receiver_after - $receiver_before) / $TICK * 1000000 / ($rate * $SECS)" | bc -l | xargs printf '%.1f')"
+    fi
   done
 done
 median() { printf "%s\n" $1 | sort -n | sed -n "$(( (ROUNDS + 1) / 2 ))p"; }
@@ -108,7 +113,8 @@ for name in $CONFIGS; do
     audit) echo "  audited, no sink:            $rate req/s  (audit costs $(cost "$rate"))" ;;
     other) echo "  $OTHER, no sink: $rate req/s  (audit costs $(cost "$rate"))" ;;
     file) echo "  audited, file sink:          $rate req/s  (audit costs $(cost "$rate"))" ;;
-    syslog) echo "  audited, syslog sink:        $rate req/s  (audit costs $(cost "$rate"); $(wc -l < "$W/syslog.out") lines at rsyslog)" ;;
+    syslog) echo "  audited, syslog sink:        $rate req/s  (audit costs $(cost "$rate"); $(wc -l < "$W/syslog.out") lines at rsyslog)"
+      echo "    rsyslogd, the receiver, shares these cores: $(median "$RECEIVER") µs of its CPU per event" ;;
   esac
 done
 echo "server CPU per request (median): audit disabled $NONE_CPU µs"
