@@ -50,9 +50,8 @@ public struct AuditLogLayout: Sendable {
 /// entry, holding the log's tail (`tail`) for those few microseconds; when they take longer,
 /// appends are group-committed by the writer queue — events that arrive while a batch is being
 /// written go into the next one, each batch is written once, and no request thread waits on the
-/// device. A signed checkpoint follows every
-/// `checkpointEvery` entries, and every `checkpointSeconds` when entries came in since the last;
-/// both are signed on the writer queue.
+/// device. A signed checkpoint follows every `checkpointEvery` entries, and every
+/// `checkpointSeconds` when entries came in since the last; both are signed on the writer queue.
 public final class AuditLog: Sendable {
     public let layout: AuditLogLayout
     let origin: String
