@@ -218,14 +218,17 @@ final class AuditSink: Sendable {
             let batch = try await next()
             var bytes: [UInt8] = []
             for entry in batch { append(entry, to: &bytes) }
-            var done = 0
-            while done < bytes.count {
-                let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw AuditLogError.unavailable("cannot write \(path): \(String(cString: strerror(errno)))")
+            // On the thread pool: a slow disk must not hold up an event loop.
+            try await blocking { [bytes] in
+                var done = 0
+                while done < bytes.count {
+                    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw AuditLogError.unavailable("cannot write \(path): \(String(cString: strerror(errno)))")
+                    }
+                    done += n
                 }
-                done += n
             }
             sent(batch.count)
         }

@@ -26,7 +26,7 @@ struct BackupScheduler: Service {
                 return
             }
             guard !keys.status().sealed else { continue }
-            await backUp()
+            await offTheLoops { await backUp() }
         }
     }
 

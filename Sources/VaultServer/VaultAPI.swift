@@ -482,10 +482,27 @@ struct VaultAPI: Sendable {
     }
 }
 
-/// Runs blocking work — SQLite, Argon2id, sealed-file reads — on NIO's thread pool, so the few
-/// threads of Swift's concurrency pool stay free to serve other requests meanwhile.
+/// Runs blocking work — SQLite, Argon2id, sealed-file reads — on NIO's thread pool, so the event
+/// loops (where `mvault` runs Swift concurrency) stay free to serve other requests meanwhile.
 func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
     try await NIOThreadPool.singleton.runIfActive(work)
+}
+
+/// Runs long work that is async only because it awaits I/O now and then (a scheduled backup) on
+/// Dispatch's pool instead of NIO's event loops: it reads, hashes and writes between its awaits,
+/// and on a loop that would stall every connection the loop serves.
+func offTheLoops<T: Sendable>(_ work: @Sendable () async throws -> T) async rethrows -> T {
+    try await withTaskExecutorPreference(BackgroundExecutor.shared, operation: work)
+}
+
+/// Jobs of tasks that prefer it run on Dispatch's global pool.
+final class BackgroundExecutor: TaskExecutor {
+    static let shared = BackgroundExecutor()
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        DispatchQueue.global().async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
 }
 
 func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
