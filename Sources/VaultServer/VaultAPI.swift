@@ -495,13 +495,18 @@ func offTheLoops<T: Sendable>(_ work: @Sendable () async throws -> T) async reth
     try await withTaskExecutorPreference(BackgroundExecutor.shared, operation: work)
 }
 
-/// Jobs of tasks that prefer it run on Dispatch's global pool.
+/// Jobs of tasks that prefer it run on a concurrent Dispatch queue (on Dispatch's pool).
 final class BackgroundExecutor: TaskExecutor {
     static let shared = BackgroundExecutor()
+    /// Set (true) on the queue: code can tell it runs there.
+    static let marker = DispatchSpecificKey<Bool>()
+    let queue = DispatchQueue(label: "mvault.background", attributes: .concurrent)
+
+    init() { queue.setSpecific(key: Self.marker, value: true) }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        DispatchQueue.global().async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 

@@ -236,6 +236,25 @@ struct TheftAlertTests {
     }
 }
 
+@Suite("Work kept off the event loops")
+struct OffTheLoopsTests {
+    @Test("offTheLoops runs its work, across suspensions, on the background queue, and passes errors through")
+    func backgroundQueue() async throws {
+        #expect(DispatchQueue.getSpecific(key: BackgroundExecutor.marker) == nil)
+        let marks = await offTheLoops { () async -> [Bool?] in
+            var seen: [Bool?] = []
+            for _ in 0..<3 {
+                seen.append(DispatchQueue.getSpecific(key: BackgroundExecutor.marker))
+                try? await Task.sleep(for: .milliseconds(1))
+            }
+            return seen
+        }
+        #expect(marks == [true, true, true])
+        struct Failed: Error {}
+        await #expect(throws: Failed.self) { try await offTheLoops { () async throws -> Int in throw Failed() } }
+    }
+}
+
 @Suite("Audit sinks: the backlog and the resend window")
 struct SinkBacklogTests {
     @Test("FIFO keeps order through appends, removals from the front and compaction")
