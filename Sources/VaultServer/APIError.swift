@@ -64,38 +64,43 @@ public struct APIError: HTTPResponseError, Sendable {
     }
 }
 
-/// Turns every thrown error into an `APIError`, so no handler leaks an unformatted one.
-struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
-        -> Response
-    {
-        do {
-            return try await next(request, context)
-        } catch let error as HTTPError where error.status == .notFound {
-            throw APIError(
-                .notFound, "no such endpoint: \(request.method) \(request.uri.path)", hint: "see /v1/openapi.json")
-        } catch let error as HTTPResponseError where !(error is APIError) {
-            throw APIError(error.status, "\(error.status.reasonPhrase)")
-        } catch {
-            throw APIError.from(error)
-        }
-    }
-}
+/// What every request passes through first, as one middleware: a request pays for each layer of
+/// middleware with its own trips through the executor, so these three jobs share one.
+/// - Limits requests per source address before any routing or authentication work.
+/// - Turns every thrown error into an `APIError` response, so no handler leaks an unformatted one.
+/// - Adds HSTS to everything, and `Cache-Control: no-store` to every API response, since any may
+///   carry a secret.
+struct FrontDoorMiddleware: RouterMiddleware {
+    typealias Context = VaultRequestContext
+    let limiter: RateLimiter
 
-/// HSTS on everything; `Cache-Control: no-store` on every API response, since any may carry a secret.
-struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
-        -> Response
-    {
+    func handle(
+        _ request: Request, context: VaultRequestContext,
+        next: (Request, VaultRequestContext) async throws -> Response
+    ) async throws -> Response {
         var response: Response
         do {
+            if let wait = limiter.take("ip:\(context.remoteIP)") {
+                throw APIError(.tooManyRequests, "too many requests from \(context.remoteIP)", retryAfter: wait)
+            }
             response = try await next(request, context)
-        } catch let error as HTTPResponseError {
-            response = try error.response(from: request, context: context)
+        } catch {
+            response = try Self.apiError(error, request).response(from: request, context: context)
         }
         response.headers[.strictTransportSecurity] = "max-age=31536000"
         response.headers[.cacheControl] = "no-store"
         response.headers[.xContentTypeOptions] = "nosniff"
         return response
+    }
+
+    static func apiError(_ error: any Error, _ request: Request) -> APIError {
+        switch error {
+        case let error as HTTPError where error.status == .notFound:
+            APIError(.notFound, "no such endpoint: \(request.method) \(request.uri.path)", hint: "see /v1/openapi.json")
+        case let error as HTTPResponseError where !(error is APIError):
+            APIError(error.status, "\(error.status.reasonPhrase)")
+        default:
+            APIError.from(error)
+        }
     }
 }

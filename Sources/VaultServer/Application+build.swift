@@ -24,10 +24,8 @@ public func buildApplication(
     try layout.requireVault()
     let keys = try KeyHolder(layout: layout)
     let router = Router(context: VaultRequestContext.self)
-    router.add(middleware: SecurityHeadersMiddleware())
-    router.add(middleware: ErrorMappingMiddleware())
     router.add(
-        middleware: RateLimitMiddleware(
+        middleware: FrontDoorMiddleware(
             limiter: RateLimiter(
                 perSecond: configuration.limits.requestsPerSecondPerIP, burst: configuration.limits.requestBurstPerIP)))
     let (api, metadata) = try makeAPI(configuration: configuration, layout: layout, keys: keys)

@@ -1,5 +1,4 @@
 import Foundation
-import Hummingbird
 import Synchronization
 
 /// A token bucket per key: `burst` requests at once, refilled at `perSecond`.
@@ -38,21 +37,5 @@ final class RateLimiter: Sendable {
             bucket.tokens -= 1
             return nil
         }
-    }
-}
-
-/// Limits requests per source address before any routing or authentication work.
-struct RateLimitMiddleware: RouterMiddleware {
-    typealias Context = VaultRequestContext
-    let limiter: RateLimiter
-
-    func handle(
-        _ request: Request, context: VaultRequestContext,
-        next: (Request, VaultRequestContext) async throws -> Response
-    ) async throws -> Response {
-        if let wait = limiter.take("ip:\(context.remoteIP)") {
-            throw APIError(.tooManyRequests, "too many requests from \(context.remoteIP)", retryAfter: wait)
-        }
-        return try await next(request, context)
     }
 }
