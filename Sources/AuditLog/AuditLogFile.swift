@@ -170,13 +170,9 @@ public final class AuditLog: Sendable {
 
     /// Appends `event` and returns its sequence number once it is on disk.
     public func append(_ event: AuditEvent) async throws -> Int {
+        if let seq = try appendWithoutWaiting(event) { return seq }
         // Encoded here, by the caller, in parallel with others; the writer adds `prev` and `seq`.
         let entry = Entry(event: event, encoded: event.encodedParts())
-        if syncNanos.load(ordering: .relaxed) <= inlineSyncNanos {
-            let (seq, due) = try tail.withLock { t throws(AuditLogError) in try write(CollectionOfOne(entry), to: &t) }
-            if let due { queue.async { self.sign(due) } }
-            return seq
-        }
         return try await withUnsafeThrowingContinuation { continuation in
             let start = state.withLock { s in
                 s.pending.append(Waiter(entry: entry, continuation: continuation))
@@ -185,6 +181,18 @@ public final class AuditLog: Sendable {
             }
             if start { queue.async { self.flush() } }
         }
+    }
+
+    /// Appends `event` at once, on the calling thread, and returns its sequence number once it is
+    /// on disk — when the log's device syncs in `inlineSyncNanos` or less. Otherwise it returns nil
+    /// without writing, and the caller awaits `append`, which groups concurrent appends into one
+    /// sync. An asynchronous caller saves its trips through the executor by trying this first.
+    public func appendWithoutWaiting(_ event: AuditEvent) throws -> Int? {
+        guard syncNanos.load(ordering: .relaxed) <= inlineSyncNanos else { return nil }
+        let entry = Entry(event: event, encoded: event.encodedParts())
+        let (seq, due) = try tail.withLock { t throws(AuditLogError) in try write(CollectionOfOne(entry), to: &t) }
+        if let due { queue.async { self.sign(due) } }
+        return seq
     }
 
     /// Writes batches until none is waiting. Runs on the writer queue.
