@@ -28,7 +28,7 @@ struct Server: AsyncParsableCommand {
         mvault_bound_allocator()
         let configuration = try ServerConfiguration.load(path: config, environment: ProcessInfo.processInfo.environment)
         let ca = URL(fileURLWithPath: configuration.vault).appendingPathComponent("tls/ca.crt").path
-        var logger = Logger(label: "mvault.server")
+        var logger = ServerLogHandler.logger(label: "mvault.server")
         if let level = ProcessInfo.processInfo.environment["MVAULT_LOG_LEVEL"] {
             guard let parsed = Logger.Level(rawValue: level) else {
                 throw VaultError.invalidArgument(

@@ -17,7 +17,7 @@ import VaultServices
 /// The server starts sealed and holds the keys in-process once unsealed; they leave memory when
 /// the process exits.
 public func buildApplication(
-    configuration: ServerConfiguration, logger: Logger = Logger(label: "mvault.server"),
+    configuration: ServerConfiguration, logger: Logger = ServerLogHandler.logger(label: "mvault.server"),
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
     let layout = VaultLayout(root: URL(fileURLWithPath: configuration.vault))
