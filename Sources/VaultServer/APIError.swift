@@ -64,26 +64,33 @@ public struct APIError: HTTPResponseError, Sendable {
     }
 }
 
-/// What every request passes through first, as one middleware: a request pays for each layer of
-/// middleware with its own trips through the executor, so these three jobs share one.
+/// The server's responder: what every request passes through, around the router.
 /// - Limits requests per source address before any routing or authentication work.
-/// - Turns every thrown error into an `APIError` response, so no handler leaks an unformatted one.
+/// - With mutual TLS, checks the client certificate (`VaultAPI.clientCertificate(of:)`).
+/// - Answers an unknown endpoint with a JSON 404. Routes throw only `APIError`s, which the router
+///   renders as they are.
 /// - Adds HSTS to everything, and `Cache-Control: no-store` to every API response, since any may
 ///   carry a secret.
-struct FrontDoorMiddleware: RouterMiddleware {
-    typealias Context = VaultRequestContext
+///
+/// One responder rather than router middleware: with Swift concurrency on NIO's event loops, each
+/// layer of middleware costs a request several trips through the loop's job queue.
+struct FrontDoor: HTTPResponder {
+    let router: RouterResponder<VaultRequestContext>
     let limiter: RateLimiter
+    /// Set when client certificates are checked (mutual TLS).
+    let certificates: VaultAPI?
 
-    func handle(
-        _ request: Request, context: VaultRequestContext,
-        next: (Request, VaultRequestContext) async throws -> Response
-    ) async throws -> Response {
+    func respond(to request: Request, context: VaultRequestContext) async throws -> Response {
         var response: Response
         do {
             if let wait = limiter.take("ip:\(context.remoteIP)") {
                 throw APIError(.tooManyRequests, "too many requests from \(context.remoteIP)", retryAfter: wait)
             }
-            response = try await next(request, context)
+            var context = context
+            if let api = certificates { context.clientCertificate = try await api.clientCertificate(of: context) }
+            response = try await router.respond(to: request, context: context)
+            // The router names the endpoint it routed to (Hummingbird's metrics read it too).
+            if context.endpointPath == "NotFound" { throw HTTPError(.notFound) }
         } catch {
             response = try Self.apiError(error, request).response(from: request, context: context)
         }

@@ -24,15 +24,13 @@ public func buildApplication(
     try layout.requireVault()
     let keys = try KeyHolder(layout: layout)
     let router = Router(context: VaultRequestContext.self)
-    router.add(
-        middleware: FrontDoorMiddleware(
-            limiter: RateLimiter(
-                perSecond: configuration.limits.requestsPerSecondPerIP, burst: configuration.limits.requestBurstPerIP)))
     let (api, metadata) = try makeAPI(configuration: configuration, layout: layout, keys: keys)
-    if configuration.tls.clientCertificates != .off {
-        router.add(middleware: ClientCertificateMiddleware(api: api))
-    }
     api.register(on: router)
+    let frontDoor = FrontDoor(
+        router: router.buildResponder(),
+        limiter: RateLimiter(
+            perSecond: configuration.limits.requestsPerSecondPerIP, burst: configuration.limits.requestBurstPerIP),
+        certificates: configuration.tls.clientCertificates != .off ? api : nil)
     let tls = try serverTLSConfiguration(configuration)
     let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.limits.idleTimeoutSeconds)))
     let services: [any Service] =
@@ -52,7 +50,7 @@ public func buildApplication(
             ]
         } ?? [])
     return Application(
-        router: router,
+        responder: frontDoor,
         server: try .tls(.http1(configuration: http1), tlsConfiguration: tls),
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port)),
         services: services,

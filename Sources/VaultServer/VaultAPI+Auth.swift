@@ -151,7 +151,7 @@ extension VaultAPI {
         -> AuthenticatedUser?
     {
         guard let header = request.headers[.authorization] else {
-            // A vault-issued client certificate (checked by ClientCertificateMiddleware).
+            // A vault-issued client certificate (checked by FrontDoor).
             guard let certificate else { return nil }
             guard let user = try identities.user(named: certificate.user) else { return nil }
             return AuthenticatedUser(

@@ -4,22 +4,14 @@ import NIOSSL
 import VaultCore
 import VaultPKI
 
-/// Checks the client certificate of a mutual-TLS connection before anything else: only
-/// certificates this vault issued and has not revoked are let through, and the request then
-/// authenticates as the certificate's user when it carries no token.
-struct ClientCertificateMiddleware: RouterMiddleware {
-    typealias Context = VaultRequestContext
-    let api: VaultAPI
-
-    func handle(
-        _ request: Request, context: VaultRequestContext,
-        next: (Request, VaultRequestContext) async throws -> Response
-    ) async throws -> Response {
-        guard let peer = try? await context.channel.nioSSL_peerCertificate().get() else {
-            return try await next(request, context)
-        }
+extension VaultAPI {
+    /// Checks the client certificate of a mutual-TLS connection before anything else: only
+    /// certificates this vault issued and has not revoked are let through, and the request then
+    /// authenticates as the certificate's user when it carries no token. Nil without one.
+    func clientCertificate(of context: VaultRequestContext) async throws -> CertificateRecord? {
+        guard let peer = try? await context.channel.nioSSL_peerCertificate().get() else { return nil }
         let serial = LocalCertificateAuthority.serialText(peer.serialNumber)
-        let record = try await api.cachedOrBlocking { try api.identities.certificate(serial: serial) }
+        let record = try await cachedOrBlocking { try identities.certificate(serial: serial) }
         guard let record else {
             throw APIError(
                 .unauthorized, "client certificate \(serial) was not issued by this vault",
@@ -30,9 +22,7 @@ struct ClientCertificateMiddleware: RouterMiddleware {
                 .unauthorized, "client certificate \(serial) was revoked at \(iso8601(revoked))",
                 hint: "ask an administrator for a new one: mvault cert issue \(record.user)")
         }
-        var context = context
-        context.clientCertificate = record
-        return try await next(request, context)
+        return record
     }
 }
 

@@ -164,9 +164,10 @@ struct VaultAPI: Sendable {
                     metrics.request(method: route.method.rawValue, route: route.path, status: Int(response.status.code))
                     return response
                 } catch {
-                    metrics.request(
-                        method: route.method.rawValue, route: route.path, status: Int(APIError.from(error).status.code))
-                    throw error
+                    // As an APIError, which the router renders as it is.
+                    let refused = FrontDoor.apiError(error, request)
+                    metrics.request(method: route.method.rawValue, route: route.path, status: Int(refused.status.code))
+                    throw refused
                 }
             }
         }
