@@ -14,11 +14,9 @@ ROUNDS="${2:-5}"
 CONFIGS="${CONFIGS:-none audit file syslog}"
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 command -v rsyslogd >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog >/dev/null; }
-swift build -c release --scratch-path .build --product mvault 2>&1 | grep -E "error|Build complete" || true
-swift build -c release --scratch-path .build-noaudit --product mvault -Xswiftc -DMVAULT_AUDIT_DISABLED 2>&1 \
-  | grep -E "error|Build complete" || true
-MV="$(swift build -c release --scratch-path .build --show-bin-path)/mvault"
-MV_NOAUDIT="$(swift build -c release --scratch-path .build-noaudit --show-bin-path)/mvault"
+source ./build-lib.sh
+MV="$(release_build .build mvault)"
+MV_NOAUDIT="$(release_build .build-noaudit mvault -Xswiftc -DMVAULT_AUDIT_DISABLED)"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 W="$(mktemp -d "${BENCH_DIR:-/dev/shm}/mvault-audit-cost.XXXX")"

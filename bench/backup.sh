@@ -11,8 +11,8 @@ cd "$(dirname "$0")"
 SIZE_GIB="${1:-3}"
 INCR_GIB="${2:-10}"
 command -v restic >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null; }
-swift build -c release --scratch-path .build --product mvault 2>&1 | grep -E "error|Build complete" || true
-MV="$(swift build -c release --scratch-path .build --show-bin-path)/mvault"
+source ./build-lib.sh
+MV="$(release_build .build mvault)"
 
 W="$(mktemp -d /tmp/mvault-backup-bench.XXXX)"
 cleanup() { "$MV" seal --vault "$W/vault" >/dev/null 2>&1 || true; rm -rf "$W"; }

@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 SIZE_MIB="${1:-1024}"
 [ -e /usr/lib/softhsm/libsofthsm2.so ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null; }
-swift build -c release --scratch-path .build --product mvault 2>&1 | grep -E "error|Build complete" || true
-MV="$(swift build -c release --scratch-path .build --show-bin-path)/mvault"
+source ./build-lib.sh
+MV="$(release_build .build mvault)"
 W="$(mktemp -d /dev/shm/mvault-hsm-bench.XXXX)"
 cleanup() { for v in shamir hsm; do "$MV" seal --vault "$W/$v" >/dev/null 2>&1 || true; done; rm -rf "$W"; }
 trap cleanup EXIT

@@ -8,8 +8,8 @@ SIZE_MIB="${1:-1024}"
 RSS_MIB="${2:-4096}"
 command -v age >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq age >/dev/null; }
 
-swift build -c release --scratch-path .build --product mvault-bench 2>&1 | grep -E "error|Build complete" || true
-BENCH="$(swift build -c release --scratch-path .build --show-bin-path)/mvault-bench"
+source ./build-lib.sh
+BENCH="$(release_build .build mvault-bench)"
 W="$(mktemp -d /dev/shm/mvault-bench.XXXX)"
 trap 'rm -rf "$W"' EXIT
 head -c "$((SIZE_MIB << 20))" /dev/urandom > "$W/in"

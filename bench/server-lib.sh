@@ -5,10 +5,10 @@ set -euo pipefail
 need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-swift build -c release --scratch-path .build 2>&1 | grep -E "error|Compiling|Build complete" | tail -1 || true
-swift build -c release --scratch-path .build --product mvault 2>&1 | grep -E "error|Build complete" || true
-BIN="$(swift build -c release --scratch-path .build --show-bin-path)"
-MV="$BIN/mvault"
+source ./build-lib.sh
+MV="$(release_build .build mvault)"
+release_build .build hello-tls > /dev/null
+BIN="$(dirname "$MV")"
 
 W="$(mktemp -d /dev/shm/mvault-server-bench.XXXX)"
 cleanup() {
