@@ -126,22 +126,38 @@ final class AuditTrail: Sendable {
     let canaries: [ModelPattern]
 
     /// Appends `event`; with `durable`, returns once it is on disk and throws 503 when it cannot be.
-    /// Inlined, with the log's own fast path tried first: a request whose entry is written at once
-    /// then makes no trip through the executor for it.
-    @inline(__always)
+    /// A request tries `recordWithoutWaiting` first and awaits this only when told to.
     func record(_ event: AuditEvent, durable: Bool) async throws {
         guard let log = try log(for: event) else { return }
         if durable {
             do {
-                if try log.appendWithoutWaiting(event) == nil { _ = try await log.append(event) }
+                _ = try await log.append(event)
             } catch {
-                throw APIError(
-                    .serviceUnavailable, "the audit log cannot record this request, so it is refused: \(error)",
-                    hint: "the operator must make the audit log writable again (disk space, permissions)")
+                throw Self.unwritable(error)
             }
         } else {
             Task { _ = try? await log.append(event) }
         }
+    }
+
+    /// Appends `event` at once, on the calling thread, when the log's device syncs quickly, and
+    /// returns true once it is on disk (or kept for the log while the vault is sealed); returns
+    /// false when the caller must `await record(event, durable: true)` (a group commit). Throws
+    /// 503 as `record` does. Not async: every call of an async function costs a request trips
+    /// through the event loop's job queue, even when it waits for nothing.
+    func recordWithoutWaiting(_ event: AuditEvent) throws -> Bool {
+        guard let log = try log(for: event) else { return true }
+        do {
+            return try log.appendWithoutWaiting(event) != nil
+        } catch {
+            throw Self.unwritable(error)
+        }
+    }
+
+    static func unwritable(_ error: any Error) -> APIError {
+        APIError(
+            .serviceUnavailable, "the audit log cannot record this request, so it is refused: \(error)",
+            hint: "the operator must make the audit log writable again (disk space, permissions)")
     }
 
     /// The log to append `event` to; nil while sealed (the event waits for the log to open), and

@@ -42,12 +42,15 @@ extension VaultAPI {
         { _, context, _ in
             let model = try modelName(context)
             // The body changes only with the store, so it is kept encoded alongside the records.
-            let body = try await cachedOrBlocking {
+            let encode: @Sendable () throws -> ByteBuffer = {
                 try vault.keys.requireUnsealed()
                 return try identities.derived(ModelVersionsBody(model: model)) {
                     try jsonBody(ModelVersions(name: model.description, versions: try vault.versions(of: model)))
                 }
             }
+            // From memory without an await (see `cachedOrBlocking`).
+            let body =
+                if let known = try identities.withoutWaiting(encode) { known } else { try await blocking(encode) }
             return json(body: body)
         }
     }

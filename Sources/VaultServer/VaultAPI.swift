@@ -194,14 +194,14 @@ struct VaultAPI: Sendable {
             response = try await respond(access, handler, request, context)
         } catch {
             let refused = APIError.from(error)
-            try await audit.record(
-                scope.event(phase: phase, result: .init(status: Int(refused.status.code), error: refused.message)),
-                durable: true)
+            let entry = scope.event(
+                phase: phase, result: .init(status: Int(refused.status.code), error: refused.message))
+            if try !audit.recordWithoutWaiting(entry) { try await audit.record(entry, durable: true) }
             throw error
         }
         // Nothing leaves, and no change is acknowledged, before its entry is on disk.
-        try await audit.record(
-            scope.event(phase: phase, result: .init(status: Int(response.status.code))), durable: true)
+        let entry = scope.event(phase: phase, result: .init(status: Int(response.status.code)))
+        if try !audit.recordWithoutWaiting(entry) { try await audit.record(entry, durable: true) }
         return response
     }
 
@@ -216,17 +216,28 @@ struct VaultAPI: Sendable {
             return try await handler!(request, context)
         case .authenticated(let authenticated):
             let (caller, context) = try await requireCaller(request, context)
-            try await recordDecision(context, caller, .init(allowed: true, rule: "authenticated as \(caller.name)"))
+            if let entry = try recordDecision(
+                context, caller, .init(allowed: true, rule: "authenticated as \(caller.name)"))
+            {
+                try await audit.record(entry, durable: true)
+            }
             return try await authenticated(request, context, caller)
         case .session(let authenticated):
             let (caller, context) = try await requireCaller(request, context)
             guard caller.sessionID != nil else {
-                try await recordDecision(context, caller, .init(allowed: false, rule: "API tokens cannot do this"))
+                if let entry = try recordDecision(
+                    context, caller, .init(allowed: false, rule: "API tokens cannot do this"))
+                {
+                    try await audit.record(entry, durable: true)
+                }
                 throw APIError(
                     .forbidden, "API tokens cannot do this; a person must log in",
                     hint: "use a session token from POST /v1/auth/login")
             }
-            try await recordDecision(context, caller, .init(allowed: true, rule: "session of \(caller.name)"))
+            if let entry = try recordDecision(context, caller, .init(allowed: true, rule: "session of \(caller.name)"))
+            {
+                try await audit.record(entry, durable: true)
+            }
             return try await authenticated(request, context, caller)
         case .authorized(let capability, let target, let authorized):
             let about: AccessTarget =
@@ -238,11 +249,16 @@ struct VaultAPI: Sendable {
             // Authentication and the policy question, from memory or in one trip to the
             // thread pool.
             let (ip, certificate) = (context.remoteIP, context.clientCertificate)
-            let (caller, decision) = try await cachedOrBlocking {
+            let decide: @Sendable () throws -> (AuthenticatedUser, AccessDecision) = {
                 let caller = try requireCaller(request, from: ip, certificate: certificate)
                 return (caller, try authorize(caller, capability, about, from: ip))
             }
-            try await recordDecision(context, caller, .init(allowed: decision.allowed, rule: decision.reason))
+            let (caller, decision) =
+                if let answer = try identities.withoutWaiting(decide) { answer } else { try await blocking(decide) }
+            if let entry = try recordDecision(context, caller, .init(allowed: decision.allowed, rule: decision.reason))
+            {
+                try await audit.record(entry, durable: true)
+            }
             guard decision.allowed else { throw APIError(.forbidden, "access denied: \(decision.reason)") }
             var context = context
             context.identity = caller
@@ -250,13 +266,13 @@ struct VaultAPI: Sendable {
         }
     }
 
-    /// The request entry: who asked, and what the policy said. Fails closed. Inlined: a read
-    /// waits for nothing here, so it should not pay for an executor hop.
-    @inline(__always)
+    /// The request entry: who asked, and what the policy said. Fails closed. A change's entry is
+    /// on disk before it acts, a read's goes with its answer. Returns a change's entry when the
+    /// caller must still await it (`audit.record(_:durable:)`: the log's device syncs slowly).
     func recordDecision(_ context: VaultRequestContext, _ caller: AuthenticatedUser, _ decision: AuditEvent.Decision)
-        async throws
+        throws -> AuditEvent?
     {
-        guard let scope = context.audit else { return }
+        guard let scope = context.audit else { return nil }
         let session = caller.sessionID.flatMap { audit.hash($0) }
         scope.fields.withLock { f in
             f.actor.user = caller.name
@@ -264,8 +280,11 @@ struct VaultAPI: Sendable {
             f.decision = decision
             if let session { f.hashed["session"] = session }
         }
-        // A change's decision is on disk before it acts; a read's goes with its answer.
-        if !scope.readOnly { try await audit.record(scope.event(phase: "request"), durable: true) }
+        var waiting: AuditEvent?
+        if !scope.readOnly {
+            let entry = scope.event(phase: "request")
+            if try !audit.recordWithoutWaiting(entry) { waiting = entry }
+        }
         watch(caller, from: scope.sourceIP)
         let target = scope.fields.withLock { $0.target }
         if let model = target?.model, audit.canaries.contains(where: { $0.matches(model) }) {
@@ -274,6 +293,7 @@ struct VaultAPI: Sendable {
                 actor: .init(user: caller.name, tokenID: caller.token?.id),
                 sourceIP: scope.sourceIP, target: target)
         }
+        return waiting
     }
 
     /// Raises the alerts a caller's request can raise by itself: access outside its role's hours,
@@ -305,8 +325,10 @@ struct VaultAPI: Sendable {
     }
 
     /// Runs `work` at once when what it reads from the store is in memory, else on the thread
-    /// pool (which also fills the cache). Inlined: the answer from memory costs no executor hop.
-    @inline(__always)
+    /// pool (which also fills the cache). The paths that answer most requests (an authorized
+    /// route's decision, `showModel`) write these two steps out instead: calling this async
+    /// function costs a request trips through the event loop's job queue even when the answer is
+    /// in memory.
     func cachedOrBlocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         if let answer = try identities.withoutWaiting(work) { return answer }
         return try await blocking(work)
