@@ -147,28 +147,49 @@ struct VaultAPI: Sendable {
 
     func register(on router: Router<VaultRequestContext>) {
         for (route, access, handler) in endpoints {
-            let action = "\(route.method) \(route.path)"
-            let targetParameters = AuditTargetParameters(route.path)
             #if MVAULT_AUDIT_DISABLED
                 // Only for bench/audit-cost.sh: the same server without its audit trail.
                 let audited = false
             #else
                 let audited = !Self.unaudited.contains(route)
             #endif
-            router.on(RouterPath(route.path), method: route.method) { request, context in
-                do {
-                    let response =
-                        try await audited
-                        ? serveAudited(action, targetParameters, access, handler, request, context)
-                        : respond(access, handler, request, context)
-                    metrics.request(method: route.method.rawValue, route: route.path, status: Int(response.status.code))
-                    return response
-                } catch {
-                    // As an APIError, which the router renders as it is.
-                    let refused = FrontDoor.apiError(error, request)
-                    metrics.request(method: route.method.rawValue, route: route.path, status: Int(refused.status.code))
-                    throw refused
-                }
+            router.on(
+                RouterPath(route.path), method: route.method,
+                responder: Endpoint(api: self, route: route, access: access, handler: handler, audited: audited))
+        }
+    }
+
+    /// One route's responder. Registered as a responder rather than a closure, which the router
+    /// would wrap in one more async closure: each is a trip through the event loop's job queue.
+    struct Endpoint: HTTPResponder {
+        let api: VaultAPI
+        let route: APIRoute
+        let access: Access
+        let handler: Handler?
+        let audited: Bool
+        let action: String
+        let targetParameters: AuditTargetParameters
+
+        init(api: VaultAPI, route: APIRoute, access: Access, handler: Handler?, audited: Bool) {
+            (self.api, self.route, self.access, self.handler, self.audited) = (api, route, access, handler, audited)
+            action = "\(route.method) \(route.path)"
+            targetParameters = AuditTargetParameters(route.path)
+        }
+
+        func respond(to request: Request, context: VaultRequestContext) async throws -> Response {
+            do {
+                let response =
+                    try await audited
+                    ? api.serveAudited(action, targetParameters, access, handler, request, context)
+                    : api.respond(access, handler, request, context)
+                api.metrics.request(
+                    method: route.method.rawValue, route: route.path, status: Int(response.status.code))
+                return response
+            } catch {
+                // As an APIError, which the router renders as it is.
+                let refused = FrontDoor.apiError(error, request)
+                api.metrics.request(method: route.method.rawValue, route: route.path, status: Int(refused.status.code))
+                throw refused
             }
         }
     }
