@@ -70,6 +70,13 @@ struct SysTests {
             let r = try await f.request(.GET, "/v1/nope")
             #expect(r.status == 404)
             #expect(r.json["error"] as? String == "no such endpoint: GET /v1/nope")
+            // A known path with a method it does not take is an unknown endpoint too.
+            let wrongMethod = try await f.request(.DELETE, "/v1/sys/health")
+            #expect(wrongMethod.status == 404)
+            #expect(wrongMethod.headers["content-type"] == "application/json")
+            #expect(wrongMethod.headers["strict-transport-security"] == "max-age=31536000")
+            #expect(wrongMethod.json["error"] as? String == "no such endpoint: DELETE /v1/sys/health")
+            #expect(wrongMethod.json["hint"] as? String == "see /v1/openapi.json")
         }
     }
 
