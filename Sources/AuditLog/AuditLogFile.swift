@@ -98,13 +98,19 @@ public final class AuditLog: Sendable {
         var buffer: [UInt8] = []
         /// Told of every batch once it is durable, in log order (the SIEM sinks).
         var observer: (@Sendable ([LoggedEvent]) -> Void)?
+        /// The latest write times, in nanoseconds (a ring; see `syncNanos`).
+        var syncSamples = [Int](repeating: 0, count: AuditLog.syncSampleCount)
+        var nextSample = 0
     }
     let tail: Mutex<Tail>
     /// Entries so far (read without waiting for a write in progress).
     let count = Atomic<Int>(0)
-    /// How long a synchronous write takes, in nanoseconds (a moving average over the latest).
+    /// How long a synchronous write takes, in nanoseconds: the median of the latest
+    /// `syncSampleCount` (a write that the scheduler held up for a few milliseconds must not send
+    /// the next hundreds of requests through the group commit, as a moving average did).
     let syncNanos = Atomic<Int>(0)
-    /// Writes at most this long (on average) let a request write its own entry.
+    static let syncSampleCount = 9
+    /// Writes at most this long (`syncNanos`) let a request write its own entry.
     let inlineSyncNanos: Int
 
     /// Opens (or creates) the log in `layout.directory`, reading it back to rebuild the tree.
@@ -249,7 +255,9 @@ public final class AuditLog: Sendable {
             t.last = leaf
         }
         do {
-            try writeAndSync(t.buffer)
+            t.syncSamples[t.nextSample] = try writeAndSync(t.buffer)
+            t.nextSample = (t.nextSample + 1) % t.syncSamples.count
+            syncNanos.store(Self.median(t.syncSamples), ordering: .relaxed)
         } catch {
             _ = ftruncate(fd, t.length)
             (t.range, t.last) = (range, last)
@@ -268,10 +276,10 @@ public final class AuditLog: Sendable {
         return (first, (t.range.size, t.range.root))
     }
 
-    /// Writes `bytes` at the end of the file; the file is open with O_DSYNC, so each write
-    /// returns once its bytes and the file's new length are on the device (what `fdatasync`
-    /// after it would do, in one system call instead of two).
-    func writeAndSync(_ bytes: [UInt8]) throws(AuditLogError) {
+    /// Writes `bytes` at the end of the file and returns how long that took, in nanoseconds; the
+    /// file is open with O_DSYNC, so each write returns once its bytes and the file's new length
+    /// are on the device (what `fdatasync` after it would do, in one system call instead of two).
+    func writeAndSync(_ bytes: [UInt8]) throws(AuditLogError) -> Int {
         let start = DispatchTime.now().uptimeNanoseconds
         var done = 0
         while done < bytes.count {
@@ -282,9 +290,21 @@ public final class AuditLog: Sendable {
             }
             done += n
         }
-        let took = Int(clamping: DispatchTime.now().uptimeNanoseconds - start)
-        let average = syncNanos.load(ordering: .relaxed)
-        syncNanos.store(average - average / 8 + took / 8, ordering: .relaxed)
+        return Int(clamping: DispatchTime.now().uptimeNanoseconds - start)
+    }
+
+    /// The median of `samples` (an odd count), without sorting a copy.
+    static func median(_ samples: [Int]) -> Int {
+        let half = samples.count / 2
+        for x in samples {
+            var below = 0
+            var equal = 0
+            for y in samples {
+                if y < x { below += 1 } else if y == x { equal += 1 }
+            }
+            if below <= half && half < below + equal { return x }
+        }
+        return samples[half]
     }
 
     /// Signs a checkpoint of every entry so far, if any came in since the latest. Runs on the

@@ -64,6 +64,14 @@ struct LogFixture {
 
 @Suite("Audit log: append, checkpoints, proofs and tamper detection")
 struct AuditLogFileTests {
+    @Test("the sync time that picks inline writes is the median of the latest nine: one stall moves it not")
+    func syncMedian() {
+        #expect(AuditLog.median([5, 3, 9, 1, 7, 2, 8, 4, 6]) == 5)
+        #expect(AuditLog.median([2_000, 2_000, 4_000_000, 2_000, 2_100, 1_900, 2_000, 2_000, 2_000]) == 2_000)
+        #expect(AuditLog.median([9, 9, 9, 9, 9, 1, 1, 1, 1]) == 9)
+        #expect(AuditLog.median([0, 0, 0, 0, 0, 0, 0, 0, 0]) == 0)
+    }
+
     @Test(
         "concurrent appends get every sequence number once, durable, checkpointed every N; proofs verify",
         arguments: [Int.max, -1])
