@@ -98,6 +98,8 @@ public final class AuditLog: Sendable {
         var buffer: [UInt8] = []
         /// Told of every batch once it is durable, in log order (the SIEM sinks).
         var observer: (@Sendable ([LoggedEvent]) -> Void)?
+        /// Whether the observer needs whole events (`LoggedEvent.event` without decoding).
+        var observerKeepsEvents = false
         /// The latest write times, in nanoseconds (a ring; see `syncNanos`).
         var syncSamples = [Int](repeating: 0, count: AuditLog.syncSampleCount)
         var nextSample = 0
@@ -166,9 +168,13 @@ public final class AuditLog: Sendable {
         close(fd)
     }
 
-    /// Calls `observer` with every batch of entries once it is durable, in order, from now on.
-    public func observe(_ observer: @escaping @Sendable ([LoggedEvent]) -> Void) {
-        tail.withLock { $0.observer = observer }
+    /// Calls `observer` with every batch of entries once it is durable, in order, from now on;
+    /// with `keepingEvents`, each entry carries its whole event (see `LoggedEvent`).
+    public func observe(keepingEvents: Bool = false, _ observer: @escaping @Sendable ([LoggedEvent]) -> Void) {
+        tail.withLock { t in
+            t.observer = observer
+            t.observerKeepsEvents = keepingEvents
+        }
     }
 
     /// Entries so far.
@@ -247,7 +253,7 @@ public final class AuditLog: Sendable {
             if t.observer != nil {
                 var event = entry.event
                 event.seq = seq
-                event.prev = t.last.map { MerkleTree.hex($0.bytes) } ?? ""
+                if t.observerKeepsEvents { event.prev = t.last.map { MerkleTree.hex($0.bytes) } ?? "" }
                 written.append((event, start..<(t.buffer.count - 1)))
             }
             t.range.append(leaf)
@@ -269,7 +275,10 @@ public final class AuditLog: Sendable {
         if let observer = t.observer, !written.isEmpty {
             // Each its own bytes: a sink may hold events for a long time, and a slice would keep
             // the whole batch buffer alive (and make the next batch allocate a new one).
-            observer(written.map { LoggedEvent(event: $0, bytes: Array(t.buffer[$1])[...]) })
+            observer(
+                written.map {
+                    LoggedEvent(event: $0, bytes: Array(t.buffer[$1]), keepEvent: t.observerKeepsEvents)
+                })
         }
         guard t.range.size - t.scheduled >= checkpointEvery else { return (first, nil) }
         t.scheduled = t.range.size
@@ -389,16 +398,38 @@ public final class AuditLog: Sendable {
     }
 }
 
-/// An entry as the log wrote it: the event (with its `seq` and `prev`) and its canonical JSON.
-/// (A class: it passes from the log through each sink's queue to its receiver, and a copy of
-/// the event's dozen strings at every step cost more than delivering it.)
+/// An entry as the log wrote it: its canonical JSON, and what a SIEM header needs from it.
+///
+/// The whole event is kept only when the log's observer asked for it (sinks writing CEF or
+/// OCSF). Its strings were made by the request that logged it; a sink lets go of the entry on
+/// another thread, and releasing them there, into another allocator arena, was most of what a
+/// busy sink cost the server's requests.
 public final class LoggedEvent: Sendable {
-    public let event: AuditEvent
+    public let seq: Int
+    public let time: Date
+    public let phase: String
+    public let allowed: Bool?
+    public let status: Int?
     /// The entry's bytes in the log (without the newline): what `SIEMFormat.json` sends.
-    public let bytes: ArraySlice<UInt8>
+    public let bytes: [UInt8]
+    let kept: AuditEvent?
 
-    public init(event: AuditEvent, bytes: ArraySlice<UInt8>) {
-        self.event = event
+    public init(event: AuditEvent, bytes: [UInt8], keepEvent: Bool = true) {
+        seq = event.seq
+        time = event.time
+        phase = event.phase
+        allowed = event.decision?.allowed
+        status = event.result?.status
         self.bytes = bytes
+        kept = keepEvent ? event : nil
+    }
+
+    /// The whole event, with its `seq` and `prev` (read back from `bytes` when it was not kept).
+    public var event: AuditEvent {
+        if let kept { return kept }
+        if let decoded = try? AuditEvent.decode(bytes) { return decoded }
+        var event = AuditEvent(phase: phase, requestID: "", action: "", actor: .init())
+        (event.seq, event.time) = (seq, time)
+        return event
     }
 }

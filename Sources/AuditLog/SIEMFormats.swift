@@ -23,13 +23,17 @@ public enum SIEMFormat: String, Codable, Sendable, CaseIterable {
 
     /// One logged entry, without framing or line end: in JSON, the log's own bytes.
     public func render(_ entry: LoggedEvent) -> [UInt8] {
-        self == .json ? Array(entry.bytes) : Array(render(entry.event).utf8)
+        self == .json ? entry.bytes : Array(render(entry.event).utf8)
     }
 
     /// Low for allowed and successful, medium for refused, high for alerts.
     static func severity(_ e: AuditEvent) -> (cef: Int, ocsf: Int, syslog: Int) {
-        if e.phase == "alert" { return (9, 4, 2) }  // high / critical
-        if e.decision?.allowed == false || (e.result?.status ?? 200) >= 400 { return (6, 3, 4) }  // medium / warning
+        severity(phase: e.phase, allowed: e.decision?.allowed, status: e.result?.status)
+    }
+
+    static func severity(phase: String, allowed: Bool?, status: Int?) -> (cef: Int, ocsf: Int, syslog: Int) {
+        if phase == "alert" { return (9, 4, 2) }  // high / critical
+        if allowed == false || (status ?? 200) >= 400 { return (6, 3, 4) }  // medium / warning
         return (3, 1, 6)  // low / informational
     }
 
@@ -113,11 +117,10 @@ public enum SIEMFormat: String, Codable, Sendable, CaseIterable {
     /// An RFC 5424 syslog message carrying `render(entry)` as its MSG: facility authpriv (10),
     /// severity from the event, APP-NAME `mvault`, MSGID the phase, and the seq as structured data.
     public func syslog(_ entry: LoggedEvent, hostname: String) -> [UInt8] {
-        let event = entry.event
-        let pri = 10 * 8 + Self.severity(event).syslog
+        let pri = 10 * 8 + Self.severity(phase: entry.phase, allowed: entry.allowed, status: entry.status).syslog
         // RFC 3339 with milliseconds in UTC, as in the entry itself.
-        let time = Timestamp.format(event.time)
-        return Array("<\(pri)>1 \(time) \(hostname) mvault - \(event.phase) [mvault@32473 seq=\"\(event.seq)\"] ".utf8)
+        let time = Timestamp.format(entry.time)
+        return Array("<\(pri)>1 \(time) \(hostname) mvault - \(entry.phase) [mvault@32473 seq=\"\(entry.seq)\"] ".utf8)
             + render(entry)
     }
 }

@@ -129,7 +129,7 @@ final class AuditSink: Sendable {
     }
 
     func offer(_ events: [LoggedEvent]) {
-        let events = configuration.onlyAlerts ? events.filter { $0.event.phase == "alert" } : events
+        let events = configuration.onlyAlerts ? events.filter { $0.phase == "alert" } : events
         guard !events.isEmpty else { return }
         let startedDropping: Int? = state.withLock { s in
             s.queue.append(contentsOf: events)

@@ -80,7 +80,11 @@ final class AuditTrail: Sendable {
         }
         let hmacKey = try keys.derivedKey(purpose: AuditKeys.hmacPurpose)
         let sinks = self.sinks
-        if !sinks.isEmpty { log.observe { events in for sink in sinks { sink.offer(events) } } }
+        if !sinks.isEmpty {
+            log.observe(keepingEvents: sinks.contains { $0.configuration.format != .json }) { events in
+                for sink in sinks { sink.offer(events) }
+            }
+        }
         let waiting: [AuditEvent] = state.withLock { s in
             guard s.log == nil else { return [] }
             s.log = log

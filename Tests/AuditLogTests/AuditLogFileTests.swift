@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import AuditLog
@@ -64,6 +65,34 @@ struct LogFixture {
 
 @Suite("Audit log: append, checkpoints, proofs and tamper detection")
 struct AuditLogFileTests {
+    @Test(
+        "an observer gets each durable entry's bytes, seq, phase and time; its event, kept or read back",
+        arguments: [true, false])
+    func observed(keepingEvents: Bool) async throws {
+        let f = try LogFixture()
+        defer { f.cleanup() }
+        let log = try f.open(inlineSyncNanos: Int.max)
+        let seen = Mutex<[LoggedEvent]>([])
+        log.observe(keepingEvents: keepingEvents) { batch in seen.withLock { $0 += batch } }
+        for i in 0..<5 { _ = try await log.append(f.event(i)) }
+        let entries = seen.withLock { $0 }
+        let lines = try f.lines
+        #expect(entries.map { String(decoding: $0.bytes, as: UTF8.self) } == lines)
+        #expect(entries.map(\.seq) == Array(0..<5))
+        #expect(entries.allSatisfy { $0.phase == "request" && $0.status == nil })
+        #expect(entries.map(\.allowed) == [false, true, true, false, true])
+        let written = try lines.map { try AuditEvent.decode(Array($0.utf8)) }
+        // The log keeps times to the millisecond; a kept event has the time it was given.
+        #expect(entries.map { Timestamp.format($0.time) } == written.map { Timestamp.format($0.time) })
+        #expect(
+            entries.map { entry in
+                var event = entry.event
+                event.time = written[entry.seq].time
+                return event
+            } == written)
+        #expect(entries[3].event.prev == hex(MerkleTree.leafHash(Array(lines[2].utf8))))
+    }
+
     @Test("the sync time that picks inline writes is the median of the latest nine: one stall moves it not")
     func syncMedian() {
         #expect(AuditLog.median([5, 3, 9, 1, 7, 2, 8, 4, 6]) == 5)
