@@ -107,6 +107,8 @@ final class AuditSink: Sendable {
         var lastError: String?
         /// Dropping since the queue last drained (one alert per episode).
         var dropping = false
+        /// When the latest batch was taken.
+        var batchTaken: ContinuousClock.Instant?
     }
     let state = Mutex(State())
     /// Told when events start being dropped (once until the queue drains).
@@ -188,13 +190,28 @@ final class AuditSink: Sendable {
         }
     }
 
-    /// The next events to send, waiting for some (polling every 20 ms: cheap, and it ends with
-    /// the task, which a wake-up stream shared across reconnections would not).
+    /// Events per batch, at most.
+    static let batchSize = 1000
+    /// How long a sink lets events gather between batches, unless a whole batch is waiting.
+    static let batchInterval: Duration = .milliseconds(20)
+
+    /// The next events to send (up to `batchSize`), waiting for some. A batch is taken once
+    /// `batchInterval` has passed since the previous one, or at once when a whole batch waits:
+    /// a busy server's events leave in large batches, not in a trickle of small ones that each
+    /// cost system calls and thread wake-ups. (Polling: cheap, and it ends with the task, which a
+    /// wake-up stream shared across reconnections would not.)
     func next() async throws -> [LoggedEvent] {
         while true {
-            let batch = state.withLock { $0.queue.prefix(1000) }
+            let now = ContinuousClock.now
+            let (batch, wait): ([LoggedEvent], Duration) = state.withLock { s in
+                guard s.queue.count > 0 else { return ([], Self.batchInterval) }
+                let due = s.batchTaken.map { $0 + Self.batchInterval } ?? now
+                guard s.queue.count >= Self.batchSize || due <= now else { return ([], due - now) }
+                s.batchTaken = now
+                return (s.queue.prefix(Self.batchSize), .zero)
+            }
             if !batch.isEmpty { return batch }
-            try await Task.sleep(for: .milliseconds(20))
+            try await Task.sleep(for: wait)
         }
     }
 
