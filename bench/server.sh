@@ -5,8 +5,10 @@
 #     Hummingbird runs by default and, for comparison, on NIO's event loops as mvault runs;
 #  2. a download of a SIZE_MIB model with curl, against nginx serving the same plaintext file
 #     over TLS with the same certificate.
-# The three GET servers are measured in alternating rounds and each reported by its median round:
-# on shared cores the machine's speed drifts by several per cent within a minute.
+# The GET servers are measured in alternating rounds and each reported by its median round: on
+# shared cores the machine's speed drifts by several per cent within a minute. mvault's cheapest
+# route, GET /v1/sys/health (no credential, no audit entry), is measured too: what the server
+# costs before authentication, policy, audit and the answer do.
 # Usage: bench/server.sh [SIZE_MIB] [SECONDS] [ROUNDS]     defaults: 1024, 10 and 3
 cd "$(dirname "$0")"
 SIZE_MIB="${1:-1024}"
@@ -37,6 +39,7 @@ for _ in $(seq "$ROUNDS"); do
   ROUND[hello]+="$(run_wrk "https://127.0.0.1:$HELLO_PORT/")"$'\n'
   ROUND[hello_nio]+="$(run_wrk "https://127.0.0.1:$HELLO_NIO_PORT/")"$'\n'
   ROUND[ours]+="$(run_wrk -H "Authorization: Bearer $TOKEN" "$BASE/v1/models/acme/small")"$'\n'
+  ROUND[health]+="$(run_wrk "$BASE/v1/sys/health")"$'\n'
 done
 # The median round by requests/s: "RPS P99".
 median_round() { sed '/^$/d' <<<"${ROUND[$1]}" | sort -n -k1 | awk '{r[NR] = $0} END {print r[int((NR + 1) / 2)]}'; }
@@ -44,6 +47,7 @@ all_rounds() { sed '/^$/d' <<<"${ROUND[$1]}" | awk '{printf "%s%s", sep, $1; sep
 read -r HELLO_RPS HELLO_P99 < <(median_round hello)
 read -r HELLO_NIO_RPS HELLO_NIO_P99 < <(median_round hello_nio)
 read -r OURS_RPS OURS_P99 < <(median_round ours)
+read -r HEALTH_RPS HEALTH_P99 < <(median_round health)
 
 # Downloads: best of 3 by curl's own average speed.
 best_curl() {
@@ -90,12 +94,14 @@ printf "%-52s %14s %10s\n" "GET, wrk -t2 -c64 -d${SECS}s, median of $ROUNDS roun
 printf "%-52s %14s %10s\n" "Hummingbird TLS hello-world (GET /)" "$HELLO_RPS" "$HELLO_P99"
 printf "%-52s %14s %10s\n" "  the same on NIO's event loops, as mvault runs" "$HELLO_NIO_RPS" "$HELLO_NIO_P99"
 printf "%-52s %14s %10s\n" "mvault GET /v1/models/acme/small (session token)" "$OURS_RPS" "$OURS_P99"
+printf "%-52s %14s %10s\n" "  mvault GET /v1/sys/health (no credential)" "$HEALTH_RPS" "$HEALTH_P99"
 printf "%-52s %14s\n" "download of ${SIZE_MIB} MiB, curl, best of 3" "MB/s"
 printf "%-52s %14s\n" "nginx, plaintext file over TLS" "$NGINX_MBPS"
 printf "%-52s %14s\n" "mvault, sealed file decrypted on the fly" "$OURS_MBPS"
 echo
 echo "requests/s: mvault / hello-world = $(ratio "$OURS_RPS" "$HELLO_RPS")   (target >= 0.7)"
 echo "            mvault / hello-world on NIO's event loops = $(ratio "$OURS_RPS" "$HELLO_NIO_RPS")"
+echo "            mvault health / hello-world = $(ratio "$HEALTH_RPS" "$HELLO_RPS")   (the server's floor)"
 echo "download:   mvault / nginx       = $(ratio "$OURS_MBPS" "$NGINX_MBPS")   (target >= 0.8)"
 echo "server peak RSS over the run: ${RSS} MiB"
-echo "rounds, requests/s: hello-world $(all_rounds hello); on event loops $(all_rounds hello_nio); mvault $(all_rounds ours)"
+echo "rounds, requests/s: hello-world $(all_rounds hello); on event loops $(all_rounds hello_nio); mvault $(all_rounds ours); health $(all_rounds health)"
