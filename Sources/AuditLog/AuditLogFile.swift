@@ -402,8 +402,8 @@ public final class AuditLog: Sendable {
 ///
 /// The whole event is kept only when the log's observer asked for it (sinks writing CEF or
 /// OCSF). Its strings were made by the request that logged it; a sink lets go of the entry on
-/// another thread, and releasing them there, into another allocator arena, was most of what a
-/// busy sink cost the server's requests.
+/// another thread, and releasing them there, into another allocator arena, contends with the
+/// event loops' own allocations (glibc arena lock waits, seen under load).
 public final class LoggedEvent: Sendable {
     public let seq: Int
     public let time: Date
