@@ -10,6 +10,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         .executableTarget(
@@ -17,6 +18,12 @@ let package = Package(
             dependencies: [
                 .product(name: "SealedFormat", package: "main"), .product(name: "Storage", package: "main"),
                 .product(name: "CAllocator", package: "main"),
+            ]
+        ),
+        .executableTarget(
+            name: "audit-append",
+            dependencies: [
+                .product(name: "AuditLog", package: "main"), .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(
