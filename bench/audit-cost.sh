@@ -105,8 +105,8 @@ NONE_CPU=$(median "${CPU[none]}")
 # Each round's cost against the same round's unaudited run (tens of seconds apart, so the host's
 # drift cancels far better than between medians taken over the whole run); their median.
 cost() {
-  paste -d' ' <(printf "%s\n" ${RATES[none]}) <(printf "%s\n" ${RATES[$1]}) \
-    | awk '{print (1 - $2 / $1) * 100}' | sort -g | sed -n "$(( (ROUNDS + 1) / 2 ))p" | xargs printf '%.1f %%'
+  median "$(paste -d' ' <(printf "%s\n" ${RATES[none]}) <(printf "%s\n" ${RATES[$1]}) | awk '{print (1 - $2 / $1) * 100}')" \
+    | xargs printf '%.1f %%'
 }
 echo "GET /v1/models/acme/small, wrk -c64, median of $ROUNDS alternating rounds x ${SECS}s"
 echo "(audit costs: the median of each round's cost against that round's unaudited run):"
