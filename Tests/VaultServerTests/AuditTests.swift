@@ -164,6 +164,8 @@ struct AuditTests {
             if let mountPoint {
                 _ = try? Process.run(URL(fileURLWithPath: "/bin/umount"), arguments: ["-l", mountPoint.path])
                     .waitUntilExit()
+                // The fixture could not remove its directory while the tmpfs was mounted in it.
+                try? FileManager.default.removeItem(at: mountPoint.deletingLastPathComponent())
             }
         }
         try await ServerFixture.with(
