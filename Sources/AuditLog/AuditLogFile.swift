@@ -240,7 +240,10 @@ public final class AuditLog: Sendable {
     func write(_ entries: some Collection<Entry>, to t: inout Tail) throws(AuditLogError) -> (first: Int, due: Due?) {
         let (range, last, leafCount) = (t.range, t.last, t.leaves.count)
         let first = range.size
-        var written: [(event: AuditEvent, bytes: Range<Int>)] = []
+        // What the observer is told once the batch is durable. Each entry gets its own bytes: a
+        // sink may hold events for a long time, and a slice would keep the whole batch buffer
+        // alive (and make the next batch allocate a new one).
+        var written: [LoggedEvent] = []
         t.buffer.removeAll(keepingCapacity: true)
         for entry in entries {
             let seq = t.range.size
@@ -249,13 +252,16 @@ public final class AuditLog: Sendable {
             let leaf = t.buffer.withUnsafeBytes {
                 MerkleTree.leafDigest(UnsafeRawBufferPointer(rebasing: $0[start...]))
             }
-            t.buffer.append(0x0A)
             if t.observer != nil {
-                var event = entry.event
-                event.seq = seq
-                if t.observerKeepsEvents { event.prev = t.last.map { MerkleTree.hex($0.bytes) } ?? "" }
-                written.append((event, start..<(t.buffer.count - 1)))
+                var kept: AuditEvent?
+                if t.observerKeepsEvents {
+                    kept = entry.event
+                    kept?.seq = seq
+                    kept?.prev = t.last.map { MerkleTree.hex($0.bytes) } ?? ""
+                }
+                written.append(LoggedEvent(seq: seq, of: entry.event, bytes: Array(t.buffer[start...]), kept: kept))
             }
+            t.buffer.append(0x0A)
             t.range.append(leaf)
             leaf.withUnsafeBytes { t.leaves.append(contentsOf: $0) }
             t.last = leaf
@@ -272,14 +278,7 @@ public final class AuditLog: Sendable {
         }
         t.length += off_t(t.buffer.count)
         count.store(t.range.size, ordering: .relaxed)
-        if let observer = t.observer, !written.isEmpty {
-            // Each its own bytes: a sink may hold events for a long time, and a slice would keep
-            // the whole batch buffer alive (and make the next batch allocate a new one).
-            observer(
-                written.map {
-                    LoggedEvent(event: $0, bytes: Array(t.buffer[$1]), keepEvent: t.observerKeepsEvents)
-                })
-        }
+        if let observer = t.observer, !written.isEmpty { observer(written) }
         guard t.range.size - t.scheduled >= checkpointEvery else { return (first, nil) }
         t.scheduled = t.range.size
         return (first, (t.range.size, t.range.root))
@@ -414,14 +413,20 @@ public final class LoggedEvent: Sendable {
     public let bytes: [UInt8]
     let kept: AuditEvent?
 
-    public init(event: AuditEvent, bytes: [UInt8], keepEvent: Bool = true) {
-        seq = event.seq
+    public convenience init(event: AuditEvent, bytes: [UInt8], keepEvent: Bool = true) {
+        self.init(seq: event.seq, of: event, bytes: bytes, kept: keepEvent ? event : nil)
+    }
+
+    /// Entry `seq`, whose header fields come from `event` (read in place: the event is copied
+    /// only when it is `kept`).
+    init(seq: Int, of event: borrowing AuditEvent, bytes: [UInt8], kept: AuditEvent?) {
+        self.seq = seq
         time = event.time
         phase = event.phase
         allowed = event.decision?.allowed
         status = event.result?.status
         self.bytes = bytes
-        kept = keepEvent ? event : nil
+        self.kept = kept
     }
 
     /// The whole event, with its `seq` and `prev` (read back from `bytes` when it was not kept).
