@@ -114,13 +114,42 @@ public enum SIEMFormat: String, Codable, Sendable, CaseIterable {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// An RFC 5424 syslog message carrying `render(entry)` as its MSG: facility authpriv (10),
-    /// severity from the event, APP-NAME `mvault`, MSGID the phase, and the seq as structured data.
-    public func syslog(_ entry: LoggedEvent, hostname: String) -> [UInt8] {
+    /// Appends `entry` as one octet-counted frame (RFC 6587: "LEN SP MSG") whose MSG is an RFC 5424
+    /// syslog message carrying `render(entry)`: facility authpriv (10), severity from the event,
+    /// APP-NAME `mvault`, MSGID the phase, and the seq as structured data. Written in place: a
+    /// busy server frames thousands of these a second.
+    public func appendSyslogFrame(_ entry: LoggedEvent, hostname: [UInt8], to out: inout [UInt8]) {
+        let start = out.count
         let pri = 10 * 8 + Self.severity(phase: entry.phase, allowed: entry.allowed, status: entry.status).syslog
+        out.append(UInt8(ascii: "<"))
+        Self.appendDecimal(pri, to: &out)
+        out.append(contentsOf: ">1 ".utf8)
         // RFC 3339 with milliseconds in UTC, as in the entry itself.
-        let time = Timestamp.format(entry.time)
-        return Array("<\(pri)>1 \(time) \(hostname) mvault - \(entry.phase) [mvault@32473 seq=\"\(entry.seq)\"] ".utf8)
-            + render(entry)
+        Timestamp.write(entry.time, to: &out)
+        out.append(UInt8(ascii: " "))
+        out.append(contentsOf: hostname)
+        out.append(contentsOf: " mvault - ".utf8)
+        out.append(contentsOf: entry.phase.utf8)
+        out.append(contentsOf: " [mvault@32473 seq=\"".utf8)
+        Self.appendDecimal(entry.seq, to: &out)
+        out.append(contentsOf: "\"] ".utf8)
+        out.append(contentsOf: render(entry))
+        // The length goes in front of the message, now that it is known.
+        var length = out.count - start
+        var digits = 1
+        while length >= pow10(digits) { digits += 1 }
+        out.insert(contentsOf: repeatElement(UInt8(ascii: " "), count: digits + 1), at: start)
+        for i in (start..<start + digits).reversed() {
+            out[i] = UInt8(48 + length % 10)
+            length /= 10
+        }
+    }
+
+    private func pow10(_ n: Int) -> Int { (0..<n).reduce(1) { r, _ in r * 10 } }
+
+    /// Appends `value` (not negative) in decimal.
+    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        if value >= 10 { appendDecimal(value / 10, to: &out) }
+        out.append(UInt8(48 + value % 10))
     }
 }

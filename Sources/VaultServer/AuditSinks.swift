@@ -99,7 +99,8 @@ public struct AuditSinkConfiguration: Codable, Sendable, Equatable {
 /// receiver restart loses nothing (it may see an event twice; each carries its `seq`).
 final class AuditSink: Sendable {
     let configuration: AuditSinkConfiguration
-    let hostname: String
+    /// This host's name, as syslog headers carry it.
+    let hostname: [UInt8]
     struct State {
         var queue = FIFO<LoggedEvent>()
         var dropped = 0
@@ -123,7 +124,7 @@ final class AuditSink: Sendable {
         self.configuration = configuration
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, name.count)
-        hostname = String(cString: name)
+        hostname = Array(String(cString: name).utf8)
     }
 
     var name: String {
@@ -149,24 +150,20 @@ final class AuditSink: Sendable {
         state.withLock { ($0.queue.count, $0.dropped, $0.delivered) }
     }
 
-    func line(_ entry: LoggedEvent) -> [UInt8] {
-        var line: [UInt8] = []
-        append(entry, to: &line)
-        return line
-    }
-
-    /// Appends `entry` as this sink sends it: one line, or one syslog frame.
-    func append(_ entry: LoggedEvent, to out: inout [UInt8]) {
-        switch configuration.type {
-        case .file, .webhook:
-            out += configuration.format.render(entry)
-            out.append(0x0A)
-        case .syslog:
-            // Octet counting: "LEN SP MSG".
-            let message = configuration.format.syslog(entry, hostname: hostname)
-            out += "\(message.count) ".utf8
-            out += message
+    /// `batch` as this sink sends it: one line per event, or one syslog frame per event.
+    func bytes(_ batch: [LoggedEvent]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(batch.reduce(0) { $0 + $1.bytes.count + 128 })
+        for entry in batch {
+            switch configuration.type {
+            case .file, .webhook:
+                out += configuration.format.render(entry)
+                out.append(0x0A)
+            case .syslog:
+                configuration.format.appendSyslogFrame(entry, hostname: hostname, to: &out)
+            }
         }
+        return out
     }
 
     /// Runs until cancelled.
@@ -233,8 +230,7 @@ final class AuditSink: Sendable {
         defer { close(fd) }
         while !Task.isCancelled {
             let batch = try await next()
-            var bytes: [UInt8] = []
-            for entry in batch { append(entry, to: &bytes) }
+            let bytes = bytes(batch)
             // On the thread pool: a slow disk must not hold up an event loop.
             try await blocking { [bytes] in
                 var done = 0
@@ -284,20 +280,12 @@ final class AuditSink: Sendable {
         try await client.shutdown()
     }
 
-    /// `lines` one after the other, copied whole (a `ByteBuffer` made from `joined()` is filled a
-    /// byte at a time).
-    static func buffer(_ lines: [[UInt8]]) -> ByteBuffer {
-        var buffer = ByteBufferAllocator().buffer(capacity: lines.reduce(0) { $0 + $1.count })
-        for line in lines { buffer.writeBytes(line) }
-        return buffer
-    }
-
     struct Closed: Error, CustomStringConvertible {
         var description: String { "the receiver closed the connection" }
     }
 
     /// Sends to a syslog receiver until the connection breaks; first, what `window` holds (the
-    /// lines the last connection sent in its final seconds), which this connection's own window
+    /// batches the last connection sent in its final seconds), which this connection's own window
     /// then takes over.
     func runSyslog(resending window: SentWindow) async throws {
         let address = configuration.address!
@@ -331,16 +319,16 @@ final class AuditSink: Sendable {
                     throw Closed()
                 }
                 group.addTask {
-                    let again = window.lines(since: Date().addingTimeInterval(-Self.resendWindow))
-                    if !again.isEmpty {
-                        try await outbound.write(Self.buffer(again))
+                    for again in window.batches(since: Date().addingTimeInterval(-Self.resendWindow)) {
+                        try await outbound.write(ByteBuffer(bytes: again))
                         window.sent(again)
                     }
                     while !Task.isCancelled {
-                        let lines = try await self.next().map(self.line)
-                        try await outbound.write(Self.buffer(lines))
-                        self.sent(lines.count)
-                        window.sent(lines)
+                        let batch = try await self.next()
+                        let bytes = self.bytes(batch)
+                        try await outbound.write(ByteBuffer(bytes: bytes))
+                        self.sent(batch.count)
+                        window.sent(bytes)
                     }
                 }
                 try await group.next()
@@ -352,32 +340,32 @@ final class AuditSink: Sendable {
 }
 
 /// What a sink's connection sent lately (the last `AuditSink.resendWindow` seconds, at most
-/// `AuditSink.resendBytes`), for sending again after the connection breaks.
+/// `AuditSink.resendBytes`), batch by batch, for sending again after the connection breaks.
 final class SentWindow: Sendable {
-    struct Lines {
-        var lines = FIFO<(line: [UInt8], at: Date)>()
+    struct Batches {
+        var batches = FIFO<(bytes: [UInt8], at: Date)>()
         var bytes = 0
     }
-    let state = Mutex(Lines())
+    let state = Mutex(Batches())
 
-    func sent(_ lines: [[UInt8]], at now: Date = Date()) {
+    func sent(_ batch: [UInt8], at now: Date = Date()) {
         state.withLock { s in
-            s.lines.append(contentsOf: lines.lazy.map { ($0, now) })
-            s.bytes += lines.reduce(0) { $0 + $1.count }
-            s.lines.removeFirst(while: { line in
-                guard now.timeIntervalSince(line.at) >= AuditSink.resendWindow || s.bytes > AuditSink.resendBytes
+            s.batches.append(contentsOf: CollectionOfOne((batch, now)))
+            s.bytes += batch.count
+            s.batches.removeFirst(while: { sent in
+                guard now.timeIntervalSince(sent.at) >= AuditSink.resendWindow || s.bytes > AuditSink.resendBytes
                 else { return false }
-                s.bytes -= line.line.count
+                s.bytes -= sent.bytes.count
                 return true
             })
         }
     }
 
-    /// The lines sent at or after `cutoff`, oldest first; the window is emptied.
-    func lines(since cutoff: Date) -> [[UInt8]] {
+    /// The batches sent at or after `cutoff`, oldest first; the window is emptied.
+    func batches(since cutoff: Date) -> [[UInt8]] {
         state.withLock { s in
-            defer { s = Lines() }
-            return s.lines.elements.filter { $0.at >= cutoff }.map(\.line)
+            defer { s = Batches() }
+            return s.batches.elements.filter { $0.at >= cutoff }.map(\.bytes)
         }
     }
 }

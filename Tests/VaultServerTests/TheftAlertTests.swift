@@ -278,14 +278,15 @@ struct SinkBacklogTests {
     func resendWindow() {
         let window = SentWindow()
         let now = Date()
-        let line = [UInt8](repeating: 0x41, count: 1 << 20)
-        window.sent([line, line], at: now.addingTimeInterval(-10))  // too old once newer lines come
-        window.sent([[1], [2]], at: now.addingTimeInterval(-1))
-        #expect(window.lines(since: now.addingTimeInterval(-5)) == [[1], [2]])
-        #expect(window.lines(since: .distantPast).isEmpty)  // taken: the window starts again
-        window.sent(Array(repeating: line, count: 20), at: now)  // 20 MiB: the oldest 4 go
-        window.sent([[3]], at: now)
-        let kept = window.lines(since: .distantPast)
-        #expect(kept.count == 16 && kept.last == [3] && kept.dropLast().allSatisfy { $0 == line })
+        let batch = [UInt8](repeating: 0x41, count: 1 << 20)
+        window.sent(batch, at: now.addingTimeInterval(-10))  // too old once newer batches come
+        window.sent([1], at: now.addingTimeInterval(-1))
+        window.sent([2], at: now.addingTimeInterval(-1))
+        #expect(window.batches(since: now.addingTimeInterval(-5)) == [[1], [2]])
+        #expect(window.batches(since: .distantPast).isEmpty)  // taken: the window starts again
+        for _ in 0..<20 { window.sent(batch, at: now) }  // 20 MiB: the oldest 4 go
+        window.sent([3], at: now)
+        let kept = window.batches(since: .distantPast)
+        #expect(kept.count == 16 && kept.last == [3] && kept.dropLast().allSatisfy { $0 == batch })
     }
 }
