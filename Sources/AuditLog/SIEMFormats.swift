@@ -137,15 +137,14 @@ public enum SIEMFormat: String, Codable, Sendable, CaseIterable {
         // The length goes in front of the message, now that it is known.
         var length = out.count - start
         var digits = 1
-        while length >= pow10(digits) { digits += 1 }
+        var rest = length
+        while rest >= 10 { (rest, digits) = (rest / 10, digits + 1) }
         out.insert(contentsOf: repeatElement(UInt8(ascii: " "), count: digits + 1), at: start)
         for i in (start..<start + digits).reversed() {
             out[i] = UInt8(48 + length % 10)
             length /= 10
         }
     }
-
-    private func pow10(_ n: Int) -> Int { (0..<n).reduce(1) { r, _ in r * 10 } }
 
     /// Appends `value` (not negative) in decimal.
     static func appendDecimal(_ value: Int, to out: inout [UInt8]) {

@@ -43,4 +43,21 @@ struct SIEMFormatTests {
         }
         #expect(rest.isEmpty)
     }
+
+    @Test("the octet count is right on both sides of a new digit")
+    func octetCounts() throws {
+        let entry = try logged(seq: 7, phase: "access", allowed: true, status: 200)
+        var probe: [UInt8] = []
+        SIEMFormat.json.appendSyslogFrame(
+            LoggedEvent(event: entry.event, bytes: [], keepEvent: false), hostname: [0x68], to: &probe)
+        let header = probe.count - 3  // "NN " before a header-only message of NN bytes
+        for length in [99, 100, 999, 1000, 9999, 10000] {
+            let message = LoggedEvent(
+                event: entry.event, bytes: [UInt8](repeating: 0x7A, count: length - header), keepEvent: false)
+            var out: [UInt8] = []
+            SIEMFormat.json.appendSyslogFrame(message, hostname: [0x68], to: &out)
+            #expect(out.starts(with: Array("\(length) <86>1 ".utf8)), "\(length)")
+            #expect(out.count == "\(length) ".utf8.count + length)
+        }
+    }
 }
