@@ -154,7 +154,8 @@ let package = Package(
             name: "KeyringTests",
             dependencies: ["Keyring", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
-        .testTarget(name: "IdentityTests", dependencies: ["Identity"]),
+        .testTarget(
+            name: "IdentityTests", dependencies: ["Identity", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "AuditLogTests", dependencies: ["AuditLog", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["Vectors/generate.py"], resources: [.copy("Vectors")]

@@ -1,3 +1,4 @@
+import CSodium
 import Crypto
 import Foundation
 
@@ -6,32 +7,58 @@ import Foundation
 /// The stored value is HMAC-SHA256 under a vault key, so a stolen database does not yield usable
 /// tokens and cannot be brute-forced offline without the key. Verification is constant-time.
 public struct SecretHasher: Sendable {
-    /// The HMAC state after the key is absorbed; copied per use (the digests copy on write), so
-    /// the key schedule runs once per hasher rather than once per verification.
-    let keyed: HMAC<SHA256>
+    /// libsodium's HMAC-SHA256 state after the key is absorbed (inner and outer SHA-256 states, a
+    /// plain C struct): each use copies it on the stack, so a verification neither runs the key
+    /// schedule again nor allocates.
+    let keyed: crypto_auth_hmacsha256_state
 
     public init(key: [UInt8]) {
         precondition(key.count == 32)
-        keyed = HMAC<SHA256>(key: SymmetricKey(data: key))
+        precondition(sodium_init() >= 0, "libsodium did not initialise")
+        var state = crypto_auth_hmacsha256_state()
+        _ = crypto_auth_hmacsha256_init(&state, key, key.count)
+        keyed = state
     }
 
-    func code(_ secret: String) -> HashedAuthenticationCode<SHA256> {
-        var mac = keyed
-        mac.update(data: Array(secret.utf8))
-        return mac.finalize()
+    /// HMAC-SHA256(key, secret) into `mac` (32 bytes).
+    func code(_ secret: String, into mac: UnsafeMutablePointer<UInt8>) {
+        var state = keyed
+        var secret = secret
+        secret.withUTF8 { bytes in
+            _ = crypto_auth_hmacsha256_update(&state, bytes.baseAddress, UInt64(bytes.count))
+        }
+        _ = crypto_auth_hmacsha256_final(&state, mac)
     }
 
     /// Hex of HMAC-SHA256(key, secret).
     public func hash(_ secret: String) -> String {
-        code(secret).map { String(format: "%02x", $0) }.joined()
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { mac in
+            code(secret, into: mac.baseAddress!)
+            let digits = Array("0123456789abcdef".utf8)
+            return String(unsafeUninitializedCapacity: 64) { hex in
+                for (i, byte) in mac.enumerated() {
+                    hex[2 * i] = digits[Int(byte >> 4)]
+                    hex[2 * i + 1] = digits[Int(byte & 0x0F)]
+                }
+                return 64
+            }
+        }
     }
 
+    /// Whether `stored` (hex, as `hash` makes it) is HMAC-SHA256(key, secret); the MACs are
+    /// compared in constant time.
     public func verify(_ secret: String, against stored: String) -> Bool {
-        guard let mac = decodeHex(stored), mac.count == 32 else { return false }
-        return code(secret) == mac  // constant time
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buffer in
+            let expected = buffer.baseAddress!
+            let mac = expected + 32
+            guard Self.decodeHex(stored, into: expected) else { return false }
+            code(secret, into: mac)
+            return sodium_memcmp(mac, expected, 32) == 0
+        }
     }
 
-    func decodeHex(_ text: String) -> [UInt8]? {
+    /// Decodes 64 hex digits into 32 bytes at `out`; false for anything else.
+    static func decodeHex(_ text: String, into out: UnsafeMutablePointer<UInt8>) -> Bool {
         func nibble(_ c: UInt8) -> UInt8? {
             switch c {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
@@ -40,14 +67,15 @@ public struct SecretHasher: Sendable {
             default: nil
             }
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count / 2)
+        guard text.utf8.count == 64 else { return false }
         var chars = text.utf8.makeIterator()
-        while let hi = chars.next() {
-            guard let lo = chars.next(), let h = nibble(hi), let l = nibble(lo) else { return nil }
-            out.append(h << 4 | l)
+        for i in 0..<32 {
+            guard let hi = chars.next(), let lo = chars.next(), let h = nibble(hi), let l = nibble(lo) else {
+                return false
+            }
+            out[i] = h << 4 | l
         }
-        return out
+        return true
     }
 }
 

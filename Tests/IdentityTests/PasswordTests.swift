@@ -1,3 +1,5 @@
+import Crypto
+import Foundation
 import Identity
 import Testing
 
@@ -69,6 +71,21 @@ struct SecretTests {
         #expect(!hasher.verify(token, against: String(stored.dropLast())))
         #expect(!hasher.verify(token, against: String(stored.dropLast()) + "g"))
         #expect(!hasher.verify(token, against: stored + "00"))
+    }
+
+    @Test("the keyed hash is standard HMAC-SHA256, so hashes stored by any earlier build still verify")
+    func keyedHashIsHMAC() {
+        let key = SecretGenerator.bytes(32)
+        let hasher = SecretHasher(key: key)
+        for secret in ["", "a", SecretGenerator.token(), String(repeating: "x", count: 200), "ünïcødé"] {
+            let reference = HMAC<SHA256>.authenticationCode(for: Array(secret.utf8), using: SymmetricKey(data: key))
+            let hex = reference.map { String(format: "%02x", $0) }.joined()
+            #expect(hasher.hash(secret) == hex)
+            #expect(hasher.verify(secret, against: hex))
+        }
+        // A fixed vector (key 0x00…0x1f, secret "mvault"), computed with Python's hmac module.
+        let fixed = SecretHasher(key: Array(0..<32))
+        #expect(fixed.hash("mvault") == "91aed3956c5b69ef5e2b84782146cdf1e68c3878ad843d29bafce440b9fd3f0c")
     }
 
     @Test("ten distinct recovery codes of 80 bits each")
