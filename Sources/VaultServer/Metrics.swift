@@ -1,5 +1,6 @@
 import Foundation
 import Prometheus
+import Synchronization
 
 /// The server's Prometheus metrics, served at `/metrics` (text exposition format 0.0.4) to
 /// callers with the `audit` capability. Counters move as things happen; the gauges (seal state,
@@ -7,18 +8,40 @@ import Prometheus
 final class VaultMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
 
-    /// One answered request, by route template (not the path: model names stay out of labels here).
-    func request(method: String, route: String, status: Int) {
-        registry.makeCounter(
-            name: "mvault_http_requests_total",
-            labels: [("method", method), ("route", route), ("status", String(status))],
-            help: "HTTP requests answered, by route template and status"
-        ).increment()
-        if status == 401 {
-            registry.makeCounter(
-                name: "mvault_auth_failures_total", labels: [("route", route)],
-                help: "requests refused for a missing, wrong or expired credential (password, TOTP code, token)"
-            ).increment()
+    /// The counters of one route's answered requests, by route template (not the path: model
+    /// names stay out of labels here) and status. Each is made once and kept: asking the registry
+    /// for a counter by its labels takes a lock and hashes every label.
+    func counters(method: String, route: String) -> RouteCounters {
+        RouteCounters(metrics: self, method: method, route: route)
+    }
+
+    final class RouteCounters: Sendable {
+        let metrics: VaultMetrics
+        let method: String
+        let route: String
+        let byStatus = Mutex<[Int: Counter]>([:])
+
+        init(metrics: VaultMetrics, method: String, route: String) {
+            (self.metrics, self.method, self.route) = (metrics, method, route)
+        }
+
+        func answered(status: Int) {
+            let counter = byStatus.withLock { made in
+                if let counter = made[status] { return counter }
+                let counter = metrics.registry.makeCounter(
+                    name: "mvault_http_requests_total",
+                    labels: [("method", method), ("route", route), ("status", String(status))],
+                    help: "HTTP requests answered, by route template and status")
+                made[status] = counter
+                return counter
+            }
+            counter.increment()
+            if status == 401 {
+                metrics.registry.makeCounter(
+                    name: "mvault_auth_failures_total", labels: [("route", route)],
+                    help: "requests refused for a missing, wrong or expired credential (password, TOTP code, token)"
+                ).increment()
+            }
         }
     }
 

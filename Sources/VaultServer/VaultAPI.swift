@@ -169,11 +169,13 @@ struct VaultAPI: Sendable {
         let audited: Bool
         let action: String
         let targetParameters: AuditTargetParameters
+        let counters: VaultMetrics.RouteCounters
 
         init(api: VaultAPI, route: APIRoute, access: Access, handler: Handler?, audited: Bool) {
             (self.api, self.route, self.access, self.handler, self.audited) = (api, route, access, handler, audited)
             action = "\(route.method) \(route.path)"
             targetParameters = AuditTargetParameters(route.path)
+            counters = api.metrics.counters(method: route.method.rawValue, route: route.path)
         }
 
         func respond(to request: Request, context: VaultRequestContext) async throws -> Response {
@@ -182,13 +184,12 @@ struct VaultAPI: Sendable {
                     try await audited
                     ? api.serveAudited(action, targetParameters, access, handler, request, context)
                     : api.respond(access, handler, request, context)
-                api.metrics.request(
-                    method: route.method.rawValue, route: route.path, status: Int(response.status.code))
+                counters.answered(status: Int(response.status.code))
                 return response
             } catch {
                 // As an APIError, which the router renders as it is.
                 let refused = FrontDoor.apiError(error, request)
-                api.metrics.request(method: route.method.rawValue, route: route.path, status: Int(refused.status.code))
+                counters.answered(status: Int(refused.status.code))
                 throw refused
             }
         }
