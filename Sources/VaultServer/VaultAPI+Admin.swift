@@ -26,7 +26,9 @@ extension VaultAPI {
     }
 
     var listUsers: AuthorizedHandler {
-        { _, _, _ in try await blocking { try json(UserList(users: try identities.users().map(UserView.init))) } }
+        { _, _, _ in
+            try await blocking { [self] in try json(UserList(users: try identities.users().map(UserView.init))) }
+        }
     }
 
     struct NewUser: Decodable {
@@ -36,9 +38,9 @@ extension VaultAPI {
     }
 
     var createUser: AuthorizedHandler {
-        { request, _, _ in
+        { [self] request, _, _ in
             let body = try await decode(NewUser.self, from: request)
-            return try await blocking {
+            return try await blocking { [self] in
                 try UserName.validate(body.name)
                 let roles = try checkedRoles(body.roles ?? [])
                 try PasswordPolicy.standard.check(body.password, username: body.name)
@@ -52,12 +54,12 @@ extension VaultAPI {
     }
 
     var deleteUser: AuthorizedHandler {
-        { _, context, caller in
+        { [self] _, context, caller in
             let name = try parameter("user", context)
             guard name != caller.name else {
                 throw APIError(.conflict, "you cannot delete your own account", hint: "ask another administrator")
             }
-            try await blocking { try identities.deleteUser(named: name) }
+            try await blocking { [self] in try identities.deleteUser(named: name) }
             return Response(status: .noContent)
         }
     }
@@ -68,10 +70,10 @@ extension VaultAPI {
 
     /// Sets a password and ends the user's sessions.
     var setPassword: AuthorizedHandler {
-        { request, context, _ in
+        { [self] request, context, _ in
             let name = try parameter("user", context)
             let body = try await decode(NewPassword.self, from: request)
-            try await blocking {
+            try await blocking { [self] in
                 try PasswordPolicy.standard.check(body.password, username: name)
                 try identities.setPasswordHash(user: name, hash: try passwordHashing.hash(body.password))
                 try identities.deleteSessions(user: name)
@@ -85,10 +87,10 @@ extension VaultAPI {
     }
 
     var setRoles: AuthorizedHandler {
-        { request, context, _ in
+        { [self] request, context, _ in
             let name = try parameter("user", context)
             let body = try await decode(RoleAssignment.self, from: request)
-            return try await blocking {
+            return try await blocking { [self] in
                 guard var user = try identities.user(named: name) else { throw VaultError.unknownUser(name) }
                 user.roles = try checkedRoles(body.roles)
                 try identities.updateUser(user)
@@ -99,9 +101,9 @@ extension VaultAPI {
 
     /// Removes a user's TOTP enrollment (a lost authenticator with no recovery codes left).
     var resetMFA: AuthorizedHandler {
-        { _, context, _ in
+        { [self] _, context, _ in
             let name = try parameter("user", context)
-            return try await blocking {
+            return try await blocking { [self] in
                 guard var user = try identities.user(named: name) else { throw VaultError.unknownUser(name) }
                 user.sealedTOTPSecret = nil
                 user.pendingTOTPSecret = nil
@@ -145,7 +147,9 @@ extension VaultAPI {
     }
 
     var listRoles: AuthorizedHandler {
-        { _, _, _ in try await blocking { try json(RoleList(roles: try identities.roles().map(RoleView.init))) } }
+        { _, _, _ in
+            try await blocking { [self] in try json(RoleList(roles: try identities.roles().map(RoleView.init))) }
+        }
     }
 
     struct RoleChange: Decodable {
@@ -156,7 +160,7 @@ extension VaultAPI {
     }
 
     var createRole: AuthorizedHandler {
-        { request, _, _ in
+        { [self] request, _, _ in
             let body = try await decode(RoleChange.self, from: request)
             guard let name = body.name, let capabilities = body.capabilities, !capabilities.isEmpty else {
                 throw APIError(
@@ -167,16 +171,16 @@ extension VaultAPI {
             let role = RoleRecord(
                 name: name, capabilities: Set(capabilities), requireMFA: body.requireMFA ?? false,
                 allowedNetworks: body.allowedNetworks ?? [], createdAt: Date())
-            try await blocking { try identities.createRole(role) }
+            try await blocking { [self] in try identities.createRole(role) }
             return try json(RoleView(role), status: .created)
         }
     }
 
     var updateRole: AuthorizedHandler {
-        { request, context, _ in
+        { [self] request, context, _ in
             let name = try parameter("role", context)
             let body = try await decode(RoleChange.self, from: request)
-            return try await blocking {
+            return try await blocking { [self] in
                 guard var role = try identities.role(named: name) else { throw VaultError.unknownRole(name) }
                 if let capabilities = body.capabilities {
                     guard !capabilities.isEmpty else { throw APIError(.badRequest, "a role needs a capability") }
@@ -191,9 +195,9 @@ extension VaultAPI {
     }
 
     var deleteRole: AuthorizedHandler {
-        { _, context, _ in
+        { [self] _, context, _ in
             let name = try parameter("role", context)
-            try await blocking { try identities.deleteRole(named: name) }
+            try await blocking { [self] in try identities.deleteRole(named: name) }
             return Response(status: .noContent)
         }
     }
@@ -231,7 +235,9 @@ extension VaultAPI {
     }
 
     var listGrants: AuthorizedHandler {
-        { _, _, _ in try await blocking { try json(GrantList(grants: try identities.grants().map(GrantView.init))) } }
+        { _, _, _ in
+            try await blocking { [self] in try json(GrantList(grants: try identities.grants().map(GrantView.init))) }
+        }
     }
 
     struct NewGrant: Decodable {
@@ -247,7 +253,7 @@ extension VaultAPI {
     }
 
     var createGrant: AuthorizedHandler {
-        { request, _, caller in
+        { [self] request, _, caller in
             let body = try await decode(NewGrant.self, from: request)
             let subject: GrantSubject
             switch (body.user, body.role) {
@@ -272,15 +278,15 @@ extension VaultAPI {
                 id: "g" + hexString(SecretGenerator.bytes(6)), subject: subject, pattern: body.pattern,
                 capabilities: Set(body.capabilities), effect: body.effect ?? .allow, expiresAt: expires, createdAt: now,
                 createdBy: caller.name)
-            try await blocking { try identities.createGrant(grant) }
+            try await blocking { [self] in try identities.createGrant(grant) }
             return try json(GrantView(grant), status: .created)
         }
     }
 
     var deleteGrant: AuthorizedHandler {
-        { _, context, _ in
+        { [self] _, context, _ in
             let id = try parameter("grant", context)
-            try await blocking { try identities.deleteGrant(id: id) }
+            try await blocking { [self] in try identities.deleteGrant(id: id) }
             return Response(status: .noContent)
         }
     }
@@ -308,7 +314,7 @@ extension VaultAPI {
     /// Who can do what on which model, through which role or grant; `?model=acme/*&user=bob`
     /// narrow it, `?stale=DAYS` adds the grants unused that long.
     var accessReview: AuthorizedHandler {
-        { request, _, _ in
+        { [self] request, _, _ in
             let query = request.uri.queryParameters
             let modelFilter = try query["model"].map { try ModelPattern(String($0)) }
             let userFilter = query["user"].map(String.init)
@@ -318,7 +324,7 @@ extension VaultAPI {
                 }
                 return days
             }
-            return try await blocking {
+            return try await blocking { [self] in
                 let now = Date()
                 let roles = Dictionary(uniqueKeysWithValues: try identities.roles().map { ($0.name, $0) })
                 let grants = try identities.grants().filter { $0.isActive(at: now) }

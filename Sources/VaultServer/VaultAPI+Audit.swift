@@ -16,7 +16,7 @@ extension VaultAPI {
     /// signed note: save it outside the vault to detect a later rollback (`mvault audit verify
     /// --checkpoint FILE`).
     var auditCheckpoint: AuthorizedHandler {
-        { _, _, _ in
+        { [self] _, _, _ in
             let note = try await openLog().checkpointNow()
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
@@ -31,7 +31,7 @@ extension VaultAPI {
 
     /// Entries `start` to `start + limit` (default: the last 100), as JSON.
     var auditEntries: AuthorizedHandler {
-        { request, _, _ in
+        { [self] request, _, _ in
             let log = try openLog()
             let query = request.uri.queryParameters
             let size = log.size
@@ -63,7 +63,7 @@ extension VaultAPI {
 
     /// The audit path of entry `index` in the tree of `size` entries (default: all).
     var auditInclusion: AuthorizedHandler {
-        { request, _, _ in
+        { [self] request, _, _ in
             let log = try openLog()
             let query = request.uri.queryParameters
             guard let index = query["index"].flatMap({ Int($0) }) else {
@@ -90,7 +90,7 @@ extension VaultAPI {
 
     /// The consistency proof between the trees of `first` and `second` entries.
     var auditConsistency: AuthorizedHandler {
-        { request, _, _ in
+        { [self] request, _, _ in
             let log = try openLog()
             let query = request.uri.queryParameters
             guard let first = query["first"].flatMap({ Int($0) }) else {
@@ -116,7 +116,7 @@ extension VaultAPI {
 
     /// The HMAC the audit log uses for `value` (a session id, say), to search the log for it.
     var auditHash: AuthorizedHandler {
-        { request, _, _ in
+        { [self] request, _, _ in
             let body = try await decode(HashRequest.self, from: request)
             guard let hmac = audit.hash(body.value) else {
                 throw APIError(.serviceUnavailable, "the audit log is not open", hint: "unseal the vault")
@@ -129,7 +129,7 @@ extension VaultAPI {
 extension VaultAPI {
     /// Prometheus metrics, for a scraper holding the audit capability (an API token, typically).
     var prometheusMetrics: AuthorizedHandler {
-        { _, _, _ in
+        { [self] _, _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.scrape(self))))

@@ -64,10 +64,10 @@ extension VaultAPI {
 
     /// Password (and TOTP code when enrolled) → a short-lived session token.
     var login: Handler {
-        { request, context in
+        { [self] request, context in
             let body = try await decode(LoginRequest.self, from: request)
             context.audit?.fields.withLock { $0.actor.user = body.username }
-            return try await blocking { try login(body, from: context.remoteIP) }
+            return try await blocking { [self] in try login(body, from: context.remoteIP) }
         }
     }
 
@@ -137,8 +137,8 @@ extension VaultAPI {
     }
 
     var logout: AuthenticatedHandler {
-        { _, _, caller in
-            if let id = caller.sessionID { try await blocking { try identities.deleteSession(id: id) } }
+        { [self] _, _, caller in
+            if let id = caller.sessionID { try await blocking { [self] in try identities.deleteSession(id: id) } }
             return Response(status: .noContent)
         }
     }

@@ -11,7 +11,7 @@ extension VaultAPI {
     func clientCertificate(of context: VaultRequestContext) async throws -> CertificateRecord? {
         guard let peer = try? await context.channel.nioSSL_peerCertificate().get() else { return nil }
         let serial = LocalCertificateAuthority.serialText(peer.serialNumber)
-        let record = try await cachedOrBlocking { try identities.certificate(serial: serial) }
+        let record = try await cachedOrBlocking { [self] in try identities.certificate(serial: serial) }
         guard let record else {
             throw APIError(
                 .unauthorized, "client certificate \(serial) was not issued by this vault",
@@ -32,7 +32,9 @@ extension VaultAPI {
     }
 
     var listCertificates: AuthorizedHandler {
-        { _, _, _ in try await blocking { try json(CertificateList(certificates: try identities.certificates())) } }
+        { _, _, _ in
+            try await blocking { [self] in try json(CertificateList(certificates: try identities.certificates())) }
+        }
     }
 
     struct NewCertificate: Decodable {
@@ -52,11 +54,11 @@ extension VaultAPI {
 
     /// Issues a client certificate that authenticates as `user` over mutual TLS.
     var issueCertificate: AuthorizedHandler {
-        { request, _, caller in
+        { [self] request, _, caller in
             let body = try await decode(NewCertificate.self, from: request)
             let days = body.days ?? 90
             guard (1...825).contains(days) else { throw APIError(.badRequest, "days must be 1 to 825") }
-            return try await blocking {
+            return try await blocking { [self] in
                 guard try identities.user(named: body.user) != nil else { throw VaultError.unknownUser(body.user) }
                 let issued = try keys.certificateAuthority(certificate: layout.caCertificate)
                     .issueClientCertificate(commonName: body.user, days: days)
@@ -73,9 +75,9 @@ extension VaultAPI {
     }
 
     var revokeCertificate: AuthorizedHandler {
-        { _, context, _ in
+        { [self] _, context, _ in
             let serial = try parameter("serial", context)
-            try await blocking { try identities.revokeCertificate(serial: serial, at: Date()) }
+            try await blocking { [self] in try identities.revokeCertificate(serial: serial, at: Date()) }
             return Response(status: .noContent)
         }
     }

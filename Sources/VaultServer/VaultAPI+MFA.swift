@@ -13,7 +13,7 @@ extension VaultAPI {
 
     /// Starts TOTP enrollment: a new secret, kept pending until a code from it is confirmed.
     var enrollMFA: AuthenticatedHandler {
-        { _, _, caller in try await blocking { try enrollMFA(caller) } }
+        { _, _, caller in try await blocking { [self] in try enrollMFA(caller) } }
     }
 
     func enrollMFA(_ caller: AuthenticatedUser) throws -> Response {
@@ -39,9 +39,9 @@ extension VaultAPI {
 
     /// Activates the pending secret once a current code from it is given; returns recovery codes.
     var confirmMFA: AuthenticatedHandler {
-        { request, _, caller in
+        { [self] request, _, caller in
             let body = try await decode(ConfirmRequest.self, from: request)
-            return try await blocking { try confirmMFA(body, caller) }
+            return try await blocking { [self] in try confirmMFA(body, caller) }
         }
     }
 

@@ -16,8 +16,8 @@ extension VaultAPI {
 
     /// The models the caller may list.
     var listModels: AuthorizedHandler {
-        { _, context, caller in
-            try await blocking {
+        { [self] _, context, caller in
+            try await blocking { [self] in
                 let question = try accessRequest(caller, .list, .anyModel, from: context.remoteIP)
                 let visible = try vault.list(namespace: nil).filter { model in
                     var q = question
@@ -39,12 +39,12 @@ extension VaultAPI {
     }
 
     var showModel: AuthorizedHandler {
-        { _, context, _ in
+        { [self] _, context, _ in
             let model = try modelName(context)
             // The body changes only with the store, so it is kept encoded alongside the records.
-            let encode: @Sendable () throws -> ByteBuffer = {
+            let encode: @Sendable () throws -> ByteBuffer = { [self] in
                 try vault.keys.requireUnsealed()
-                return try identities.derived(ModelVersionsBody(model: model)) {
+                return try identities.derived(ModelVersionsBody(model: model)) { [self] in
                     try jsonBody(ModelVersions(name: model.description, versions: try vault.versions(of: model)))
                 }
             }
@@ -68,7 +68,7 @@ extension VaultAPI {
     /// `?recipient=NAME` a copy marked for someone outside the vault. Every download is recorded
     /// before its first byte is sent; the ETag of the original is its plaintext SHA-256.
     var downloadFile: AuthorizedHandler {
-        { request, context, caller in
+        { [self] request, context, caller in
             let model = try modelName(context)
             guard let number = context.parameters.get("version").flatMap(Int.init), number > 0 else {
                 throw APIError(.badRequest, "the version must be a positive integer")
@@ -89,7 +89,7 @@ extension VaultAPI {
             let ip = context.remoteIP
             if unmarked || offline != nil {
                 // A copy without the caller's own code: only for those who could push the model.
-                let decision = try await cachedOrBlocking {
+                let decision = try await cachedOrBlocking { [self] in
                     try authorize(caller, .push, .model(model.description), from: ip)
                 }
                 guard decision.allowed else {
@@ -101,13 +101,13 @@ extension VaultAPI {
             }
             let recipient: String? =
                 unmarked ? nil : offline ?? caller.token.map { Recipient.token($0.id) } ?? Recipient.user(caller.name)
-            let version = try await cachedOrBlocking {
+            let version = try await cachedOrBlocking { [self] in
                 try vault.version(ModelReference(model: model, version: number))
             }
             guard let file = version.files.first(where: { $0.path == path }) else {
                 throw APIError(.notFound, "\(model)@\(number) has no file \(path)")
             }
-            let (opened, marking) = try await blocking {
+            let (opened, marking) = try await blocking { [self] in
                 let opened = try vault.openFile(file, of: version)
                 guard let recipient, let layout = try vault.markableLayout(file, of: version, opened: opened) else {
                     return (opened, Marking?.none)
@@ -144,7 +144,7 @@ extension VaultAPI {
             // The original's digest is on record; a marked copy's once one was sent whole.
             var sentDigest: String? = file.sha256
             if let sentRecipient {
-                sentDigest = try await blocking {
+                sentDigest = try await blocking { [self] in
                     try vault.metadata.sentDigest(fileSHA256: file.sha256, recipient: sentRecipient)
                 }
             }
@@ -158,7 +158,7 @@ extension VaultAPI {
                 at: Date(), model: model.description, version: number, path: path, fileSHA256: file.sha256,
                 user: caller.name, tokenID: caller.token?.id, sourceIP: ip, recipient: sentRecipient,
                 rangeStart: sent.lowerBound, rangeEnd: sent.upperBound)
-            let id = try await blocking { try vault.metadata.recordDownload(record) }
+            let id = try await blocking { [self] in try vault.metadata.recordDownload(record) }
             headers[.downloadID] = String(id)
             metrics.download(model: record.model, bytes: UInt64(sent.count))
             for finding in detector.download(
@@ -224,7 +224,9 @@ extension VaultAPI {
                         hashes.append(
                             Task {
                                 try await previous?.value
-                                try await blocking { try digest.add(piece.buffer, last: last, store: vault.metadata) }
+                                try await blocking { [self] in
+                                    try digest.add(piece.buffer, last: last, store: vault.metadata)
+                                }
                             })
                         // The digest is on record before the last byte leaves.
                         if last { try await hashes[turn].value }

@@ -49,15 +49,15 @@ extension VaultAPI {
 
     /// Your tokens (ids, scopes, use), never their secrets.
     var listTokens: AuthenticatedHandler {
-        { _, _, caller in
-            try await blocking {
+        { [self] _, _, caller in
+            try await blocking { [self] in
                 try json(TokenList(tokens: try identities.tokens(owner: caller.name).map { TokenView($0) }))
             }
         }
     }
 
     var createToken: AuthenticatedHandler {
-        { request, _, caller in
+        { [self] request, _, caller in
             let body = try await decode(NewToken.self, from: request)
             guard !body.name.isEmpty, body.name.count <= 100 else {
                 throw APIError(.badRequest, "a token needs a name of 1 to 100 characters", hint: "e.g. \"ci-deploy\"")
@@ -83,16 +83,16 @@ extension VaultAPI {
                 secretHash: try hasher("api-token").hash(token.secret),
                 scopes: body.scopes, expiresAt: now.addingTimeInterval(TimeInterval(ttl)), createdAt: now,
                 allowedNetworks: body.allowedNetworks ?? [], requestsPerSecond: body.requestsPerSecond)
-            try await blocking { try identities.createToken(record) }
+            try await blocking { [self] in try identities.createToken(record) }
             return try json(TokenView(record, secret: token.text), status: .created)
         }
     }
 
     /// Owners revoke their own tokens; revoking another's needs the admin capability.
     var revokeToken: AuthenticatedHandler {
-        { _, context, caller in
+        { [self] _, context, caller in
             let id = try parameter("token", context)
-            try await blocking {
+            try await blocking { [self] in
                 guard let record = try identities.token(id: id) else { throw VaultError.unknownToken(id) }
                 if record.owner != caller.name {
                     let decision = try authorize(caller, .admin, .vault, from: context.remoteIP)

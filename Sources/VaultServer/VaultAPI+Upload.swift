@@ -76,7 +76,7 @@ extension VaultAPI {
 
     /// Starts an upload of a new version of the model.
     var startUpload: AuthorizedHandler {
-        { _, context, caller in
+        { [self] _, context, caller in
             let model = try modelName(context)
             try keys.requireUnsealed()
             let id = uploads.start(model: model, owner: caller.name, idleLimit: TimeInterval(limits.uploadIdleSeconds))
@@ -87,11 +87,11 @@ extension VaultAPI {
     /// Streams one file of an upload into a sealed, staged blob, 1 MiB at a time. An optional
     /// `X-Content-SHA256` header is checked against what arrived.
     var uploadFile: AuthorizedHandler {
-        { request, context, caller in
+        { [self] request, context, caller in
             let model = try modelName(context)
             let upload = try uploads.find(try parameter("upload", context), model: model, owner: caller.name)
             let path = try filePath(context)
-            let sealer = try await blocking { try vault.makeSealer(name: path) }
+            let sealer = try await blocking { [self] in try vault.makeSealer(name: path) }
             let staged: StagedFile
             do {
                 var pending = ByteBuffer()
@@ -131,7 +131,7 @@ extension VaultAPI {
 
     /// Makes the upload's files a new version, all at once.
     var commitUpload: AuthorizedHandler {
-        { request, context, caller in
+        { [self] request, context, caller in
             let model = try modelName(context)
             let upload = try uploads.find(try parameter("upload", context), model: model, owner: caller.name)
             let body = try await decode(CommitRequest.self, from: request)
@@ -141,7 +141,7 @@ extension VaultAPI {
                     .badRequest, "upload \(upload.id) holds no files",
                     hint: "PUT each file to …/uploads/\(upload.id)/files/NAME first")
             }
-            let version = try await blocking {
+            let version = try await blocking { [self] in
                 defer { for file in files { file.abort() } }
                 return try vault.commit(files, to: model, note: body.note)
             }
@@ -150,7 +150,7 @@ extension VaultAPI {
     }
 
     var abortUpload: AuthorizedHandler {
-        { _, context, caller in
+        { [self] _, context, caller in
             let model = try modelName(context)
             let upload = try uploads.find(try parameter("upload", context), model: model, owner: caller.name)
             for file in uploads.take(upload) { file.abort() }
@@ -159,12 +159,12 @@ extension VaultAPI {
     }
 
     var removeVersion: AuthorizedHandler {
-        { _, context, _ in
+        { [self] _, context, _ in
             let model = try modelName(context)
             guard let number = context.parameters.get("version").flatMap(Int.init), number > 0 else {
                 throw APIError(.badRequest, "the version must be a positive integer")
             }
-            return try await blocking { try json(try vault.remove(model, version: number)) }
+            return try await blocking { [self] in try json(try vault.remove(model, version: number)) }
         }
     }
 }

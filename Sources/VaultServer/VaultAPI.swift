@@ -23,7 +23,10 @@ public struct APIRoute: Hashable, Sendable {
 /// The API: every route is registered from `endpoints`, which is also what the OpenAPI test
 /// compares against the committed document — the router has no other routes. Each endpoint's
 /// access level is enforced here, at registration, and nowhere else.
-struct VaultAPI: Sendable {
+///
+/// A class: every route and many of a request's closures hold the API, and a reference costs
+/// one retain where a copy of its two dozen fields costs a retain of each.
+final class VaultAPI: Sendable {
     typealias Handler = @Sendable (Request, VaultRequestContext) async throws -> Response
     typealias AuthenticatedHandler =
         @Sendable (Request, VaultRequestContext, AuthenticatedUser) async throws -> Response
@@ -72,6 +75,15 @@ struct VaultAPI: Sendable {
     let hsmError = SharedValue<String?>(nil)
     var sessionTTLSeconds: Int { limits.sessionTTLSeconds }
     static let version = "0.1.0"
+
+    init(
+        layout: VaultLayout, keys: KeyHolder, identities: CachedStore, vault: LocalVault,
+        limits: ServerConfiguration.Limits, audit: AuditTrail, metrics: VaultMetrics, detector: TheftDetector,
+        throttle: LoginThrottle
+    ) {
+        (self.layout, self.keys, self.identities, self.vault, self.limits) = (layout, keys, identities, vault, limits)
+        (self.audit, self.metrics, self.detector, self.throttle) = (audit, metrics, detector, throttle)
+    }
 
     var endpoints: [(APIRoute, Access, Handler?)] {
         [
@@ -271,7 +283,7 @@ struct VaultAPI: Sendable {
             // Authentication and the policy question, from memory or in one trip to the
             // thread pool.
             let (ip, certificate) = (context.remoteIP, context.clientCertificate)
-            let decide: @Sendable () throws -> (AuthenticatedUser, AccessDecision) = {
+            let decide: @Sendable () throws -> (AuthenticatedUser, AccessDecision) = { [self] in
                 let caller = try requireCaller(request, from: ip, certificate: certificate)
                 return (caller, try authorize(caller, capability, about, from: ip))
             }
@@ -331,7 +343,7 @@ struct VaultAPI: Sendable {
         else { return }
         Task {
             do {
-                let sighting = try await blocking {
+                let sighting = try await blocking { [self] in
                     try identities.recordTokenNetwork(id: token.id, network: network, at: Date())
                 }
                 if sighting == .new {
@@ -380,7 +392,9 @@ struct VaultAPI: Sendable {
         -> (AuthenticatedUser, VaultRequestContext)
     {
         let (ip, certificate) = (context.remoteIP, context.clientCertificate)
-        let caller = try await cachedOrBlocking { try requireCaller(request, from: ip, certificate: certificate) }
+        let caller = try await cachedOrBlocking { [self] in
+            try requireCaller(request, from: ip, certificate: certificate)
+        }
         var context = context
         context.identity = caller
         return (caller, context)
@@ -410,7 +424,7 @@ struct VaultAPI: Sendable {
 
     /// 200 when unsealed, 503 when sealed (so load balancers only route to usable servers).
     var health: Handler {
-        { _, _ in
+        { [self] _, _ in
             let sealed = keys.status().sealed
             return try json(
                 Health(status: sealed ? "sealed" : "ok", sealed: sealed, version: Self.version),
@@ -438,7 +452,7 @@ struct VaultAPI: Sendable {
     }
 
     var sealStatus: Handler {
-        { _, _ in try json(sealStatusBody()) }
+        { [self] _, _ in try json(sealStatusBody()) }
     }
 
     struct UnsealRequest: Decodable {
@@ -450,7 +464,7 @@ struct VaultAPI: Sendable {
     /// Takes one share (or the passphrase); like Vault's, this endpoint needs no token: the
     /// shares are the credential.
     var unseal: Handler {
-        { request, _ in
+        { [self] request, _ in
             let body = try await decode(UnsealRequest.self, from: request)
             if body.reset == true {
                 _ = keys.resetUnseal()
@@ -462,7 +476,7 @@ struct VaultAPI: Sendable {
                     hint: "e.g. {\"share\": \"mvs1-…\"}")
             }
             do {
-                _ = try await blocking { try keys.unseal(share: body.share, passphrase: body.passphrase) }
+                _ = try await blocking { [self] in try keys.unseal(share: body.share, passphrase: body.passphrase) }
             } catch let error as KeyringError {
                 throw APIError(.badRequest, error.description)
             }
@@ -493,7 +507,7 @@ struct VaultAPI: Sendable {
         guard case .pkcs11 = try? KeyringFile.load(from: layout.keyringFile).seal else { return }
         do {
             let pin = try TokenSealer.pin(environment: environment)
-            _ = try await blocking {
+            _ = try await blocking { [self] in
                 try keys.unsealWithHSM(pin: pin, module: environment["MVAULT_PKCS11_MODULE"])
             }
             try await didUnseal()
@@ -589,7 +603,7 @@ final class DummyHash: Sendable {
     }
 }
 
-/// A value shared by copies of a struct (`VaultAPI` is copied into every route).
+/// A mutable value behind a lock, for a `Sendable` class's field.
 final class SharedValue<Value: Sendable>: Sendable {
     let value: Mutex<Value>
     init(_ value: Value) { self.value = Mutex(value) }
