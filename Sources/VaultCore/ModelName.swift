@@ -21,6 +21,21 @@ public struct ModelName: Hashable, Sendable, Comparable, CustomStringConvertible
         self.name = name
     }
 
+    /// The name from its two parts (a route's two path segments), each validated as `parsing` does.
+    public init(namespace: String, name: String) throws(VaultError) {
+        let text = { "\(namespace)/\(name)" }
+        do {
+            try Self.validate(part: namespace, in: "")
+            try Self.validate(part: name, in: "")
+        } catch .invalidModelName(_, let reason) {
+            throw .invalidModelName(text(), reason: reason)
+        } catch {
+            throw error
+        }
+        self.namespace = namespace
+        self.name = name
+    }
+
     public var description: String { "\(namespace)/\(name)" }
 
     public static func < (lhs: ModelName, rhs: ModelName) -> Bool {

@@ -86,9 +86,13 @@ struct FrontDoor: HTTPResponder {
             if let wait = limiter.take("ip:\(context.remoteIP)") {
                 throw APIError(.tooManyRequests, "too many requests from \(context.remoteIP)", retryAfter: wait)
             }
-            var context = context
-            if let api = certificates { context.clientCertificate = try await api.clientCertificate(of: context) }
-            response = try await router.respond(to: request, context: context)
+            if let api = certificates {
+                var context = context
+                context.clientCertificate = try await api.clientCertificate(of: context)
+                response = try await router.respond(to: request, context: context)
+            } else {
+                response = try await router.respond(to: request, context: context)
+            }
             // The router names the endpoint it routed to (Hummingbird's metrics read it too).
             if context.endpointPath == "NotFound" { throw HTTPError(.notFound) }
         } catch {

@@ -289,7 +289,7 @@ func modelName(_ context: VaultRequestContext) throws -> ModelName {
     guard let namespace = context.parameters.get("namespace"), let name = context.parameters.get("name") else {
         throw APIError(.badRequest, "missing model name")
     }
-    return try ModelName(parsing: "\(namespace)/\(name)")
+    return try ModelName(namespace: namespace, name: name)
 }
 
 /// The file name from the route's trailing segments, percent-decoded (clients encode spaces and

@@ -249,7 +249,7 @@ final class VaultAPI: Sendable {
         case .open:
             return try await handler!(request, context)
         case .authenticated(let authenticated):
-            let (caller, context) = try await requireCaller(request, context)
+            let caller = try await requireCaller(request, context)
             if let entry = try recordDecision(
                 context, caller, .init(allowed: true, rule: "authenticated as \(caller.name)"))
             {
@@ -257,7 +257,7 @@ final class VaultAPI: Sendable {
             }
             return try await authenticated(request, context, caller)
         case .session(let authenticated):
-            let (caller, context) = try await requireCaller(request, context)
+            let caller = try await requireCaller(request, context)
             guard caller.sessionID != nil else {
                 if let entry = try recordDecision(
                     context, caller, .init(allowed: false, rule: "API tokens cannot do this"))
@@ -294,8 +294,6 @@ final class VaultAPI: Sendable {
                 try await audit.record(entry, durable: true)
             }
             guard decision.allowed else { throw APIError(.forbidden, "access denied: \(decision.reason)") }
-            var context = context
-            context.identity = caller
             return try await authorized(request, context, caller)
         }
     }
@@ -388,16 +386,9 @@ final class VaultAPI: Sendable {
             capability: capability, target: target, sourceIP: ip, now: Date())
     }
 
-    func requireCaller(_ request: Request, _ context: VaultRequestContext) async throws
-        -> (AuthenticatedUser, VaultRequestContext)
-    {
+    func requireCaller(_ request: Request, _ context: VaultRequestContext) async throws -> AuthenticatedUser {
         let (ip, certificate) = (context.remoteIP, context.clientCertificate)
-        let caller = try await cachedOrBlocking { [self] in
-            try requireCaller(request, from: ip, certificate: certificate)
-        }
-        var context = context
-        context.identity = caller
-        return (caller, context)
+        return try await cachedOrBlocking { [self] in try requireCaller(request, from: ip, certificate: certificate) }
     }
 
     /// The caller, or 401. Blocks (SQLite).

@@ -14,12 +14,12 @@ public struct AuthenticatedUser: Sendable, Equatable {
     public var mfaEnrolled: Bool
 }
 
-/// The request context of every route: the peer's address and, once authenticated, the caller.
+/// The request context of every route: the peer's address, its client certificate, and what the
+/// request's audit entries will say. Handlers get the caller as a parameter.
 public struct VaultRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The client's IP address (without port), for throttling and allowlists.
     public let remoteIP: String
-    public var identity: AuthenticatedUser?
     /// The connection, for its TLS peer certificate.
     let channel: any Channel
     /// The vault-issued client certificate the connection presented, once checked (mutual TLS).

@@ -64,6 +64,26 @@ struct PolicyTests {
         }
     }
 
+    @Test("a model name from a route's two segments follows the same rules and names the whole name")
+    func modelNameFromParts() throws {
+        let name = try ModelName(namespace: "acme", name: "llama-3.1_8b")
+        #expect(name == (try ModelName(parsing: "acme/llama-3.1_8b")))
+        let bad: [(String, String, String)] = [
+            ("", "b", "each part must be 1 to 64 characters"), ("a", "", "each part must be 1 to 64 characters"),
+            ("a", "..", "'.' and '..' are not names"), ("Acme", "b", "use lowercase letters"),
+            ("a%2Fb", "c", "use lowercase letters"), ("a", "b/c", "use lowercase letters"),
+        ]
+        for (namespace, part, reason) in bad {
+            do {
+                _ = try ModelName(namespace: namespace, name: part)
+                Issue.record("\(namespace)/\(part) was accepted")
+            } catch {
+                #expect("\(error)".contains(reason), "\(namespace)/\(part): \(error)")
+                #expect("\(error)".contains("'\(namespace)/\(part)'"), "\(error)")
+            }
+        }
+    }
+
     @Test("deny by default; a role allows on every model; a grant only on its pattern")
     func allows() throws {
         var d = ask(.pull, .model("acme/x"))
