@@ -117,12 +117,14 @@ public struct Policy: Sendable {
 
     public func decide(_ q: AccessRequest) -> AccessDecision {
         let capability = q.capability.rawValue
-        let held = Dictionary(q.roles.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let grants = q.grants.filter { grant in
+        // A caller holds a few roles and is granted a few things: searched, not indexed, and
+        // filtered lazily, so that deciding allocates nothing but the reason.
+        func held(_ name: String) -> RoleRecord? { q.roles.first { $0.name == name } }
+        let grants = q.grants.lazy.filter { grant in
             guard grant.isActive(at: q.now), grant.capabilities.contains(q.capability) else { return false }
             switch grant.subject {
             case .user(let name): return name == q.user
-            case .role(let name): return held[name] != nil
+            case .role(let name): return held(name) != nil
             }
         }
         for grant in grants where grant.effect == .deny && q.target.refused(by: grant.pattern) {
@@ -150,7 +152,8 @@ public struct Policy: Sendable {
             }
             return nil
         }
-        for role in q.roles.sorted(by: { $0.name < $1.name }) where role.capabilities.contains(q.capability) {
+        let roles = q.roles.count > 1 ? q.roles.sorted { $0.name < $1.name } : q.roles
+        for role in roles where role.capabilities.contains(q.capability) {
             if let why = requirementUnmet(role) {
                 unmet.append(why)
                 continue
@@ -158,7 +161,7 @@ public struct Policy: Sendable {
             return AccessDecision(allowed: true, reason: "role \(role.name) allows \(capability) on *")
         }
         for grant in grants where grant.effect == .allow && q.target.covered(by: grant.pattern) {
-            if case .role(let name) = grant.subject, let role = held[name], let why = requirementUnmet(role) {
+            if case .role(let name) = grant.subject, let role = held(name), let why = requirementUnmet(role) {
                 unmet.append(why)
                 continue
             }
