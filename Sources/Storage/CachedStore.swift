@@ -23,12 +23,12 @@ public final class CachedStore: MetadataStore, IdentityStore, AccessStore, Senda
         var certificates: [String: CertificateRecord?] = [:]
         /// Every role, under the key `all`.
         var roles: [String: [RoleRecord]] = [:]
-        var grants: [[String]: [GrantRecord]] = [:]
+        var grants: [GrantsKey: [GrantRecord]] = [:]
         var versions: [ModelName: [VersionRecord]] = [:]
         /// Keyed by model and number (nil: the latest).
         var version: [ModelVersionKey: VersionRecord] = [:]
-        /// Values callers computed from the above (see `derived`).
-        var derived: [DerivedKey: any Sendable] = [:]
+        /// Values callers computed from a model's records (see `derived`).
+        var derived: [ModelName: any Sendable] = [:]
         /// When this process last wrote each grant's or token's last-used stamp; survives
         /// emptying, since that write is itself a change.
         var touched: [String: Date] = [:]
@@ -56,15 +56,13 @@ public final class CachedStore: MetadataStore, IdentityStore, AccessStore, Senda
         }
     }
 
-    /// A value computed from what this store holds (a response body, say), kept under `key`
+    /// A value computed from what this store holds about `model` (its API answer, say), kept
     /// until the store changes. `compute` must read the store only through this object.
-    public func derived<Key: Hashable & Sendable, Value: Sendable>(
-        _ key: Key, _ compute: () throws -> Value
-    ) throws -> Value {
+    public func derived<Value: Sendable>(for model: ModelName, _ compute: () throws -> Value) throws -> Value {
         let seen = try changeCount()
         if let hit = cache.withLock({ cache -> Value? in
             Self.refresh(&cache, seen)
-            return cache.derived[DerivedKey(key)] as? Value
+            return cache.derived[model] as? Value
         }) {
             return hit
         }
@@ -72,7 +70,7 @@ public final class CachedStore: MetadataStore, IdentityStore, AccessStore, Senda
         cache.withLock { cache in
             guard cache.changeCount == seen else { return }
             if cache.derived.count >= Self.capacity { cache.derived.removeAll() }
-            cache.derived[DerivedKey(key)] = value
+            cache.derived[model] = value
         }
         return value
     }
@@ -125,10 +123,9 @@ public final class CachedStore: MetadataStore, IdentityStore, AccessStore, Senda
         cache.withLock { $0.touched[id] = date }
     }
 
-    /// Built only from `Sendable` keys, so it is one too.
-    struct DerivedKey: Hashable, @unchecked Sendable {
-        let key: AnyHashable
-        init(_ key: some Hashable & Sendable) { self.key = AnyHashable(key) }
+    struct GrantsKey: Hashable, Sendable {
+        var user: String
+        var roles: [String]
     }
 
     struct ModelVersionKey: Hashable, Sendable {
@@ -165,7 +162,7 @@ public final class CachedStore: MetadataStore, IdentityStore, AccessStore, Senda
     }
 
     public func grants(user: String, roles: [String]) throws -> [GrantRecord] {
-        try cached(\.grants, [user] + roles) { try store.grants(user: user, roles: roles) }
+        try cached(\.grants, GrantsKey(user: user, roles: roles)) { try store.grants(user: user, roles: roles) }
     }
 
     public func roles() throws -> [RoleRecord] {

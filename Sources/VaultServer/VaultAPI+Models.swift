@@ -34,17 +34,13 @@ extension VaultAPI {
         var versions: [VersionRecord]
     }
 
-    struct ModelVersionsBody: Hashable {
-        var model: ModelName
-    }
-
     var showModel: AuthorizedHandler {
         { [self] _, context, _ in
             let model = try modelName(context)
             // The body changes only with the store, so it is kept encoded alongside the records.
             let encode: @Sendable () throws -> ByteBuffer = { [self] in
                 try vault.keys.requireUnsealed()
-                return try identities.derived(ModelVersionsBody(model: model)) { [self] in
+                return try identities.derived(for: model) { [self] in
                     try jsonBody(ModelVersions(name: model.description, versions: try vault.versions(of: model)))
                 }
             }
