@@ -98,11 +98,14 @@ struct FrontDoor: HTTPResponder {
         } catch {
             response = try Self.apiError(error, request).response(from: request, context: context)
         }
-        response.headers[.strictTransportSecurity] = "max-age=31536000"
-        response.headers[.cacheControl] = "no-store"
-        response.headers[.xContentTypeOptions] = "nosniff"
+        // Appended: no handler sets these, so there is nothing to replace.
+        response.headers.append(contentsOf: Self.securityHeaders)
         return response
     }
+
+    static let securityHeaders: HTTPFields = [
+        .strictTransportSecurity: "max-age=31536000", .cacheControl: "no-store", .xContentTypeOptions: "nosniff",
+    ]
 
     static func apiError(_ error: any Error, _ request: Request) -> APIError {
         switch error {
