@@ -5,7 +5,11 @@
 struct CanonicalJSON {
     var bytes: [UInt8] = []
 
+    /// A writer with room for a typical entry (400–500 bytes before `prev` and `seq`).
     init() { bytes.reserveCapacity(512) }
+
+    /// A writer of nothing yet, with no buffer (see `object`).
+    init(empty: Void) {}
 
     struct Object {
         var first = true
@@ -22,10 +26,12 @@ struct CanonicalJSON {
 
     mutating func object(_ body: (inout Object) -> Void) {
         bytes.append(UInt8(ascii: "{"))
-        var o = Object(writer: self)
-        bytes = []
+        // The buffer moves to the object's writer and back by swapping, so it stays uniquely
+        // referenced and each append writes in place (a copy would reallocate per object).
+        var o = Object(writer: CanonicalJSON(empty: ()))
+        swap(&o.writer.bytes, &bytes)
         body(&o)
-        self = o.writer
+        swap(&o.writer.bytes, &bytes)
         bytes.append(UInt8(ascii: "}"))
     }
 
