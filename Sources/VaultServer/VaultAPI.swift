@@ -570,7 +570,11 @@ func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> 
 }
 
 func json(body: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
-    Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+    var headers = HTTPFields()
+    // With room for the security headers the front door adds.
+    headers.reserveCapacity(1 + FrontDoor.securityHeaders.count)
+    headers[.contentType] = "application/json"
+    return Response(status: status, headers: headers, body: .init(byteBuffer: body))
 }
 
 /// The API's JSON: sorted keys, ISO 8601 dates.
