@@ -147,10 +147,24 @@ extension VaultAPI {
     /// caller, or nil when there is no Authorization header.
     /// - Throws: `APIError(.unauthorized)` for a token that is malformed, unknown, expired, revoked
     ///   or wrong; 403 for an API token used from outside its networks; 429 over its rate.
+    /// The request's one Authorization header, or nil. Found by a scan of the request's few
+    /// fields: a lookup by name builds the fields' name index and joins the values into a new
+    /// string. Two Authorization headers are refused: neither credential is trusted.
+    func authorization(_ request: Request) throws -> String? {
+        var found: String?
+        for field in request.headers where field.name == .authorization {
+            guard found == nil else {
+                throw APIError(.unauthorized, "more than one Authorization header", hint: "send one credential")
+            }
+            found = field.value
+        }
+        return found
+    }
+
     func authenticate(_ request: Request, from ip: String, certificate: CertificateRecord? = nil) throws
         -> AuthenticatedUser?
     {
-        guard let header = request.headers[.authorization] else {
+        guard let header = try authorization(request) else {
             // A vault-issued client certificate (checked by FrontDoor).
             guard let certificate else { return nil }
             guard let user = try identities.user(named: certificate.user) else { return nil }

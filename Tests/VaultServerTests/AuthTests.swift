@@ -71,6 +71,14 @@ struct AuthTests {
             }
             r = try await f.request(.POST, "/v1/auth/login", body: #"{"username": "admin"}"#)
             #expect(r.status == 400)
+            // Two credentials: neither is trusted, even when both are valid.
+            let session = try await f.login("admin")
+            let both = try await f.raw(
+                .GET, "/v1/auth/whoami", token: session, headers: ["AUTHORIZATION": "Bearer \(session)"])
+            #expect(both.status == 401)
+            #expect(String(decoding: both.body, as: UTF8.self).contains("more than one Authorization header"))
+            #expect(
+                try await f.raw(.GET, "/v1/auth/whoami", headers: ["AUTHORIZATION": "Bearer \(session)"]).status == 200)
         }
     }
 
