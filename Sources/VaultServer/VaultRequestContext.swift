@@ -29,7 +29,35 @@ public struct VaultRequestContext: RequestContext {
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        remoteIP = source.channel.remoteAddress?.ipAddress ?? "unknown"
+        remoteIP = Self.text(of: source.channel.remoteAddress)
         channel = source.channel
+    }
+
+    /// An address as text, without its port: IPv4 formatted here (NIO's `ipAddress` goes
+    /// through `inet_ntop`, which formats with `sprintf`, on every request), IPv6 by NIO.
+    static func text(of address: SocketAddress?) -> String {
+        guard case .v4(let v4) = address else { return address?.ipAddress ?? "unknown" }
+        let n = UInt32(bigEndian: v4.address.sin_addr.s_addr)
+        return String(unsafeUninitializedCapacity: 15) { out in
+            var at = 0
+            for shift in stride(from: 24, through: 0, by: -8) {
+                let byte = Int((n >> UInt32(shift)) & 0xFF)
+                if shift != 24 {
+                    out[at] = UInt8(ascii: ".")
+                    at += 1
+                }
+                if byte >= 100 {
+                    out[at] = UInt8(ascii: "0") + UInt8(byte / 100)
+                    at += 1
+                }
+                if byte >= 10 {
+                    out[at] = UInt8(ascii: "0") + UInt8(byte / 10 % 10)
+                    at += 1
+                }
+                out[at] = UInt8(ascii: "0") + UInt8(byte % 10)
+                at += 1
+            }
+            return at
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Testing
 
 @testable import VaultServer
@@ -9,6 +10,20 @@ import Testing
 
 @Suite("Server: rate limits and slow clients", .serialized)
 struct NetworkTests {
+    @Test("a peer's address as text: IPv4 formatted as NIO does, IPv6 by NIO")
+    func addressText() throws {
+        for text in [
+            "0.0.0.0", "127.0.0.1", "10.0.0.1", "9.99.100.255", "192.168.100.200", "255.255.255.255", "1.20.3.40",
+        ] {
+            let address = try SocketAddress(ipAddress: text, port: 443)
+            #expect(VaultRequestContext.text(of: address) == text)
+            #expect(VaultRequestContext.text(of: address) == address.ipAddress)
+        }
+        let v6 = try SocketAddress(ipAddress: "2001:db8::1", port: 443)
+        #expect(VaultRequestContext.text(of: v6) == "2001:db8::1")
+        #expect(VaultRequestContext.text(of: nil) == "unknown")
+    }
+
     @Test("an address gets its burst, then 429 with Retry-After and a JSON error")
     func rateLimit() async throws {
         // One token per 1000 s: the burst cannot refill while the test runs, however loaded the
