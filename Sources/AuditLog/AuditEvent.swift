@@ -150,7 +150,7 @@ public struct AuditEvent: Codable, Sendable, Equatable {
                     w.object { o in
                         for key in hashed.keys.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
                         {
-                            o.field(key) { $0.string(hashed[key]!) }
+                            o.field(named: key) { $0.string(hashed[key]!) }
                         }
                     }
                 }

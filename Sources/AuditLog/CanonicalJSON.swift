@@ -15,7 +15,23 @@ struct CanonicalJSON {
         var first = true
         var writer: CanonicalJSON
 
-        mutating func field(_ key: String, _ value: (inout CanonicalJSON) -> Void) {
+        /// A field whose name is a literal in our code: written as it is (every such name is plain
+        /// ASCII that needs no escaping, which debug builds check).
+        mutating func field(_ key: StaticString, _ value: (inout CanonicalJSON) -> Void) {
+            if !first { writer.bytes.append(UInt8(ascii: ",")) }
+            first = false
+            writer.bytes.append(UInt8(ascii: "\""))
+            key.withUTF8Buffer { name in
+                assert(!name.contains { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 >= 0x80 })
+                writer.bytes.append(contentsOf: name)
+            }
+            writer.bytes.append(UInt8(ascii: "\""))
+            writer.bytes.append(UInt8(ascii: ":"))
+            value(&writer)
+        }
+
+        /// A field whose name is data: escaped like any string.
+        mutating func field(named key: String, _ value: (inout CanonicalJSON) -> Void) {
             if !first { writer.bytes.append(UInt8(ascii: ",")) }
             first = false
             writer.string(key)
