@@ -37,8 +37,20 @@ public final class CachedStore: MetadataStore, IdentityStore, AccessStore, Senda
     /// Raised, in `memoryOnly`, by anything that would wait on the store.
     struct WouldWait: Error {}
 
-    /// Set inside `withoutWaiting`: answer from memory only, as of this change count.
-    @TaskLocal static var memoryOnly: Int64?
+    /// Set inside `withoutWaiting`: answer from memory only, as of this change count. Kept per
+    /// thread, not per task: `withoutWaiting`'s body is synchronous, so it runs on one thread from
+    /// start to end, and setting a thread's value costs less than pushing a task-local's.
+    static var memoryOnly: Int64? {
+        guard let value = pthread_getspecific(memoryOnlyKey) else { return nil }
+        return Int64(Int(bitPattern: value) - 1)
+    }
+
+    /// The thread-specific slot of `memoryOnly`: the change count plus one, or nil.
+    static let memoryOnlyKey: pthread_key_t = {
+        var key = pthread_key_t()
+        precondition(pthread_key_create(&key, nil) == 0, "no thread-specific key left for the store cache")
+        return key
+    }()
     static let capacity = 10_000
 
     public init(_ store: any Backing) {
@@ -50,7 +62,12 @@ public final class CachedStore: MetadataStore, IdentityStore, AccessStore, Senda
     /// repeat up to its first store access.
     public func withoutWaiting<T>(_ body: () throws -> T) throws -> T? {
         do {
-            return try Self.$memoryOnly.withValue(try store.changeCount()) { try body() }
+            let seen = try store.changeCount()
+            precondition(seen >= 0, "a change count is never negative")
+            let outer = pthread_getspecific(Self.memoryOnlyKey)
+            pthread_setspecific(Self.memoryOnlyKey, UnsafeRawPointer(bitPattern: Int(seen) + 1))
+            defer { pthread_setspecific(Self.memoryOnlyKey, outer) }
+            return try body()
         } catch is WouldWait {
             return nil
         }

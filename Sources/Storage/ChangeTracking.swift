@@ -3,6 +3,6 @@
 /// process (a local `mvault user …` next to a running server).
 public protocol ChangeTracking: Sendable {
     /// A number that differs from any earlier answer once a change has been committed since.
-    /// Equal answers mean nothing was committed in between.
+    /// Equal answers mean nothing was committed in between. Never negative.
     func changeCount() throws -> Int64
 }
