@@ -65,7 +65,7 @@ let package = Package(
         .target(name: "StorageTesting", dependencies: ["Storage", "VaultCore"]),
         .target(
             name: "Identity",
-            dependencies: ["CSodium", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CSodium", "VaultCore", .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("common-passwords.txt")]
         ),
         .target(

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Keyring
+import VaultCore
 
 /// AWS Signature Version 4 for S3 requests (header-based, payload hash sent in
 /// `x-amz-content-sha256`). HMAC and SHA-256 come from swift-crypto.

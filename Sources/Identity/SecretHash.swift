@@ -1,6 +1,7 @@
 import CSodium
 import Crypto
 import Foundation
+import VaultCore
 
 /// High-entropy secrets (API tokens, session tokens, recovery codes) stored only as a keyed hash.
 ///
@@ -34,14 +35,7 @@ public struct SecretHasher: Sendable {
     public func hash(_ secret: String) -> String {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { mac in
             code(secret, into: mac.baseAddress!)
-            let digits = Array("0123456789abcdef".utf8)
-            return String(unsafeUninitializedCapacity: 64) { hex in
-                for (i, byte) in mac.enumerated() {
-                    hex[2 * i] = digits[Int(byte >> 4)]
-                    hex[2 * i + 1] = digits[Int(byte & 0x0F)]
-                }
-                return 64
-            }
+            return Hex.encode(mac)
         }
     }
 

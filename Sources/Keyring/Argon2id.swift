@@ -1,5 +1,6 @@
 import CSodium
 import SealedFormat
+import VaultCore
 
 /// Argon2id (v1.3) from libsodium's `crypto_pwhash`, with its parameters kept beside its output.
 public struct Argon2idParameters: Codable, Hashable, Sendable {

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import SealedFormat
+import VaultCore
 
 /// The unsealed keyring: versioned KEKs, the retirement floor and the blob-address key.
 ///

@@ -1,5 +1,6 @@
 import Crypto
 import SealedFormat
+import VaultCore
 
 /// One unseal share as printed at `mvault init` and typed at `mvault unseal`.
 ///
@@ -42,44 +43,5 @@ public struct UnsealShare: Hashable, Sendable {
         self.init(
             vaultID: Array(body[0..<8]), threshold: Int(body[8]),
             point: Shamir.Point(x: body[9], y: Array(body[10..<42])))
-    }
-}
-
-/// Lowercase hexadecimal encoding.
-public enum Hex {
-    /// The lowercase hex digits, as UTF-8.
-    public static let digits = Array("0123456789abcdef".utf8)
-
-    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.underestimatedCount * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    public static func decode(_ text: String) -> [UInt8]? {
-        let chars = Array(text.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(chars.count / 2)
-        var i = 0
-        while i < chars.count {
-            guard let hi = value(chars[i]), let lo = value(chars[i + 1]) else { return nil }
-            out.append(hi << 4 | lo)
-            i += 2
-        }
-        return out
-    }
-
-    private static func value(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: c - 0x30
-        case 0x61...0x66: c - 0x61 + 10
-        case 0x41...0x46: c - 0x41 + 10
-        default: nil
-        }
     }
 }

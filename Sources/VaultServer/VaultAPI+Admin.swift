@@ -275,7 +275,7 @@ extension VaultAPI {
             }
             if let expires, expires <= now { throw APIError(.badRequest, "the expiry is in the past") }
             let grant = GrantRecord(
-                id: "g" + hexString(SecretGenerator.bytes(6)), subject: subject, pattern: body.pattern,
+                id: "g" + Hex.encode(SecretGenerator.bytes(6)), subject: subject, pattern: body.pattern,
                 capabilities: Set(body.capabilities), effect: body.effect ?? .allow, expiresAt: expires, createdAt: now,
                 createdBy: caller.name)
             try await blocking { [self] in try identities.createGrant(grant) }

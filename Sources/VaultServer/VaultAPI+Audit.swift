@@ -2,6 +2,7 @@ import AuditLog
 import Foundation
 import Hummingbird
 import Keyring
+import VaultCore
 
 extension VaultAPI {
     /// The log, or 503 while it is not open (sealed, or failed its checks at unseal).

@@ -108,7 +108,7 @@ extension VaultAPI {
             try identities.setPasswordHash(user: user.name, hash: passwordHashing.hash(body.password))
         }
         let now = Date()
-        let token = BearerToken(id: hexString(SecretGenerator.bytes(8)), secret: SecretGenerator.token())
+        let token = BearerToken(id: Hex.encode(SecretGenerator.bytes(8)), secret: SecretGenerator.token())
         let expires = now.addingTimeInterval(TimeInterval(sessionTTLSeconds))
         try identities.createSession(
             SessionRecord(
@@ -232,8 +232,6 @@ extension VaultAPI {
         try SealedSecret.open(sealed, key: keys.derivedKey(purpose: "totp"))
     }
 }
-
-func hexString(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
 /// Keyed hashers, made once per purpose and key (making one runs the HMAC key schedule).
 final class SecretHashers: Sendable {

@@ -76,7 +76,7 @@ extension VaultAPI {
             }
             let now = Date()
             let token = BearerToken(
-                prefix: BearerToken.apiPrefix, id: hexString(SecretGenerator.bytes(8)), secret: SecretGenerator.token()
+                prefix: BearerToken.apiPrefix, id: Hex.encode(SecretGenerator.bytes(8)), secret: SecretGenerator.token()
             )
             let record = TokenRecord(
                 id: token.id, name: body.name, owner: caller.name,

@@ -28,7 +28,7 @@ final class UploadRegistry: Sendable {
     let uploads = Mutex<[String: Upload]>([:])
 
     func start(model: ModelName, owner: String, idleLimit: TimeInterval) -> String {
-        let id = "u" + hexString(SecretGenerator.bytes(8))
+        let id = "u" + Hex.encode(SecretGenerator.bytes(8))
         uploads.withLock { uploads in
             let now = Date()
             uploads = uploads.filter { now.timeIntervalSince($0.value.touched) < idleLimit }

@@ -1,6 +1,7 @@
 import AuditLog
 import Crypto
 import Keyring
+import VaultCore
 
 /// The key that signs backup manifests: Ed25519 from the keyring, like the checkpoint key but
 /// its own (`mvault-backup`).

@@ -1,5 +1,6 @@
 import Crypto
 import Keyring
+import VaultCore
 
 /// Incremental SHA-256 with a hex result, counting what it was fed.
 public struct SHA256Stream: Sendable {

@@ -3,6 +3,7 @@ import AuditLog
 import Foundation
 import Keyring
 import Testing
+import VaultCore
 import VaultServer
 
 #if canImport(Glibc)

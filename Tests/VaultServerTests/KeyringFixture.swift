@@ -1,5 +1,6 @@
 import Foundation
 import Keyring
+import VaultCore
 
 enum KeyringFixture {
     /// Opens the fixture vault's keyring with two of its shares.
