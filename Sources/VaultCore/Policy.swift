@@ -118,7 +118,7 @@ public struct Policy: Sendable {
     public func decide(_ q: AccessRequest) -> AccessDecision {
         let capability = q.capability.rawValue
         // A caller holds a few roles and is granted a few things: searched, not indexed, and
-        // filtered lazily, so that deciding allocates nothing but the reason.
+        // filtered lazily: with one role and no unmet requirement, deciding allocates only the reason.
         func held(_ name: String) -> RoleRecord? { q.roles.first { $0.name == name } }
         let grants = q.grants.lazy.filter { grant in
             guard grant.isActive(at: q.now), grant.capabilities.contains(q.capability) else { return false }
