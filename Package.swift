@@ -123,7 +123,7 @@ let package = Package(
         ),
         .target(name: "CAllocator"),
         .target(name: "CHalf"),
-        .target(name: "AuditLog", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "AuditLog", dependencies: ["VaultCore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "Backup",
             dependencies: [

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import VaultCore
 
 #if canImport(Glibc)
     import Glibc
@@ -250,10 +251,9 @@ public enum AuditVerifier {
     static func matchesHex(_ line: UnsafeRawBufferPointer, _ range: Range<Int>, _ bytes: UnsafeRawBufferPointer) -> Bool
     {
         guard range.count == bytes.count * 2 else { return false }
-        let digits = MerkleTree.hexDigits
         for (i, b) in bytes.enumerated() {
-            if line[range.lowerBound + 2 * i] != digits[Int(b >> 4)]
-                || line[range.lowerBound + 2 * i + 1] != digits[Int(b & 0x0F)]
+            if line[range.lowerBound + 2 * i] != Hex.digit(b >> 4)
+                || line[range.lowerBound + 2 * i + 1] != Hex.digit(b & 0x0F)
             {
                 return false
             }

@@ -1,3 +1,5 @@
+import VaultCore
+
 /// Writes the audit log's canonical JSON (docs/audit.md): keys in the order the caller gives
 /// (sorted), no spaces, UTF-8 as is, and only `"`, `\` and control characters escaped — `\n`,
 /// `\r`, `\t`, `\b`, `\f` short, the rest as `\u00xx` — as Python's
@@ -64,8 +66,6 @@ struct CanonicalJSON {
 
     mutating func integer(_ n: Int) { bytes.append(contentsOf: String(n).utf8) }
 
-    static let hexDigits = Array("0123456789abcdef".utf8)
-
     mutating func string(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
         escape(text)
@@ -92,8 +92,8 @@ struct CanonicalJSON {
             case 0x0C: bytes.append(contentsOf: [0x5C, UInt8(ascii: "f")])
             case 0..<0x20:
                 bytes.append(contentsOf: Array("\\u00".utf8))
-                bytes.append(Self.hexDigits[Int(byte >> 4)])
-                bytes.append(Self.hexDigits[Int(byte & 0xF)])
+                bytes.append(Hex.digit(byte >> 4))
+                bytes.append(Hex.digit(byte & 0xF))
             default: bytes.append(byte)
             }
         }
@@ -121,7 +121,7 @@ public struct EncodedEvent: Sendable {
     /// Appends the whole entry to `bytes`, `prev` being the previous entry's leaf hash (in hex).
     func write(to bytes: inout [UInt8], prev: InlineHash?, seq: Int) {
         write(to: &bytes, seq: seq) { out in
-            prev?.withUnsafeBytes { MerkleTree.appendHex($0, to: &out) }
+            prev?.withUnsafeBytes { Hex.append($0, to: &out) }
         }
     }
 

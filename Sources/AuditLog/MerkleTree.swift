@@ -1,4 +1,5 @@
 import Crypto
+import VaultCore
 
 /// RFC 6962 / RFC 9162 Merkle tree hashing over SHA-256: leaves are hashed with a 0x00 prefix,
 /// interior nodes with 0x01, and a tree of n leaves splits at the largest power of two below n.
@@ -37,26 +38,7 @@ public enum MerkleTree {
     }
 
     /// Lowercase hex, through a table (the log writes and checks one per entry).
-    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        String(decoding: hexBytes(bytes), as: UTF8.self)
-    }
-
-    /// Lowercase hex as UTF-8.
-    static func hexBytes(_ bytes: some Sequence<UInt8>) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        appendHex(bytes, to: &out)
-        return out
-    }
-
-    static func appendHex(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {
-        for b in bytes {
-            out.append(hexDigits[Int(b >> 4)])
-            out.append(hexDigits[Int(b & 0x0F)])
-        }
-    }
-
-    static let hexDigits = Array("0123456789abcdef".utf8)
+    public static func hex(_ bytes: some Sequence<UInt8>) -> String { Hex.encode(bytes) }
 
     public static func nodeHash(_ left: Hash, _ right: Hash) -> Hash {
         var hasher = SHA256()

@@ -7,11 +7,27 @@ public enum Hex {
         var out = [UInt8]()
         out.reserveCapacity(bytes.underestimatedCount * 2)
         for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
+            out.append(digit(byte >> 4))
+            out.append(digit(byte & 0xF))
         }
         return String(decoding: out, as: UTF8.self)
     }
+
+    /// Appends the hex of `bytes` to `out` in one append (a hash's hex, byte by byte, checked
+    /// the array's uniqueness and capacity 64 times).
+    public static func append(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count * 2) { text in
+            for (i, byte) in bytes.enumerated() {
+                text[2 * i] = digit(byte >> 4)
+                text[2 * i + 1] = digit(byte & 0xF)
+            }
+            out.append(contentsOf: text)
+        }
+    }
+
+    /// The lowercase hex digit of `value` (0…15).
+    @inline(__always)
+    public static func digit(_ value: UInt8) -> UInt8 { value < 10 ? 0x30 &+ value : 0x57 &+ value }
 
     public static func decode(_ text: String) -> [UInt8]? {
         let chars = Array(text.utf8)
