@@ -34,28 +34,28 @@ public enum Timestamp {
             out.append(contentsOf: text.utf8)
             return
         }
-        func put(_ value: Int64, digits: Int) {
-            var divisor: Int64 = 1
-            for _ in 1..<digits { divisor *= 10 }
-            while divisor > 0 {
-                out.append(UInt8(48 + (value / divisor) % 10))
-                divisor /= 10
+        // Written into 24 bytes on the stack and appended once: appending digit by digit checked
+        // the array's uniqueness and capacity for each.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in
+            var at = 0
+            func put(_ value: Int64, digits: Int, then separator: UInt8) {
+                var rest = value
+                for i in stride(from: digits - 1, through: 0, by: -1) {
+                    text[at + i] = UInt8(48 + rest % 10)
+                    rest /= 10
+                }
+                text[at + digits] = separator
+                at += digits + 1
             }
+            put(year, digits: 4, then: UInt8(ascii: "-"))
+            put(month, digits: 2, then: UInt8(ascii: "-"))
+            put(day, digits: 2, then: UInt8(ascii: "T"))
+            put(secondOfDay / 3600, digits: 2, then: UInt8(ascii: ":"))
+            put(secondOfDay / 60 % 60, digits: 2, then: UInt8(ascii: ":"))
+            put(secondOfDay % 60, digits: 2, then: UInt8(ascii: "."))
+            put(millis, digits: 3, then: UInt8(ascii: "Z"))
+            out.append(contentsOf: text)
         }
-        put(year, digits: 4)
-        out.append(UInt8(ascii: "-"))
-        put(month, digits: 2)
-        out.append(UInt8(ascii: "-"))
-        put(day, digits: 2)
-        out.append(UInt8(ascii: "T"))
-        put(secondOfDay / 3600, digits: 2)
-        out.append(UInt8(ascii: ":"))
-        put(secondOfDay / 60 % 60, digits: 2)
-        out.append(UInt8(ascii: ":"))
-        put(secondOfDay % 60, digits: 2)
-        out.append(UInt8(ascii: "."))
-        put(millis, digits: 3)
-        out.append(UInt8(ascii: "Z"))
     }
 
     /// Quotient rounded down, and the remainder that goes with it (never negative).
