@@ -100,19 +100,17 @@ public final class AuditLog: Sendable {
         var observer: (@Sendable ([LoggedEvent]) -> Void)?
         /// Whether the observer needs whole events (`LoggedEvent.event` without decoding).
         var observerKeepsEvents = false
-        /// The latest write times, in nanoseconds (a ring; see `syncNanos`).
-        var syncSamples = [Int](repeating: 0, count: AuditLog.syncSampleCount)
-        var nextSample = 0
+        /// Which of the latest writes took longer than `inlineSyncNanos` (see `syncIsSlow`).
+        var slowWrites = SlowWrites(window: 9)
     }
     let tail: Mutex<Tail>
     /// Entries so far (read without waiting for a write in progress).
     let count = Atomic<Int>(0)
-    /// How long a synchronous write takes, in nanoseconds: the median of the latest
-    /// `syncSampleCount` (a write that the scheduler held up for a few milliseconds must not send
-    /// the next hundreds of requests through the group commit, as a moving average did).
-    let syncNanos = Atomic<Int>(0)
-    static let syncSampleCount = 9
-    /// Writes at most this long (`syncNanos`) let a request write its own entry.
+    /// Whether most of the latest nine writes took longer than `inlineSyncNanos` — their median
+    /// did (a write that the scheduler held up for a few milliseconds must not send the next
+    /// hundreds of requests through the group commit, as a moving average did).
+    let syncIsSlow = Atomic<Bool>(false)
+    /// Writes at most this long let a request write its own entry.
     let inlineSyncNanos: Int
 
     /// Opens (or creates) the log in `layout.directory`, reading it back to rebuild the tree.
@@ -200,7 +198,7 @@ public final class AuditLog: Sendable {
     /// without writing, and the caller awaits `append`, which groups concurrent appends into one
     /// sync. An asynchronous caller saves its trips through the executor by trying this first.
     public func appendWithoutWaiting(_ event: AuditEvent) throws -> Int? {
-        guard syncNanos.load(ordering: .relaxed) <= inlineSyncNanos else { return nil }
+        guard !syncIsSlow.load(ordering: .relaxed) else { return nil }
         let entry = Entry(event: event, encoded: event.encodedParts())
         let (seq, due) = try tail.withLock { t throws(AuditLogError) in try write(CollectionOfOne(entry), to: &t) }
         if let due { queue.async { self.sign(due) } }
@@ -267,9 +265,8 @@ public final class AuditLog: Sendable {
             t.last = leaf
         }
         do {
-            t.syncSamples[t.nextSample] = try writeAndSync(t.buffer)
-            t.nextSample = (t.nextSample + 1) % t.syncSamples.count
-            syncNanos.store(Self.median(t.syncSamples), ordering: .relaxed)
+            t.slowWrites.record(slow: try writeAndSync(t.buffer) > inlineSyncNanos)
+            syncIsSlow.store(t.slowWrites.mostlySlow, ordering: .relaxed)
         } catch {
             _ = ftruncate(fd, t.length)
             (t.range, t.last) = (range, last)
@@ -299,20 +296,6 @@ public final class AuditLog: Sendable {
             done += n
         }
         return Int(clamping: DispatchTime.now().uptimeNanoseconds - start)
-    }
-
-    /// The median of `samples` (an odd count), without sorting a copy.
-    static func median(_ samples: [Int]) -> Int {
-        let half = samples.count / 2
-        for x in samples {
-            var below = 0
-            var equal = 0
-            for y in samples {
-                if y < x { below += 1 } else if y == x { equal += 1 }
-            }
-            if below <= half && half < below + equal { return x }
-        }
-        return samples[half]
     }
 
     /// Signs a checkpoint of every entry so far, if any came in since the latest. Runs on the
@@ -395,6 +378,26 @@ public final class AuditLog: Sendable {
         }
         return MerkleTree.consistencyProof(from: first, leaves[...])
     }
+}
+
+/// Which of the latest `window` writes were slow: a ring of flags and their count, so that
+/// "most were slow" (their median time is over the limit) costs nothing to keep up to date.
+struct SlowWrites {
+    var flags: [Bool]
+    var next = 0
+    var count = 0
+
+    init(window: Int) { flags = Array(repeating: false, count: window) }
+
+    mutating func record(slow: Bool) {
+        if flags[next] { count -= 1 }
+        if slow { count += 1 }
+        flags[next] = slow
+        next = (next + 1) % flags.count
+    }
+
+    /// Whether more than half of the latest `window` writes were slow.
+    var mostlySlow: Bool { count > flags.count / 2 }
 }
 
 /// An entry as the log wrote it: its canonical JSON, and what a SIEM header needs from it.

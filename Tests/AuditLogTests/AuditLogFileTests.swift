@@ -93,12 +93,21 @@ struct AuditLogFileTests {
         #expect(entries[3].event.prev == hex(MerkleTree.leafHash(Array(lines[2].utf8))))
     }
 
-    @Test("the sync time that picks inline writes is the median of the latest nine: one stall moves it not")
-    func syncMedian() {
-        #expect(AuditLog.median([5, 3, 9, 1, 7, 2, 8, 4, 6]) == 5)
-        #expect(AuditLog.median([2_000, 2_000, 4_000_000, 2_000, 2_100, 1_900, 2_000, 2_000, 2_000]) == 2_000)
-        #expect(AuditLog.median([9, 9, 9, 9, 9, 1, 1, 1, 1]) == 9)
-        #expect(AuditLog.median([0, 0, 0, 0, 0, 0, 0, 0, 0]) == 0)
+    @Test("writes go to the group commit once most of the latest nine were slow: one stall moves nothing")
+    func slowWrites() {
+        var w = SlowWrites(window: 9)
+        #expect(!w.mostlySlow)
+        w.record(slow: true)
+        for _ in 0..<8 { w.record(slow: false) }
+        #expect(!w.mostlySlow && w.count == 1)
+        for _ in 0..<4 { w.record(slow: true) }
+        #expect(!w.mostlySlow && w.count == 4)  // the first stall has left the window
+        w.record(slow: true)
+        #expect(w.mostlySlow && w.count == 5)
+        for _ in 0..<9 { w.record(slow: true) }
+        #expect(w.mostlySlow && w.count == 9)
+        for _ in 0..<5 { w.record(slow: false) }
+        #expect(!w.mostlySlow && w.count == 4)
     }
 
     @Test(
