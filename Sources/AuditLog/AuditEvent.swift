@@ -148,6 +148,11 @@ public struct AuditEvent: Codable, Sendable, Equatable {
             if let hashed {
                 o.field("hashed") { w in
                     w.object { o in
+                        // Usually one (the session): sorted only when there are several.
+                        if hashed.count == 1, let (key, value) = hashed.first {
+                            o.field(named: key) { $0.string(value) }
+                            return
+                        }
                         for key in hashed.keys.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
                         {
                             o.field(named: key) { $0.string(hashed[key]!) }
