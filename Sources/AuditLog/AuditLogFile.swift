@@ -236,15 +236,18 @@ public final class AuditLog: Sendable {
     /// caller holds `tail`. When the write or the sync fails, nothing of the batch stays: the file
     /// goes back to its last good length and the tree to its last good state.
     func write(_ entries: some Collection<Entry>, to t: inout Tail) throws(AuditLogError) -> (first: Int, due: Due?) {
-        let (range, last, leafCount) = (t.range, t.last, t.leaves.count)
-        let first = range.size
+        // The tree takes the batch's leaves only once it is durable: a copy of it kept to undo a
+        // failed write would make every append copy its peaks.
+        let (last, leafCount) = (t.last, t.leaves.count)
+        let first = t.range.size
+        var seq = first
         // What the observer is told once the batch is durable. Each entry gets its own bytes: a
         // sink may hold events for a long time, and a slice would keep the whole batch buffer
         // alive (and make the next batch allocate a new one).
         var written: [LoggedEvent] = []
         t.buffer.removeAll(keepingCapacity: true)
         for entry in entries {
-            let seq = t.range.size
+            defer { seq += 1 }
             let start = t.buffer.count
             entry.encoded.write(to: &t.buffer, prev: t.last, seq: seq)
             let leaf = t.buffer.withUnsafeBytes {
@@ -260,7 +263,6 @@ public final class AuditLog: Sendable {
                 written.append(LoggedEvent(seq: seq, of: entry.event, bytes: Array(t.buffer[start...]), kept: kept))
             }
             t.buffer.append(0x0A)
-            t.range.append(leaf)
             leaf.withUnsafeBytes { t.leaves.append(contentsOf: $0) }
             t.last = leaf
         }
@@ -269,9 +271,14 @@ public final class AuditLog: Sendable {
             syncIsSlow.store(t.slowWrites.mostlySlow, ordering: .relaxed)
         } catch {
             _ = ftruncate(fd, t.length)
-            (t.range, t.last) = (range, last)
+            t.last = last
             t.leaves.removeSubrange(leafCount...)
             throw error
+        }
+        t.leaves.withUnsafeBytes { leaves in
+            for at in stride(from: leafCount, to: leaves.count, by: 32) {
+                t.range.append(InlineHash(UnsafeRawBufferPointer(rebasing: leaves[at..<(at + 32)])))
+            }
         }
         t.length += off_t(t.buffer.count)
         count.store(t.range.size, ordering: .relaxed)
