@@ -99,19 +99,25 @@ final class AuditTrail: Sendable {
     var log: AuditLog? { state.withLock { $0.log } }
 
     /// `hmac-sha256:HEX` of `value` under the vault's audit HMAC key (nil while sealed).
-    /// (Kept per value, up to 10,000: every request of a session hashes the same id.)
     func hash(_ value: String) -> String? {
-        if let known = hashes.withLock({ $0[value] }) { return known }
         guard let key = state.withLock({ $0.hmacKey }) else { return nil }
-        let hmac = AuditKeys.hmac(value, key: key)
-        hashes.withLock { cache in
-            if cache.count >= 10_000 { cache.removeAll() }
-            cache[value] = hmac
-        }
-        return hmac
+        return AuditKeys.hmac(value, key: key)
     }
 
-    let hashes = Mutex<[String: String]>([:])
+    /// The `hashed` field of a session's entries: `["session": hash(id)]` (nil while sealed).
+    /// Kept per session, up to 10,000: every request of a session carries the same one.
+    func hashedSession(_ id: String) -> [String: String]? {
+        if let known = sessions.withLock({ $0[id] }) { return known }
+        guard let hmac = hash(id) else { return nil }
+        let hashed = ["session": hmac]
+        sessions.withLock { cache in
+            if cache.count >= 10_000 { cache.removeAll() }
+            cache[id] = hashed
+        }
+        return hashed
+    }
+
+    let sessions = Mutex<[String: [String: String]]>([:])
 
     /// Records an alert (phase `alert`, action `alert.KIND`): in the log and at every sink, at once,
     /// without making anyone wait.
@@ -192,7 +198,7 @@ final class AuditScope: Sendable {
         var actor = AuditEvent.Actor()
         var target: AuditEvent.Target?
         var decision: AuditEvent.Decision?
-        var hashed: [String: String] = [:]
+        var hashed: [String: String]?
         var bytes: UInt64?
     }
     let requestID: String
@@ -226,7 +232,7 @@ final class AuditScope: Sendable {
                 result: result.map {
                     var r = $0; r.bytes = r.bytes ?? f.bytes; return r
                 },
-                hashed: f.hashed.isEmpty ? nil : f.hashed)
+                hashed: f.hashed)
         }
     }
 }

@@ -305,12 +305,12 @@ final class VaultAPI: Sendable {
         throws -> AuditEvent?
     {
         guard let scope = context.audit else { return nil }
-        let session = caller.sessionID.flatMap { audit.hash($0) }
+        let hashed = caller.sessionID.flatMap { audit.hashedSession($0) }
         scope.fields.withLock { f in
             f.actor.user = caller.name
             f.actor.tokenID = caller.token?.id
             f.decision = decision
-            if let session { f.hashed["session"] = session }
+            f.hashed = hashed
         }
         var waiting: AuditEvent?
         if !scope.readOnly {
