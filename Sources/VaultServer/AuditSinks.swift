@@ -101,8 +101,17 @@ final class AuditSink: Sendable {
     let configuration: AuditSinkConfiguration
     /// This host's name, as syslog headers carry it.
     let hostname: [UInt8]
+    /// The events waiting, already rendered as this sink sends them (lines, syslog frames or
+    /// webhook bodies), back to back in one buffer: no object per event outlives the request that
+    /// logged it. An event freed on the sink's thread, into the arena of the event loop that made
+    /// it, contended with that loop's own allocations (glibc arena lock waits, seen under load).
     struct State {
-        var queue = FIFO<LoggedEvent>()
+        /// The rendered bytes from stream position `base` on; those before `head` are sent.
+        var pending: [UInt8] = []
+        var base = 0
+        var head = 0
+        /// Where each waiting event ends, as a stream position.
+        var ends = FIFO<Int>()
         var dropped = 0
         var delivered = 0
         var lastError: String?
@@ -110,6 +119,14 @@ final class AuditSink: Sendable {
         var dropping = false
         /// When the latest batch was taken.
         var batchTaken: ContinuousClock.Instant?
+
+        /// Lets go of sent bytes once they are most of the buffer (or all of it).
+        mutating func compact() {
+            let spent = head - base
+            guard spent == pending.count || (spent > 1 << 16 && spent * 2 > pending.count) else { return }
+            pending.removeFirst(spent)
+            base = head
+        }
     }
     let state = Mutex(State())
     /// Told when events start being dropped (once until the queue drains).
@@ -131,14 +148,19 @@ final class AuditSink: Sendable {
         configuration.address ?? configuration.path ?? configuration.url ?? configuration.type.rawValue
     }
 
+    /// Queues `events` (rendered), dropping the oldest beyond `capacity`.
     func offer(_ events: [LoggedEvent]) {
-        let events = configuration.onlyAlerts ? events.filter { $0.phase == "alert" } : events
-        guard !events.isEmpty else { return }
+        let onlyAlerts = configuration.onlyAlerts
         let startedDropping: Int? = state.withLock { s in
-            s.queue.append(contentsOf: events)
-            let excess = s.queue.count - configuration.capacity
+            for entry in events where !onlyAlerts || entry.phase == "alert" {
+                render(entry, to: &s.pending)
+                s.ends.append(contentsOf: CollectionOfOne(s.base + s.pending.count))
+            }
+            let excess = s.ends.count - configuration.capacity
             guard excess > 0 else { return nil }
-            s.queue.removeFirst(excess)
+            s.head = s.ends.elements.dropFirst(excess - 1).first!
+            s.ends.removeFirst(excess)
+            s.compact()
             s.dropped += excess
             defer { s.dropping = true }
             return s.dropping ? nil : excess
@@ -147,23 +169,33 @@ final class AuditSink: Sendable {
     }
 
     var counters: (queued: Int, dropped: Int, delivered: Int) {
-        state.withLock { ($0.queue.count, $0.dropped, $0.delivered) }
+        state.withLock { ($0.ends.count, $0.dropped, $0.delivered) }
     }
 
-    /// `batch` as this sink sends it: one line per event, or one syslog frame per event.
-    func bytes(_ batch: [LoggedEvent]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(batch.reduce(0) { $0 + $1.bytes.count + 128 })
-        for entry in batch {
-            switch configuration.type {
-            case .file, .webhook:
-                out += configuration.format.render(entry)
-                out.append(0x0A)
-            case .syslog:
-                configuration.format.appendSyslogFrame(entry, hostname: hostname, to: &out)
-            }
+    /// Appends `entry` as this sink sends it: a line (file), a body (webhook), a syslog frame.
+    func render(_ entry: LoggedEvent, to out: inout [UInt8]) {
+        switch configuration.type {
+        case .file:
+            out += configuration.format.render(entry)
+            out.append(0x0A)
+        case .webhook:
+            out += configuration.format.render(entry)
+        case .syslog:
+            configuration.format.appendSyslogFrame(entry, hostname: hostname, to: &out)
         }
-        return out
+    }
+
+    /// Consecutive waiting events, rendered: `ends[i]` is where the i-th ends in `bytes`.
+    struct Batch {
+        var bytes: [UInt8]
+        var ends: [Int]
+        /// The stream position of the batch's first byte (see `sent(through:)`).
+        var start: Int
+        var count: Int { ends.count }
+        /// The stream position after the batch.
+        var end: Int { start + (ends.last ?? 0) }
+        /// The i-th event's bytes.
+        func event(_ i: Int) -> ArraySlice<UInt8> { bytes[(i == 0 ? 0 : ends[i - 1])..<ends[i]] }
     }
 
     /// Runs until cancelled.
@@ -197,26 +229,38 @@ final class AuditSink: Sendable {
     /// a busy server's events leave in large batches, not in a trickle of small ones that each
     /// cost system calls and thread wake-ups. (Polling: cheap, and it ends with the task, which a
     /// wake-up stream shared across reconnections would not.)
-    func next() async throws -> [LoggedEvent] {
+    func next() async throws -> Batch {
         while true {
             let now = ContinuousClock.now
-            let (batch, wait): ([LoggedEvent], Duration) = state.withLock { s in
-                guard s.queue.count > 0 else { return ([], Self.batchInterval) }
+            let (batch, wait): (Batch?, Duration) = state.withLock { s in
+                guard s.ends.count > 0 else { return (nil, Self.batchInterval) }
                 let due = s.batchTaken.map { $0 + Self.batchInterval } ?? now
-                guard s.queue.count >= Self.batchSize || due <= now else { return ([], due - now) }
+                guard s.ends.count >= Self.batchSize || due <= now else { return (nil, due - now) }
                 s.batchTaken = now
-                return (s.queue.prefix(Self.batchSize), .zero)
+                let ends = s.ends.elements.prefix(Self.batchSize)
+                let end = ends.last!
+                return (
+                    Batch(
+                        bytes: Array(s.pending[(s.head - s.base)..<(end - s.base)]), ends: ends.map { $0 - s.head },
+                        start: s.head),
+                    .zero
+                )
             }
-            if !batch.isEmpty { return batch }
+            if let batch { return batch }
             try await Task.sleep(for: wait)
         }
     }
 
-    func sent(_ count: Int) {
+    /// Marks the events that end at stream position `end` or before delivered: they leave the
+    /// queue (those dropped meanwhile, beyond `capacity`, are not counted twice).
+    func sent(through end: Int) {
         state.withLock { s in
-            s.queue.removeFirst(min(count, s.queue.count))
-            if s.queue.count == 0 { s.dropping = false }
-            s.delivered += count
+            let before = s.ends.count
+            s.ends.removeFirst(while: { $0 <= end })
+            s.head = max(s.head, end)
+            s.compact()
+            if s.ends.count == 0 { s.dropping = false }
+            s.delivered += before - s.ends.count
             s.lastError = nil
         }
     }
@@ -230,9 +274,9 @@ final class AuditSink: Sendable {
         defer { close(fd) }
         while !Task.isCancelled {
             let batch = try await next()
-            let bytes = bytes(batch)
+            let bytes = batch.bytes
             // On the thread pool: a slow disk must not hold up an event loop.
-            try await blocking { [bytes] in
+            try await blocking {
                 var done = 0
                 while done < bytes.count {
                     let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
@@ -243,7 +287,7 @@ final class AuditSink: Sendable {
                     done += n
                 }
             }
-            sent(batch.count)
+            sent(through: batch.end)
         }
     }
 
@@ -257,20 +301,21 @@ final class AuditSink: Sendable {
             configuration: .init(tlsConfiguration: tls, timeout: .init(connect: .seconds(5), read: .seconds(10))))
         do {
             while !Task.isCancelled {
-                for entry in try await next() {
+                let batch = try await next()
+                for i in batch.ends.indices {
                     var request = HTTPClientRequest(url: configuration.url!)
                     request.method = .POST
                     request.headers.add(
                         name: "Content-Type", value: configuration.format == .cef ? "text/plain" : "application/json")
                     request.headers.add(name: "User-Agent", value: "mvault/\(VaultAPI.version)")
                     for (name, value) in configuration.headers { request.headers.add(name: name, value: value) }
-                    request.body = .bytes(ByteBuffer(bytes: configuration.format.render(entry)))
+                    request.body = .bytes(ByteBuffer(bytes: batch.event(i)))
                     let response = try await client.execute(request, timeout: .seconds(10))
                     _ = try? await response.body.collect(upTo: 64 << 10)
                     guard (200..<300).contains(response.status.code) else {
                         throw AuditLogError.unavailable("the webhook answered \(response.status)")
                     }
-                    sent(1)
+                    sent(through: batch.start + batch.ends[i])
                 }
             }
         } catch {
@@ -325,10 +370,9 @@ final class AuditSink: Sendable {
                     }
                     while !Task.isCancelled {
                         let batch = try await self.next()
-                        let bytes = self.bytes(batch)
-                        try await outbound.write(ByteBuffer(bytes: bytes))
-                        self.sent(batch.count)
-                        window.sent(bytes)
+                        try await outbound.write(ByteBuffer(bytes: batch.bytes))
+                        self.sent(through: batch.end)
+                        window.sent(batch.bytes)
                     }
                 }
                 try await group.next()
