@@ -6,6 +6,11 @@
 release_build() {
     local scratch="$1" product="$2" log
     shift 2
+    # The package's C modules need these headers; a new machine has neither.
+    if ! pkg-config --exists libsodium 2>/dev/null || ! pkg-config --exists p11-kit-1 2>/dev/null; then
+        echo "installing libsodium-dev and libp11-kit-dev (headers the build needs)" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libsodium-dev libp11-kit-dev >/dev/null
+    fi
     rm -f "$scratch/release.yaml" "$scratch/release/description.json"
     log="$(mktemp)"
     if ! swift build -c release --scratch-path "$scratch" --product "$product" "$@" > "$log" 2>&1; then
