@@ -153,8 +153,7 @@ public struct AuditEvent: Codable, Sendable, Equatable {
                             o.field(named: key) { $0.string(value) }
                             return
                         }
-                        for key in hashed.keys.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
-                        {
+                        for key in hashed.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
                             o.field(named: key) { $0.string(hashed[key]!) }
                         }
                     }

@@ -1,8 +1,5 @@
 /// Lowercase hexadecimal encoding.
 public enum Hex {
-    /// The lowercase hex digits, as UTF-8.
-    public static let digits = Array("0123456789abcdef".utf8)
-
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
         var out = [UInt8]()
         out.reserveCapacity(bytes.underestimatedCount * 2)

@@ -216,7 +216,7 @@ final class AuditScope: Sendable {
         // A random start per process, counted up: unique without a system call per request.
         let n = Self.requestCounter.add(1, ordering: .relaxed).newValue &+ Self.requestBase
         requestID = String(unsafeUninitializedCapacity: 16) { out in
-            for i in 0..<16 { out[i] = Hex.digits[Int((n >> (60 - 4 * UInt64(i))) & 0xF)] }
+            for i in 0..<16 { out[i] = Hex.digit(UInt8((n >> (60 - 4 * UInt64(i))) & 0xF)) }
             return 16
         }
         self.action = action
