@@ -37,7 +37,7 @@ public enum MerkleTree {
         return InlineHash(hasher.finalize())
     }
 
-    /// Lowercase hex, through a table (the log writes and checks one per entry).
+    /// Lowercase hex (VaultCore's `Hex`).
     public static func hex(_ bytes: some Sequence<UInt8>) -> String { Hex.encode(bytes) }
 
     public static func nodeHash(_ left: Hash, _ right: Hash) -> Hash {
