@@ -137,8 +137,11 @@ final class AuditSink: Sendable {
     /// (Linux allows at most 4 MiB to send and 6 MiB to receive by default).
     static let resendBytes = 16 << 20
 
-    init(_ configuration: AuditSinkConfiguration) {
+    /// `batchInterval`: how long events gather between batches (tests lengthen it, so that "at
+    /// once" and "after the interval" stay apart on a busy machine).
+    init(_ configuration: AuditSinkConfiguration, batchInterval: Duration = .milliseconds(20)) {
         self.configuration = configuration
+        self.batchInterval = batchInterval
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, name.count)
         hostname = Array(String(cString: name).utf8)
@@ -222,7 +225,7 @@ final class AuditSink: Sendable {
     /// Events per batch, at most.
     static let batchSize = 1000
     /// How long a sink lets events gather between batches, unless a whole batch is waiting.
-    static let batchInterval: Duration = .milliseconds(20)
+    let batchInterval: Duration
 
     /// The next events to send (up to `batchSize`), waiting for some. A batch is taken once
     /// `batchInterval` has passed since the previous one, or at once when a whole batch waits:
@@ -233,8 +236,8 @@ final class AuditSink: Sendable {
         while true {
             let now = ContinuousClock.now
             let (batch, wait): (Batch?, Duration) = state.withLock { s in
-                guard s.ends.count > 0 else { return (nil, Self.batchInterval) }
-                let due = s.batchTaken.map { $0 + Self.batchInterval } ?? now
+                guard s.ends.count > 0 else { return (nil, batchInterval) }
+                let due = s.batchTaken.map { $0 + batchInterval } ?? now
                 guard s.ends.count >= Self.batchSize || due <= now else { return (nil, due - now) }
                 s.batchTaken = now
                 let ends = s.ends.elements.prefix(Self.batchSize)
