@@ -64,18 +64,18 @@ public struct APIError: HTTPResponseError, Sendable {
     }
 }
 
-/// The server's responder: what every request passes through, around the router.
+/// The server's responder: what every request passes through on its way to its route.
 /// - Limits requests per source address before any routing or authentication work.
+/// - Finds the route (`RouteTable`), and answers an unknown endpoint with a JSON 404.
 /// - With mutual TLS, checks the client certificate (`VaultAPI.clientCertificate(of:)`).
-/// - Answers an unknown endpoint with a JSON 404. Routes throw only `APIError`s, which the router
-///   renders as they are.
+/// - Renders what a route throws as a JSON error (routes throw `APIError`s).
 /// - Adds HSTS to everything, and `Cache-Control: no-store` to every API response, since any may
 ///   carry a secret.
 ///
-/// One responder rather than router middleware: with Swift concurrency on NIO's event loops, each
+/// One responder rather than middleware: with Swift concurrency on NIO's event loops, each
 /// layer of middleware costs a request several trips through the loop's job queue.
 struct FrontDoor: HTTPResponder {
-    let router: RouterResponder<VaultRequestContext>
+    let routes: RouteTable<VaultAPI.Endpoint>
     let limiter: RateLimiter
     /// Set when client certificates are checked (mutual TLS).
     let certificates: VaultAPI?
@@ -86,15 +86,13 @@ struct FrontDoor: HTTPResponder {
             if let wait = limiter.take("ip:\(context.remoteIP)") {
                 throw APIError(.tooManyRequests, "too many requests from \(context.remoteIP)", retryAfter: wait)
             }
-            if let api = certificates {
-                var context = context
-                context.clientCertificate = try await api.clientCertificate(of: context)
-                response = try await router.respond(to: request, context: context)
-            } else {
-                response = try await router.respond(to: request, context: context)
+            guard let (route, parameters) = routes.match(request.method, request.uri.path) else {
+                throw HTTPError(.notFound)
             }
-            // The router names the endpoint it routed to (Hummingbird's metrics read it too).
-            if context.endpointPath == "NotFound" { throw HTTPError(.notFound) }
+            var context = context
+            context.path = parameters
+            if let api = certificates { context.clientCertificate = try await api.clientCertificate(of: context) }
+            response = try await route.responder.respond(to: request, context: context)
         } catch {
             response = try Self.apiError(error, request).response(from: request, context: context)
         }

@@ -23,11 +23,9 @@ public func buildApplication(
     let layout = VaultLayout(root: URL(fileURLWithPath: configuration.vault))
     try layout.requireVault()
     let keys = try KeyHolder(layout: layout)
-    let router = Router(context: VaultRequestContext.self)
     let (api, metadata) = try makeAPI(configuration: configuration, layout: layout, keys: keys)
-    api.register(on: router)
     let frontDoor = FrontDoor(
-        router: router.buildResponder(),
+        routes: api.routes(),
         limiter: RateLimiter(
             perSecond: configuration.limits.requestsPerSecondPerIP, burst: configuration.limits.requestBurstPerIP),
         certificates: configuration.tls.clientCertificates != .off ? api : nil)

@@ -374,7 +374,7 @@ extension VaultAPI {
     }
 
     func parameter(_ name: String, _ context: VaultRequestContext) throws -> String {
-        guard let value = context.parameters.get(name), !value.isEmpty else {
+        guard let value = context.path.get(name), !value.isEmpty else {
             throw APIError(.badRequest, "missing \(name) in the path")
         }
         return value

@@ -66,7 +66,7 @@ extension VaultAPI {
     var downloadFile: AuthorizedHandler {
         { [self] request, context, caller in
             let model = try modelName(context)
-            guard let number = context.parameters.get("version").flatMap(Int.init), number > 0 else {
+            guard let number = context.path.get("version").flatMap(Int.init), number > 0 else {
                 throw APIError(.badRequest, "the version must be a positive integer")
             }
             let path = try filePath(context)
@@ -282,7 +282,7 @@ final class DigestOfSent: @unchecked Sendable {
 
 /// `namespace/name` from the route's parameters.
 func modelName(_ context: VaultRequestContext) throws -> ModelName {
-    guard let namespace = context.parameters.get("namespace"), let name = context.parameters.get("name") else {
+    guard let namespace = context.path.get("namespace"), let name = context.path.get("name") else {
         throw APIError(.badRequest, "missing model name")
     }
     return try ModelName(namespace: namespace, name: name)
@@ -292,7 +292,7 @@ func modelName(_ context: VaultRequestContext) throws -> ModelName {
 /// other characters) and then validated, so an encoded `/` or `..` is refused like a plain one.
 func filePath(_ context: VaultRequestContext) throws -> String {
     var segments: [String] = []
-    for segment in context.parameters.getCatchAll() {
+    for segment in context.path.catchAll {
         guard let decoded = String(segment).removingPercentEncoding else {
             throw APIError(.badRequest, "invalid percent-encoding in the file name")
         }

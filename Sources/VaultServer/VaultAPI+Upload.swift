@@ -161,7 +161,7 @@ extension VaultAPI {
     var removeVersion: AuthorizedHandler {
         { [self] _, context, _ in
             let model = try modelName(context)
-            guard let number = context.parameters.get("version").flatMap(Int.init), number > 0 else {
+            guard let number = context.path.get("version").flatMap(Int.init), number > 0 else {
                 throw APIError(.badRequest, "the version must be a positive integer")
             }
             return try await blocking { [self] in try json(try vault.remove(model, version: number)) }

@@ -21,7 +21,7 @@ public struct APIRoute: Hashable, Sendable {
 }
 
 /// The API: every route is registered from `endpoints`, which is also what the OpenAPI test
-/// compares against the committed document — the router has no other routes. Each endpoint's
+/// compares against the committed document — the front door has no other routes. Each endpoint's
 /// access level is enforced here, at registration, and nowhere else.
 ///
 /// A class: every route and many of a request's closures hold the API, and a reference costs
@@ -157,7 +157,9 @@ final class VaultAPI: Sendable {
         APIRoute(.get, "/v1/sys/health"), APIRoute(.get, "/v1/sys/seal-status"), APIRoute(.get, "/v1/openapi.json"),
     ]
 
-    func register(on router: Router<VaultRequestContext>) {
+    /// Every endpoint, as the front door routes requests to them.
+    func routes() -> RouteTable<Endpoint> {
+        var table = RouteTable<Endpoint>()
         for (route, access, handler) in endpoints {
             #if MVAULT_AUDIT_DISABLED
                 // Only for bench/audit-cost.sh: the same server without its audit trail.
@@ -165,14 +167,14 @@ final class VaultAPI: Sendable {
             #else
                 let audited = !Self.unaudited.contains(route)
             #endif
-            router.on(
-                RouterPath(route.path), method: route.method,
-                responder: Endpoint(api: self, route: route, access: access, handler: handler, audited: audited))
+            table.add(
+                route.method, route.path,
+                Endpoint(api: self, route: route, access: access, handler: handler, audited: audited))
         }
+        return table
     }
 
-    /// One route's responder. Registered as a responder rather than a closure, which the router
-    /// would wrap in one more async closure: each is a trip through the event loop's job queue.
+    /// One route's responder.
     struct Endpoint: HTTPResponder {
         let api: VaultAPI
         let route: APIRoute
@@ -199,7 +201,7 @@ final class VaultAPI: Sendable {
                 counters.answered(status: Int(response.status.code))
                 return response
             } catch {
-                // As an APIError, which the router renders as it is.
+                // As an APIError, which the front door renders as it is.
                 let refused = FrontDoor.apiError(error, request)
                 counters.answered(status: Int(refused.status.code))
                 throw refused
@@ -215,7 +217,7 @@ final class VaultAPI: Sendable {
     ) async throws -> Response {
         let readOnly = request.method == .get || request.method == .head
         let scope = AuditScope(
-            action: action, sourceIP: context.remoteIP, target: targetParameters.target(context.parameters),
+            action: action, sourceIP: context.remoteIP, target: targetParameters.target(context.path),
             readOnly: readOnly)
         var context = context
         context.audit = scope
@@ -621,13 +623,13 @@ struct AuditTargetParameters: Sendable {
         name = ["user", "role", "grant", "token", "serial", "upload"].first { parameters.contains($0[...]) }
     }
 
-    func target(_ p: Parameters) -> AuditEvent.Target? {
+    func target(_ p: PathParameters) -> AuditEvent.Target? {
         guard model || version || file || name != nil else { return nil }
         var target = AuditEvent.Target()
         if model, let namespace = p.get("namespace"), let name = p.get("name") { target.model = namespace + "/" + name }
         if version { target.version = p.get("version").flatMap(Int.init) }
         if file {
-            let file = p.getCatchAll().joined(separator: "/")
+            let file = p.catchAll.joined(separator: "/")
             if !file.isEmpty { target.file = file.removingPercentEncoding ?? file }
         }
         if let name { target.name = p.get(name) }

@@ -26,6 +26,8 @@ public struct VaultRequestContext: RequestContext {
     var clientCertificate: CertificateRecord?
     /// What this request's audit entries will say (nil for unaudited routes).
     var audit: AuditScope?
+    /// The path's parameters, by the route it matched (`RouteTable`).
+    var path = PathParameters()
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

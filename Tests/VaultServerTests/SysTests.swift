@@ -125,7 +125,7 @@ struct SysTests {
             }
             var config = ServerConfiguration(vault: f.root.appendingPathComponent("vault").path)
             config.listen.port = 0
-            // The router's trailing catch-all `**` is the document's `{path}` parameter.
+            // A route's trailing catch-all `**` is the document's `{path}` parameter.
             let routed = Set(
                 try apiRoutes(configuration: config).map {
                     "\($0.method.rawValue) \($0.path.replacingOccurrences(of: "/**", with: "/{path}"))"
