@@ -124,7 +124,10 @@ struct ModelAccessTests {
 
     @Test("every route × role gets the decision the table expects; no token is always 401")
     func matrixTest() async throws {
-        try await ServerFixture.with { f in
+        // Some 250 requests from one address in a second or two: above the default per-address
+        // rate (50/s, bursts of 200), which this test is not about.
+        let limits = ServerConfiguration.Limits(requestsPerSecondPerIP: 10_000, requestBurstPerIP: 10_000)
+        try await ServerFixture.with(limits: limits) { f in
             let (tokens, _) = try await prepare(f)
             let routes = try apiRoutes(configuration: ServerConfiguration(vault: f.root.path + "/vault"))
             #expect(Set(routes) == Set(Self.matrix.map(\.route)).union(Self.open), "the table must cover every route")
