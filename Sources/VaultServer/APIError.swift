@@ -66,8 +66,8 @@ public struct APIError: HTTPResponseError, Sendable {
 
 /// The server's responder: what every request passes through on its way to its route.
 /// - Limits requests per source address before any routing or authentication work.
-/// - Finds the route (`RouteTable`), and answers an unknown endpoint with a JSON 404.
 /// - With mutual TLS, checks the client certificate (`VaultAPI.clientCertificate(of:)`).
+/// - Finds the route (`RouteTable`), and answers an unknown endpoint with a JSON 404.
 /// - Renders what a route throws as a JSON error (routes throw `APIError`s).
 /// - Adds HSTS to everything, and `Cache-Control: no-store` to every API response, since any may
 ///   carry a secret.
@@ -86,12 +86,12 @@ struct FrontDoor: HTTPResponder {
             if let wait = limiter.take("ip:\(context.remoteIP)") {
                 throw APIError(.tooManyRequests, "too many requests from \(context.remoteIP)", retryAfter: wait)
             }
+            var context = context
+            if let api = certificates { context.clientCertificate = try await api.clientCertificate(of: context) }
             guard let (route, parameters) = routes.match(request.method, request.uri.path) else {
                 throw HTTPError(.notFound)
             }
-            var context = context
             context.path = parameters
-            if let api = certificates { context.clientCertificate = try await api.clientCertificate(of: context) }
             response = try await route.responder.respond(to: request, context: context)
         } catch {
             response = try Self.apiError(error, request).response(from: request, context: context)
