@@ -1,5 +1,4 @@
 import HTTPTypes
-import Hummingbird
 
 /// The API's routes, and which one a request's method and path name.
 ///
@@ -80,13 +79,8 @@ struct RouteTable<Responder: Sendable>: Sendable {
                 }
                 guard literalsMatch else { continue }
                 let route = routes[index]
-                let segment = { (bound: (start: Int, end: Int)) -> Substring in
-                    let utf8 = path.utf8
-                    return path[
-                        utf8.index(
-                            utf8.startIndex, offsetBy: bound.start)..<utf8.index(
-                                utf8.startIndex, offsetBy: bound.end)]
-                }
+                let index = { (offset: Int) in path.utf8.index(path.utf8.startIndex, offsetBy: offset) }
+                let segment = { (bound: (start: Int, end: Int)) in path[index(bound.start)..<index(bound.end)] }
                 var parameters = PathParameters(names: route.parameterNames)
                 parameters.values.reserveCapacity(route.parameterNames.count)
                 for (kind, bound) in zip(route.segments, bounds) {
