@@ -100,6 +100,9 @@ public final class CachedStore: MetadataStore, IdentityStore, AccessStore, Senda
     }
 
     /// The cached answer for `key`, or the store's (remembered unless a change came in between).
+    /// Inlined, so that each caller's literal key path becomes a direct access to its table: a key
+    /// path applied at run time costs generic metadata lookups on every request.
+    @inline(__always)
     func cached<Key: Hashable & Sendable, Value: Sendable>(
         _ table: WritableKeyPath<Cache, [Key: Value]>, _ key: Key, read: () throws -> Value
     ) throws -> Value {
