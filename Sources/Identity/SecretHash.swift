@@ -61,15 +61,17 @@ public struct SecretHasher: Sendable {
             default: nil
             }
         }
-        guard text.utf8.count == 64 else { return false }
-        var chars = text.utf8.makeIterator()
-        for i in 0..<32 {
-            guard let hi = chars.next(), let lo = chars.next(), let h = nibble(hi), let l = nibble(lo) else {
-                return false
+        // From the string's bytes in place: every authenticated request decodes one.
+        var text = text
+        text.makeContiguousUTF8()
+        return text.utf8.withContiguousStorageIfAvailable { chars in
+            guard chars.count == 64 else { return false }
+            for i in 0..<32 {
+                guard let h = nibble(chars[2 * i]), let l = nibble(chars[2 * i + 1]) else { return false }
+                out[i] = h << 4 | l
             }
-            out[i] = h << 4 | l
-        }
-        return true
+            return true
+        } ?? false
     }
 }
 
