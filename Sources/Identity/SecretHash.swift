@@ -43,35 +43,12 @@ public struct SecretHasher: Sendable {
     /// compared in constant time.
     public func verify(_ secret: String, against stored: String) -> Bool {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buffer in
-            let expected = buffer.baseAddress!
-            let mac = expected + 32
-            guard Self.decodeHex(stored, into: expected) else { return false }
+            let expected = UnsafeMutableBufferPointer(rebasing: buffer[..<32])
+            let mac = buffer.baseAddress! + 32
+            guard Hex.decode(stored, into: expected) else { return false }
             code(secret, into: mac)
-            return sodium_memcmp(mac, expected, 32) == 0
+            return sodium_memcmp(mac, expected.baseAddress!, 32) == 0
         }
-    }
-
-    /// Decodes 64 hex digits into 32 bytes at `out`; false for anything else.
-    static func decodeHex(_ text: String, into out: UnsafeMutablePointer<UInt8>) -> Bool {
-        func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-            default: nil
-            }
-        }
-        // From the string's bytes in place: every authenticated request decodes one.
-        var text = text
-        text.makeContiguousUTF8()
-        return text.utf8.withContiguousStorageIfAvailable { chars in
-            guard chars.count == 64 else { return false }
-            for i in 0..<32 {
-                guard let h = nibble(chars[2 * i]), let l = nibble(chars[2 * i + 1]) else { return false }
-                out[i] = h << 4 | l
-            }
-            return true
-        } ?? false
     }
 }
 

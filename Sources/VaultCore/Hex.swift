@@ -26,18 +26,32 @@ public enum Hex {
     @inline(__always)
     public static func digit(_ value: UInt8) -> UInt8 { value < 10 ? 0x30 &+ value : 0x57 &+ value }
 
+    /// The bytes `text` spells in hex (either case); nil for an odd length or any other character.
     public static func decode(_ text: String) -> [UInt8]? {
-        let chars = Array(text.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(chars.count / 2)
-        var i = 0
-        while i < chars.count {
-            guard let hi = value(chars[i]), let lo = value(chars[i + 1]) else { return nil }
-            out.append(hi << 4 | lo)
-            i += 2
+        let count = text.utf8.count
+        guard count % 2 == 0 else { return nil }
+        var valid = false
+        let out = [UInt8](unsafeUninitializedCapacity: count / 2) { buffer, initialized in
+            valid = decode(text, into: buffer)
+            initialized = valid ? count / 2 : 0
         }
-        return out
+        return valid ? out : nil
+    }
+
+    /// Decodes `text` into exactly `out.count` bytes, reading the string's bytes in place (no
+    /// copy: an authenticated request decodes a stored hash this way); false for a text of
+    /// another length or with any other character.
+    public static func decode(_ text: String, into out: UnsafeMutableBufferPointer<UInt8>) -> Bool {
+        var text = text
+        text.makeContiguousUTF8()
+        return text.utf8.withContiguousStorageIfAvailable { chars in
+            guard chars.count == out.count * 2 else { return false }
+            for i in out.indices {
+                guard let hi = value(chars[2 * i]), let lo = value(chars[2 * i + 1]) else { return false }
+                out[i] = hi << 4 | lo
+            }
+            return true
+        } ?? false
     }
 
     private static func value(_ c: UInt8) -> UInt8? {

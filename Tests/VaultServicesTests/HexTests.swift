@@ -26,4 +26,16 @@ struct HexTests {
         #expect(Hex.decode("0g") == nil)
         #expect(Hex.decode("") == [])
     }
+
+    @Test("decode into a buffer: exactly its size, and nothing else")
+    func intoBuffer() {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4) { out in
+            #expect(Hex.decode("00017FaB", into: out))
+            #expect(Array(out) == [0x00, 0x01, 0x7F, 0xAB])
+            #expect(!Hex.decode("00017f", into: out))
+            #expect(!Hex.decode("00017fab00", into: out))
+            #expect(!Hex.decode("00017fag", into: out))
+            #expect(!Hex.decode("00017fé", into: out))
+        }
+    }
 }
