@@ -616,10 +616,11 @@ struct AuditTargetParameters: Sendable {
     let name: String?
 
     init(_ path: String) {
-        let parameters = Set(path.split(separator: "/").filter { $0.hasPrefix("{") }.map { $0.dropFirst().dropLast() })
+        let route = RoutePath(path)
+        let parameters = Set(route.parameterNames)
         model = parameters.contains("namespace") && parameters.contains("name")
         version = parameters.contains("version")
-        file = path.hasSuffix("/**")
+        file = route.catchAll
         name = ["user", "role", "grant", "token", "serial", "upload"].first { parameters.contains($0[...]) }
     }
 
