@@ -98,6 +98,8 @@ public final class AuditLog: Sendable {
         var buffer: [UInt8] = []
         /// Told of every batch once it is durable, in log order (the SIEM sinks).
         var observer: (@Sendable ([LoggedEvent]) -> Void)?
+        /// What the observer was told of the latest batch, emptied (its storage is reused).
+        var written: [LoggedEvent] = []
         /// Whether the observer needs whole events (`LoggedEvent.event` without decoding).
         var observerKeepsEvents = false
         /// Which of the latest writes took longer than `inlineSyncNanos` (see `syncIsSlow`).
@@ -241,10 +243,6 @@ public final class AuditLog: Sendable {
         let (last, leafCount) = (t.last, t.leaves.count)
         let first = t.range.size
         var seq = first
-        // What the observer is told once the batch is durable. Each entry gets its own bytes: a
-        // sink may hold events for a long time, and a slice would keep the whole batch buffer
-        // alive (and make the next batch allocate a new one).
-        var written: [LoggedEvent] = []
         t.buffer.removeAll(keepingCapacity: true)
         for entry in entries {
             defer { seq += 1 }
@@ -252,15 +250,6 @@ public final class AuditLog: Sendable {
             entry.encoded.write(to: &t.buffer, prev: t.last, seq: seq)
             let leaf = t.buffer.withUnsafeBytes {
                 MerkleTree.leafDigest(UnsafeRawBufferPointer(rebasing: $0[start...]))
-            }
-            if t.observer != nil {
-                var kept: AuditEvent?
-                if t.observerKeepsEvents {
-                    kept = entry.event
-                    kept?.seq = seq
-                    kept?.prev = t.last.map { MerkleTree.hex($0.bytes) } ?? ""
-                }
-                written.append(LoggedEvent(seq: seq, of: entry.event, bytes: Array(t.buffer[start...]), kept: kept))
             }
             t.buffer.append(0x0A)
             leaf.withUnsafeBytes { t.leaves.append(contentsOf: $0) }
@@ -282,10 +271,45 @@ public final class AuditLog: Sendable {
         }
         t.length += off_t(t.buffer.count)
         count.store(t.range.size, ordering: .relaxed)
-        if let observer = t.observer, !written.isEmpty { observer(written) }
+        if let observer = t.observer { tell(observer, entries, first: first, after: last, in: &t) }
         guard t.range.size - t.scheduled >= checkpointEvery else { return (first, nil) }
         t.scheduled = t.range.size
         return (first, (t.range.size, t.range.root))
+    }
+
+    /// Tells `observer` of the batch just written: each entry's header fields, and its bytes as a
+    /// slice of the batch buffer (taken once the buffer is complete: a slice taken earlier would
+    /// make every later append copy the buffer). The list of entries is kept in `t` from batch to
+    /// batch, and the slices are let go of before the next batch reuses the buffer, so none of
+    /// this allocates unless the observer keeps what it is told.
+    func tell(
+        _ observer: @Sendable ([LoggedEvent]) -> Void, _ entries: some Collection<Entry>, first: Int,
+        after prev: InlineHash?, in t: inout Tail
+    ) {
+        var written = t.written
+        t.written = []
+        var (seq, start) = (first, 0)
+        for entry in entries {
+            // Every entry ends with a newline; canonical JSON has none inside.
+            let end = t.buffer.withUnsafeBytes { b in
+                UnsafeRawPointer(memchr(b.baseAddress! + start, 0x0A, b.count - start)!) - b.baseAddress!
+            }
+            var kept: AuditEvent?
+            if t.observerKeepsEvents {
+                kept = entry.event
+                kept?.seq = seq
+                // The previous entry's leaf hash (the tree holds every leaf from the first).
+                kept?.prev =
+                    seq == first
+                    ? prev.map { MerkleTree.hex($0.bytes) } ?? ""
+                    : MerkleTree.hex(t.leaves[((seq - 1) * 32)..<(seq * 32)])
+            }
+            written.append(LoggedEvent(seq: seq, of: entry.event, bytes: t.buffer[start..<end], kept: kept))
+            (seq, start) = (seq + 1, end + 1)
+        }
+        observer(written)
+        written.removeAll(keepingCapacity: true)
+        t.written = written
     }
 
     /// Writes `bytes` at the end of the file and returns how long that took, in nanoseconds; the
@@ -409,27 +433,26 @@ struct SlowWrites {
 
 /// An entry as the log wrote it: its canonical JSON, and what a SIEM header needs from it.
 ///
-/// The whole event is kept only when the log's observer asked for it (sinks writing CEF or
-/// OCSF). Its strings were made by the request that logged it; a sink lets go of the entry on
-/// another thread, and releasing them there, into another allocator arena, contends with the
-/// event loops' own allocations (glibc arena lock waits, seen under load).
-public final class LoggedEvent: Sendable {
+/// Its bytes are a slice of the batch the log wrote, and the whole event is kept only when the
+/// log's observer asked for it (sinks writing CEF or OCSF): telling a sink of an entry allocates
+/// nothing per entry. An observer that keeps entries keeps the batch's buffer alive too.
+public struct LoggedEvent: Sendable {
     public let seq: Int
     public let time: Date
     public let phase: String
     public let allowed: Bool?
     public let status: Int?
     /// The entry's bytes in the log (without the newline): what `SIEMFormat.json` sends.
-    public let bytes: [UInt8]
+    public let bytes: ArraySlice<UInt8>
     let kept: AuditEvent?
 
-    public convenience init(event: AuditEvent, bytes: [UInt8], keepEvent: Bool = true) {
-        self.init(seq: event.seq, of: event, bytes: bytes, kept: keepEvent ? event : nil)
+    public init(event: AuditEvent, bytes: [UInt8], keepEvent: Bool = true) {
+        self.init(seq: event.seq, of: event, bytes: bytes[...], kept: keepEvent ? event : nil)
     }
 
     /// Entry `seq`, whose header fields come from `event` (read in place: the event is copied
     /// only when it is `kept`).
-    init(seq: Int, of event: borrowing AuditEvent, bytes: [UInt8], kept: AuditEvent?) {
+    init(seq: Int, of event: borrowing AuditEvent, bytes: ArraySlice<UInt8>, kept: AuditEvent?) {
         self.seq = seq
         time = event.time
         phase = event.phase

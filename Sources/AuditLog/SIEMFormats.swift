@@ -21,9 +21,9 @@ public enum SIEMFormat: String, Codable, Sendable, CaseIterable {
         }
     }
 
-    /// One logged entry, without framing or line end: in JSON, the log's own bytes.
-    public func render(_ entry: LoggedEvent) -> [UInt8] {
-        self == .json ? entry.bytes : Array(render(entry.event).utf8)
+    /// Appends one logged entry, without framing or line end: in JSON, the log's own bytes.
+    public func append(_ entry: LoggedEvent, to out: inout [UInt8]) {
+        if self == .json { out += entry.bytes } else { out += render(entry.event).utf8 }
     }
 
     /// Low for allowed and successful, medium for refused, high for alerts.
@@ -115,7 +115,7 @@ public enum SIEMFormat: String, Codable, Sendable, CaseIterable {
     }
 
     /// Appends `entry` as one octet-counted frame (RFC 6587: "LEN SP MSG") whose MSG is an RFC 5424
-    /// syslog message carrying `render(entry)`: facility authpriv (10), severity from the event,
+    /// syslog message carrying the entry (`append(_:to:)`): facility authpriv (10), severity from the event,
     /// APP-NAME `mvault`, MSGID the phase, and the seq as structured data. Written in place: a
     /// busy server frames thousands of these a second.
     public func appendSyslogFrame(_ entry: LoggedEvent, hostname: [UInt8], to out: inout [UInt8]) {
@@ -133,7 +133,7 @@ public enum SIEMFormat: String, Codable, Sendable, CaseIterable {
         out.append(contentsOf: " [mvault@32473 seq=\"".utf8)
         Self.appendDecimal(entry.seq, to: &out)
         out.append(contentsOf: "\"] ".utf8)
-        out.append(contentsOf: render(entry))
+        append(entry, to: &out)
         // The length goes in front of the message, now that it is known.
         var length = out.count - start
         var digits = 1

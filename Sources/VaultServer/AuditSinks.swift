@@ -179,18 +179,19 @@ final class AuditSink: Sendable {
     func render(_ entry: LoggedEvent, to out: inout [UInt8]) {
         switch configuration.type {
         case .file:
-            out += configuration.format.render(entry)
+            configuration.format.append(entry, to: &out)
             out.append(0x0A)
         case .webhook:
-            out += configuration.format.render(entry)
+            configuration.format.append(entry, to: &out)
         case .syslog:
             configuration.format.appendSyslogFrame(entry, hostname: hostname, to: &out)
         }
     }
 
-    /// Consecutive waiting events, rendered: `ends[i]` is where the i-th ends in `bytes`.
+    /// Consecutive waiting events, rendered: `ends[i]` is where the i-th ends in `bytes`. One
+    /// buffer, copied once from the queue, which the connection writes and its resend window keeps.
     struct Batch {
-        var bytes: [UInt8]
+        var bytes: ByteBuffer
         var ends: [Int]
         /// The stream position of the batch's first byte (see `sent(through:)`).
         var start: Int
@@ -198,7 +199,10 @@ final class AuditSink: Sendable {
         /// The stream position after the batch.
         var end: Int { start + (ends.last ?? 0) }
         /// The i-th event's bytes.
-        func event(_ i: Int) -> ArraySlice<UInt8> { bytes[(i == 0 ? 0 : ends[i - 1])..<ends[i]] }
+        func event(_ i: Int) -> ByteBuffer {
+            let start = i == 0 ? 0 : ends[i - 1]
+            return bytes.getSlice(at: bytes.readerIndex + start, length: ends[i] - start)!
+        }
     }
 
     /// Runs until cancelled.
@@ -242,12 +246,11 @@ final class AuditSink: Sendable {
                 s.batchTaken = now
                 let ends = s.ends.elements.prefix(Self.batchSize)
                 let end = ends.last!
-                return (
-                    Batch(
-                        bytes: Array(s.pending[(s.head - s.base)..<(end - s.base)]), ends: ends.map { $0 - s.head },
-                        start: s.head),
-                    .zero
-                )
+                var bytes = ByteBufferAllocator().buffer(capacity: end - s.head)
+                s.pending.withUnsafeBytes {
+                    bytes.writeBytes(UnsafeRawBufferPointer(rebasing: $0[(s.head - s.base)..<(end - s.base)]))
+                }
+                return (Batch(bytes: bytes, ends: ends.map { $0 - s.head }, start: s.head), .zero)
             }
             if let batch { return batch }
             try await Task.sleep(for: wait)
@@ -281,8 +284,8 @@ final class AuditSink: Sendable {
             // On the thread pool: a slow disk must not hold up an event loop.
             try await blocking {
                 var done = 0
-                while done < bytes.count {
-                    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+                while done < bytes.readableBytes {
+                    let n = bytes.withUnsafeReadableBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
                     if n < 0 {
                         if errno == EINTR { continue }
                         throw AuditLogError.unavailable("cannot write \(path): \(String(cString: strerror(errno)))")
@@ -312,7 +315,7 @@ final class AuditSink: Sendable {
                         name: "Content-Type", value: configuration.format == .cef ? "text/plain" : "application/json")
                     request.headers.add(name: "User-Agent", value: "mvault/\(VaultAPI.version)")
                     for (name, value) in configuration.headers { request.headers.add(name: name, value: value) }
-                    request.body = .bytes(ByteBuffer(bytes: batch.event(i)))
+                    request.body = .bytes(batch.event(i))
                     let response = try await client.execute(request, timeout: .seconds(10))
                     _ = try? await response.body.collect(upTo: 64 << 10)
                     guard (200..<300).contains(response.status.code) else {
@@ -368,12 +371,12 @@ final class AuditSink: Sendable {
                 }
                 group.addTask {
                     for again in window.batches(since: Date().addingTimeInterval(-Self.resendWindow)) {
-                        try await outbound.write(ByteBuffer(bytes: again))
+                        try await outbound.write(again)
                         window.sent(again)
                     }
                     while !Task.isCancelled {
                         let batch = try await self.next()
-                        try await outbound.write(ByteBuffer(bytes: batch.bytes))
+                        try await outbound.write(batch.bytes)
                         self.sent(through: batch.end)
                         window.sent(batch.bytes)
                     }
@@ -390,26 +393,26 @@ final class AuditSink: Sendable {
 /// `AuditSink.resendBytes`), batch by batch, for sending again after the connection breaks.
 final class SentWindow: Sendable {
     struct Batches {
-        var batches = FIFO<(bytes: [UInt8], at: Date)>()
+        var batches = FIFO<(bytes: ByteBuffer, at: Date)>()
         var bytes = 0
     }
     let state = Mutex(Batches())
 
-    func sent(_ batch: [UInt8], at now: Date = Date()) {
+    func sent(_ batch: ByteBuffer, at now: Date = Date()) {
         state.withLock { s in
             s.batches.append(contentsOf: CollectionOfOne((batch, now)))
-            s.bytes += batch.count
+            s.bytes += batch.readableBytes
             s.batches.removeFirst(while: { sent in
                 guard now.timeIntervalSince(sent.at) >= AuditSink.resendWindow || s.bytes > AuditSink.resendBytes
                 else { return false }
-                s.bytes -= sent.bytes.count
+                s.bytes -= sent.bytes.readableBytes
                 return true
             })
         }
     }
 
     /// The batches sent at or after `cutoff`, oldest first; the window is emptied.
-    func batches(since cutoff: Date) -> [[UInt8]] {
+    func batches(since cutoff: Date) -> [ByteBuffer] {
         state.withLock { s in
             defer { s = Batches() }
             return s.batches.elements.filter { $0.at >= cutoff }.map(\.bytes)

@@ -75,12 +75,15 @@ struct AuditLogFileTests {
         let seen = Mutex<[LoggedEvent]>([])
         log.observe(keepingEvents: keepingEvents) { batch in seen.withLock { $0 += batch } }
         for i in 0..<5 { _ = try await log.append(f.event(i)) }
+        // Then a batch of several entries, as a group commit writes them.
+        let batch = (5..<9).map { i in AuditLog.Entry(event: f.event(i), encoded: f.event(i).encodedParts()) }
+        _ = try log.tail.withLock { t throws(AuditLogError) in try log.write(batch, to: &t) }
         let entries = seen.withLock { $0 }
         let lines = try f.lines
         #expect(entries.map { String(decoding: $0.bytes, as: UTF8.self) } == lines)
-        #expect(entries.map(\.seq) == Array(0..<5))
+        #expect(entries.map(\.seq) == Array(0..<9))
         #expect(entries.allSatisfy { $0.phase == "request" && $0.status == nil })
-        #expect(entries.map(\.allowed) == [false, true, true, false, true])
+        #expect(entries.map(\.allowed) == [false, true, true, false, true, true, false, true, true])
         let written = try lines.map { try AuditEvent.decode(Array($0.utf8)) }
         // The log keeps times to the millisecond; a kept event has the time it was given.
         #expect(entries.map { Timestamp.format($0.time) } == written.map { Timestamp.format($0.time) })
@@ -90,7 +93,7 @@ struct AuditLogFileTests {
                 event.time = written[entry.seq].time
                 return event
             } == written)
-        #expect(entries[3].event.prev == hex(MerkleTree.leafHash(Array(lines[2].utf8))))
+        for i in 1..<9 { #expect(entries[i].event.prev == hex(MerkleTree.leafHash(Array(lines[i - 1].utf8))), "\(i)") }
     }
 
     @Test("writes go to the group commit once most of the latest nine were slow: one stall moves nothing")

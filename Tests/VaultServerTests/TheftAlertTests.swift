@@ -3,6 +3,7 @@ import AuditLog
 import Foundation
 import Hummingbird
 import Keyring
+import NIOCore
 import Synchronization
 import Testing
 import VaultCore
@@ -278,15 +279,15 @@ struct SinkBacklogTests {
     func resendWindow() {
         let window = SentWindow()
         let now = Date()
-        let batch = [UInt8](repeating: 0x41, count: 1 << 20)
+        let batch = ByteBuffer(repeating: 0x41, count: 1 << 20)
         window.sent(batch, at: now.addingTimeInterval(-10))  // too old once newer batches come
-        window.sent([1], at: now.addingTimeInterval(-1))
-        window.sent([2], at: now.addingTimeInterval(-1))
-        #expect(window.batches(since: now.addingTimeInterval(-5)) == [[1], [2]])
+        window.sent(ByteBuffer(bytes: [1]), at: now.addingTimeInterval(-1))
+        window.sent(ByteBuffer(bytes: [2]), at: now.addingTimeInterval(-1))
+        #expect(window.batches(since: now.addingTimeInterval(-5)) == [ByteBuffer(bytes: [1]), ByteBuffer(bytes: [2])])
         #expect(window.batches(since: .distantPast).isEmpty)  // taken: the window starts again
         for _ in 0..<20 { window.sent(batch, at: now) }  // 20 MiB: the oldest 4 go
-        window.sent([3], at: now)
+        window.sent(ByteBuffer(bytes: [3]), at: now)
         let kept = window.batches(since: .distantPast)
-        #expect(kept.count == 16 && kept.last == [3] && kept.dropLast().allSatisfy { $0 == batch })
+        #expect(kept.count == 16 && kept.last == ByteBuffer(bytes: [3]) && kept.dropLast().allSatisfy { $0 == batch })
     }
 }
