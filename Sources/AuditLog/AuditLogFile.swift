@@ -96,18 +96,14 @@ public final class AuditLog: Sendable {
         var scheduled = 0
         /// The bytes of the batch being written (kept between batches).
         var buffer: [UInt8] = []
-        /// Told of every batch once it is durable, in log order (the SIEM sinks).
-        var observer: (@Sendable ([LoggedEvent]) -> Void)?
-        /// What the observer was told of the latest batch, emptied (its storage is reused).
-        var written: [LoggedEvent] = []
-        /// Whether the observer needs whole events (`LoggedEvent.event` without decoding).
-        var observerKeepsEvents = false
         /// Which of the latest writes took longer than `inlineSyncNanos` (see `syncIsSlow`).
         var slowWrites = SlowWrites(window: 9)
     }
     let tail: Mutex<Tail>
     /// Entries so far (read without waiting for a write in progress).
     let count = Atomic<Int>(0)
+    /// The length of the entries file up to the end of its latest durable entry.
+    let durableBytes = Atomic<Int>(0)
     /// Whether most of the latest nine writes took longer than `inlineSyncNanos` — their median
     /// did (a write that the scheduler held up for a few milliseconds must not send the next
     /// hundreds of requests through the group commit, as a moving average did).
@@ -155,6 +151,7 @@ public final class AuditLog: Sendable {
         }
         t.buffer.reserveCapacity(4096)
         count.store(t.range.size, ordering: .relaxed)
+        durableBytes.store(Int(t.length), ordering: .relaxed)
         state = Mutex(s)
         tail = Mutex(t)
         timer = DispatchSource.makeTimerSource(queue: queue)
@@ -168,17 +165,15 @@ public final class AuditLog: Sendable {
         close(fd)
     }
 
-    /// Calls `observer` with every batch of entries once it is durable, in order, from now on;
-    /// with `keepingEvents`, each entry carries its whole event (see `LoggedEvent`).
-    public func observe(keepingEvents: Bool = false, _ observer: @escaping @Sendable ([LoggedEvent]) -> Void) {
-        tail.withLock { t in
-            t.observer = observer
-            t.observerKeepsEvents = keepingEvents
-        }
-    }
-
     /// Entries so far.
-    public var size: Int { count.load(ordering: .relaxed) }
+    public var size: Int { count.load(ordering: .acquiring) }
+
+    /// How much of the entries file (`layout.entries`) holds durable entries: readers such as
+    /// the SIEM sinks read up to here, never into a write in progress.
+    public var durableLength: Int { durableBytes.load(ordering: .acquiring) }
+
+    /// The end of the log: where the next entry will start in the entries file, and its `seq`.
+    public var end: (offset: Int, seq: Int) { tail.withLock { (Int($0.length), $0.range.size) } }
 
     /// Appends `event` and returns its sequence number once it is on disk.
     public func append(_ event: AuditEvent) async throws -> Int {
@@ -270,46 +265,12 @@ public final class AuditLog: Sendable {
             }
         }
         t.length += off_t(t.buffer.count)
-        count.store(t.range.size, ordering: .relaxed)
-        if let observer = t.observer { tell(observer, entries, first: first, after: last, in: &t) }
+        // The bytes first: a reader that sees the new count finds its entries in the file.
+        durableBytes.store(Int(t.length), ordering: .releasing)
+        count.store(t.range.size, ordering: .releasing)
         guard t.range.size - t.scheduled >= checkpointEvery else { return (first, nil) }
         t.scheduled = t.range.size
         return (first, (t.range.size, t.range.root))
-    }
-
-    /// Tells `observer` of the batch just written: each entry's header fields, and its bytes as a
-    /// slice of the batch buffer (taken once the buffer is complete: a slice taken earlier would
-    /// make every later append copy the buffer). The list of entries is kept in `t` from batch to
-    /// batch, and the slices are let go of before the next batch reuses the buffer, so none of
-    /// this allocates unless the observer keeps what it is told.
-    func tell(
-        _ observer: @Sendable ([LoggedEvent]) -> Void, _ entries: some Collection<Entry>, first: Int,
-        after prev: InlineHash?, in t: inout Tail
-    ) {
-        var written = t.written
-        t.written = []
-        var (seq, start) = (first, 0)
-        for entry in entries {
-            // Every entry ends with a newline; canonical JSON has none inside.
-            let end = t.buffer.withUnsafeBytes { b in
-                UnsafeRawPointer(memchr(b.baseAddress! + start, 0x0A, b.count - start)!) - b.baseAddress!
-            }
-            var kept: AuditEvent?
-            if t.observerKeepsEvents {
-                kept = entry.event
-                kept?.seq = seq
-                // The previous entry's leaf hash (the tree holds every leaf from the first).
-                kept?.prev =
-                    seq == first
-                    ? prev.map { MerkleTree.hex($0.bytes) } ?? ""
-                    : MerkleTree.hex(t.leaves[((seq - 1) * 32)..<(seq * 32)])
-            }
-            written.append(LoggedEvent(seq: seq, of: entry.event, bytes: t.buffer[start..<end], kept: kept))
-            (seq, start) = (seq + 1, end + 1)
-        }
-        observer(written)
-        written.removeAll(keepingCapacity: true)
-        t.written = written
     }
 
     /// Writes `bytes` at the end of the file and returns how long that took, in nanoseconds; the
@@ -429,45 +390,4 @@ struct SlowWrites {
 
     /// Whether more than half of the latest `window` writes were slow.
     var mostlySlow: Bool { count > flags.count / 2 }
-}
-
-/// An entry as the log wrote it: its canonical JSON, and what a SIEM header needs from it.
-///
-/// Its bytes are a slice of the batch the log wrote, and the whole event is kept only when the
-/// log's observer asked for it (sinks writing CEF or OCSF): telling a sink of an entry allocates
-/// nothing per entry. An observer that keeps entries keeps the batch's buffer alive too.
-public struct LoggedEvent: Sendable {
-    public let seq: Int
-    public let time: Date
-    public let phase: String
-    public let allowed: Bool?
-    public let status: Int?
-    /// The entry's bytes in the log (without the newline): what `SIEMFormat.json` sends.
-    public let bytes: ArraySlice<UInt8>
-    let kept: AuditEvent?
-
-    public init(event: AuditEvent, bytes: [UInt8], keepEvent: Bool = true) {
-        self.init(seq: event.seq, of: event, bytes: bytes[...], kept: keepEvent ? event : nil)
-    }
-
-    /// Entry `seq`, whose header fields come from `event` (read in place: the event is copied
-    /// only when it is `kept`).
-    init(seq: Int, of event: borrowing AuditEvent, bytes: ArraySlice<UInt8>, kept: AuditEvent?) {
-        self.seq = seq
-        time = event.time
-        phase = event.phase
-        allowed = event.decision?.allowed
-        status = event.result?.status
-        self.bytes = bytes
-        self.kept = kept
-    }
-
-    /// The whole event, with its `seq` and `prev` (read back from `bytes` when it was not kept).
-    public var event: AuditEvent {
-        if let kept { return kept }
-        if let decoded = try? AuditEvent.decode(bytes) { return decoded }
-        var event = AuditEvent(phase: phase, requestID: "", action: "", actor: .init())
-        (event.seq, event.time) = (seq, time)
-        return event
-    }
 }

@@ -21,9 +21,16 @@ public enum SIEMFormat: String, Codable, Sendable, CaseIterable {
         }
     }
 
-    /// Appends one logged entry, without framing or line end: in JSON, the log's own bytes.
-    public func append(_ entry: LoggedEvent, to out: inout [UInt8]) {
-        if self == .json { out += entry.bytes } else { out += render(entry.event).utf8 }
+    /// Appends the entry on one line of the log, without framing or line end: in JSON, the
+    /// line itself. False, having appended nothing, when the line is not an event.
+    public func append(line: ArraySlice<UInt8>, to out: inout [UInt8]) -> Bool {
+        if self == .json {
+            out += line
+            return true
+        }
+        guard let event = try? AuditEvent.decode(line) else { return false }
+        out += render(event).utf8
+        return true
     }
 
     /// Low for allowed and successful, medium for refused, high for alerts.
@@ -115,7 +122,7 @@ public enum SIEMFormat: String, Codable, Sendable, CaseIterable {
     }
 
     /// Appends `entry` as one octet-counted frame (RFC 6587: "LEN SP MSG") whose MSG is an RFC 5424
-    /// syslog message carrying the entry (`append(_:to:)`): facility authpriv (10), severity from the event,
+    /// syslog message carrying the entry (`append(line:to:)`): facility authpriv (10), severity from the event,
     /// APP-NAME `mvault`, MSGID the phase, and the seq as structured data. Written in place: a
     /// busy server frames thousands of these a second.
     public func appendSyslogFrame(_ entry: LoggedEvent, hostname: [UInt8], to out: inout [UInt8]) {
@@ -124,8 +131,8 @@ public enum SIEMFormat: String, Codable, Sendable, CaseIterable {
         out.append(UInt8(ascii: "<"))
         Self.appendDecimal(pri, to: &out)
         out.append(contentsOf: ">1 ".utf8)
-        // RFC 3339 with milliseconds in UTC, as in the entry itself.
-        Timestamp.write(entry.time, to: &out)
+        // RFC 3339 with milliseconds in UTC: the entry's own.
+        out += entry.timeText
         out.append(UInt8(ascii: " "))
         out.append(contentsOf: hostname)
         out.append(contentsOf: " mvault - ".utf8)
@@ -133,7 +140,7 @@ public enum SIEMFormat: String, Codable, Sendable, CaseIterable {
         out.append(contentsOf: " [mvault@32473 seq=\"".utf8)
         Self.appendDecimal(entry.seq, to: &out)
         out.append(contentsOf: "\"] ".utf8)
-        append(entry, to: &out)
+        if !append(line: entry.bytes, to: &out) { out += entry.bytes }
         // The length goes in front of the message, now that it is known.
         var length = out.count - start
         var digits = 1

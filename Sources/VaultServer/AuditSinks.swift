@@ -29,7 +29,8 @@ public struct AuditSinkConfiguration: Codable, Sendable, Equatable {
     /// The file (file sink).
     public var path: String?
     public var format: SIEMFormat = .json
-    /// Events kept while the receiver is away; beyond this the oldest are dropped (and counted).
+    /// How far behind the log the sink may fall while its receiver is away; beyond this it skips
+    /// the oldest events (counted as dropped, with an alert).
     public var capacity: Int = 100_000
     /// The webhook's address (https; http only to a loopback address).
     public var url: String?
@@ -92,44 +93,43 @@ public struct AuditSinkConfiguration: Codable, Sendable, Equatable {
     }
 }
 
-/// Delivers audit events to one sink, in log order, without ever making a request wait: events
-/// queue in memory (up to `capacity`; older ones are dropped beyond it, and counted), and a
-/// background task writes them out, reconnecting with backoff when the receiver goes away. Events
+/// Delivers audit events to one sink, in log order, without ever making a request wait. A sink
+/// reads the log's entries file, which is its queue: a request does nothing for the sinks, and a
+/// sink whose receiver is away falls behind in the file, not in memory. A background task reads
+/// what is durable, in batches, renders it as the sink sends it (lines, syslog frames or webhook
+/// bodies) and writes it out, reconnecting with backoff when the receiver goes away. Events
 /// written in the few seconds before a connection broke are sent again after reconnecting, so a
-/// receiver restart loses nothing (it may see an event twice; each carries its `seq`).
+/// receiver restart loses nothing (it may see an event twice; each carries its `seq`). A sink
+/// more than `capacity` events behind skips the oldest, counts them and raises an alert.
 final class AuditSink: Sendable {
     let configuration: AuditSinkConfiguration
     /// This host's name, as syslog headers carry it.
     let hostname: [UInt8]
-    /// The events waiting, already rendered as this sink sends them (lines, syslog frames or
-    /// webhook bodies), back to back in one buffer: no object per event outlives the request that
-    /// logged it. An event freed on the sink's thread, into the arena of the event loop that made
-    /// it, contended with that loop's own allocations (glibc arena lock waits, seen under load).
+
+    /// A place in the log: where an entry starts in the entries file, and its `seq`.
+    struct Position: Equatable {
+        var offset: Int
+        var seq: Int
+    }
+
     struct State {
-        /// The rendered bytes from stream position `base` on; those before `head` are sent.
-        var pending: [UInt8] = []
-        var base = 0
-        var head = 0
-        /// Where each waiting event ends, as a stream position.
-        var ends = FIFO<Int>()
+        /// The log, once it opens, and its entries file open for reading.
+        var log: AuditLog?
+        var file: Int32 = -1
+        /// The next entry to send.
+        var next = Position(offset: 0, seq: 0)
+        /// Every entry before this `seq` was delivered once (a resent one is not counted again).
+        var deliveredBefore = 0
         var dropped = 0
         var delivered = 0
         var lastError: String?
-        /// Dropping since the queue last drained (one alert per episode).
+        /// Dropping since the sink last caught up (one alert per episode).
         var dropping = false
         /// When the latest batch was taken.
         var batchTaken: ContinuousClock.Instant?
-
-        /// Lets go of sent bytes once they are most of the buffer (or all of it).
-        mutating func compact() {
-            let spent = head - base
-            guard spent == pending.count || (spent > 1 << 16 && spent * 2 > pending.count) else { return }
-            pending.removeFirst(spent)
-            base = head
-        }
     }
     let state = Mutex(State())
-    /// Told when events start being dropped (once until the queue drains).
+    /// Told when events start being dropped (once until the sink catches up).
     nonisolated(unsafe) var onDrop: (@Sendable (Int) -> Void)?
     /// How long after writing an event it is still sent again if the connection breaks…
     static let resendWindow: TimeInterval = 5
@@ -147,61 +147,234 @@ final class AuditSink: Sendable {
         hostname = Array(String(cString: name).utf8)
     }
 
+    deinit {
+        let file = state.withLock { $0.file }
+        if file >= 0 { close(file) }
+    }
+
     var name: String {
         configuration.address ?? configuration.path ?? configuration.url ?? configuration.type.rawValue
     }
 
-    /// Queues `events` (rendered), dropping the oldest beyond `capacity`.
-    func offer(_ events: [LoggedEvent]) {
-        let onlyAlerts = configuration.onlyAlerts
-        let startedDropping: Int? = state.withLock { s in
-            for entry in events where !onlyAlerts || entry.phase == "alert" {
-                render(entry, to: &s.pending)
-                s.ends.append(contentsOf: CollectionOfOne(s.base + s.pending.count))
-            }
-            let excess = s.ends.count - configuration.capacity
-            guard excess > 0 else { return nil }
-            s.head = s.ends.elements.dropFirst(excess - 1).first!
-            s.ends.removeFirst(excess)
-            s.compact()
-            s.dropped += excess
-            defer { s.dropping = true }
-            return s.dropping ? nil : excess
+    /// Starts reading `log` at its end: the sink sends every entry appended from now on.
+    func attach(_ log: AuditLog) throws {
+        let path = log.layout.entries.path
+        let file = open(path, O_RDONLY | O_CLOEXEC)
+        guard file >= 0 else {
+            throw AuditLogError.unavailable("cannot open \(path): \(String(cString: strerror(errno)))")
         }
-        if let startedDropping { onDrop?(startedDropping) }
+        let end = log.end
+        state.withLock { s in
+            if s.file >= 0 { close(s.file) }
+            (s.log, s.file) = (log, file)
+            s.next = Position(offset: end.offset, seq: end.seq)
+            s.deliveredBefore = end.seq
+        }
     }
 
     var counters: (queued: Int, dropped: Int, delivered: Int) {
-        state.withLock { ($0.ends.count, $0.dropped, $0.delivered) }
+        state.withLock { s in (max(0, (s.log?.size ?? 0) - s.next.seq), s.dropped, s.delivered) }
     }
 
-    /// Appends `entry` as this sink sends it: a line (file), a body (webhook), a syslog frame.
-    func render(_ entry: LoggedEvent, to out: inout [UInt8]) {
-        switch configuration.type {
-        case .file:
-            configuration.format.append(entry, to: &out)
-            out.append(0x0A)
-        case .webhook:
-            configuration.format.append(entry, to: &out)
-        case .syslog:
-            configuration.format.appendSyslogFrame(entry, hostname: hostname, to: &out)
+    /// What became of a line of the log.
+    enum Rendered { case sent, passedOver, unreadable }
+
+    /// Appends the entry on `line` as this sink sends it: a line (file), a body (webhook), a
+    /// syslog frame. The line's fields are read only when a syslog header or the alerts-only
+    /// filter needs them; a JSON line otherwise goes out as the log wrote it.
+    func render(_ line: ArraySlice<UInt8>, to out: inout [UInt8]) -> Rendered {
+        let onlyAlerts = configuration.onlyAlerts
+        if configuration.type == .syslog || onlyAlerts {
+            guard let entry = LoggedEvent(line: line) else { return .unreadable }
+            guard !onlyAlerts || entry.phase == "alert" else { return .passedOver }
+            if configuration.type == .syslog {
+                configuration.format.appendSyslogFrame(entry, hostname: hostname, to: &out)
+                return .sent
+            }
         }
+        guard configuration.format.append(line: line, to: &out) else { return .unreadable }
+        if configuration.type == .file { out.append(0x0A) }
+        return .sent
     }
 
-    /// Consecutive waiting events, rendered: `ends[i]` is where the i-th ends in `bytes`. One
-    /// buffer, copied once from the queue, which the connection writes and its resend window keeps.
+    /// Consecutive events, rendered in one buffer: `ends[i]` is where the i-th ends in `bytes`,
+    /// `seqs[i]` its `seq` and `after[i]` the place in the log after it (entries the sink does
+    /// not send, such as non-alerts for a webhook, are passed over in between).
     struct Batch {
         var bytes: ByteBuffer
-        var ends: [Int]
-        /// The stream position of the batch's first byte (see `sent(through:)`).
-        var start: Int
+        var ends: [Int] = []
+        var seqs: [Int] = []
+        var after: [Position] = []
+        /// Where the batch starts in the log.
+        var start: Position
         var count: Int { ends.count }
-        /// The stream position after the batch.
-        var end: Int { start + (ends.last ?? 0) }
         /// The i-th event's bytes.
         func event(_ i: Int) -> ByteBuffer {
             let start = i == 0 ? 0 : ends[i - 1]
             return bytes.getSlice(at: bytes.readerIndex + start, length: ends[i] - start)!
+        }
+    }
+
+    /// Events per batch, at most.
+    static let batchSize = 1000
+    /// How long a sink lets events gather between batches, unless a whole batch is waiting.
+    let batchInterval: Duration
+
+    /// What a sink's delivery task reads the log into and renders a batch in, kept from batch
+    /// to batch (only that task uses it).
+    final class Buffers: @unchecked Sendable {
+        var read: [UInt8] = []
+        var rendered: [UInt8] = []
+    }
+
+    /// What the next batch starts from: the file, the place, how far the file is durable, and
+    /// how many of the oldest entries to skip (those beyond `capacity`).
+    typealias Taken = (file: Int32, from: Position, durable: Int, skip: Int)
+
+    /// The next events to send (up to `batchSize`), waiting for some. A batch is taken once
+    /// `batchInterval` has passed since the previous one, or at once when a whole batch waits:
+    /// a busy server's events leave in large batches, not in a trickle of small ones that each
+    /// cost system calls and thread wake-ups. (Polling: cheap, and it ends with the task, which a
+    /// wake-up stream shared across reconnections would not.)
+    func next(_ buffers: Buffers = Buffers()) async throws -> Batch {
+        while true {
+            let now = ContinuousClock.now
+            let (taken, wait): (Taken?, Duration) = state.withLock { s in
+                guard let log = s.log else { return (nil, batchInterval) }
+                let waiting = log.size - s.next.seq
+                guard waiting > 0 else { return (nil, batchInterval) }
+                let due = s.batchTaken.map { $0 + batchInterval } ?? now
+                guard waiting >= Self.batchSize || waiting > configuration.capacity || due <= now else {
+                    return (nil, due - now)
+                }
+                s.batchTaken = now
+                return ((s.file, s.next, log.durableLength, max(0, waiting - configuration.capacity)), .zero)
+            }
+            guard let taken else {
+                try await Task.sleep(for: wait)
+                continue
+            }
+            var from = taken.from
+            if taken.skip > 0 { from = try await skip(taken.skip, from: from, to: taken.durable, taken.file, buffers) }
+            if let batch = try await read(from: from, to: taken.durable, taken.file, buffers) { return batch }
+        }
+    }
+
+    /// Reads the entries file from `offset`, up to `durable` and at most `limit` bytes, into
+    /// `buffers.read`; returns how many bytes it read. On the thread pool: a disk slow to give
+    /// back old entries must not hold up an event loop.
+    func readFile(_ file: Int32, at offset: Int, upTo durable: Int, limit: Int, _ buffers: Buffers) async throws -> Int
+    {
+        let count = min(limit, durable - offset)
+        if buffers.read.count < count { buffers.read = [UInt8](repeating: 0, count: count) }
+        let path = name
+        return try await blocking {
+            var done = 0
+            while done < count {
+                let n = buffers.read.withUnsafeMutableBytes {
+                    pread(file, $0.baseAddress! + done, count - done, off_t(offset + done))
+                }
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else {
+                    throw AuditLogError.unavailable(
+                        "the sink \(path) cannot read the audit log: \(n < 0 ? String(cString: strerror(errno)) : "it is shorter than it was")"
+                    )
+                }
+                done += n
+            }
+            return count
+        }
+    }
+
+    /// Where the next newline is in `buffers.read[start..<end]`, if any.
+    static func newline(in buffers: Buffers, from start: Int, to end: Int) -> Int? {
+        guard start < end else { return nil }
+        return buffers.read.withUnsafeBytes { b in
+            memchr(b.baseAddress! + start, 0x0A, end - start).map { b.baseAddress!.distance(to: UnsafeRawPointer($0)) }
+        }
+    }
+
+    /// Reads and renders the events from `from` on (up to `batchSize`, entries this sink does
+    /// not send passed over). Nil when it passed over every entry it read: the sink has moved on.
+    func read(from: Position, to durable: Int, _ file: Int32, _ buffers: Buffers) async throws -> Batch? {
+        // Enough for a batch of ordinary entries; more only for a line longer than that.
+        var limit = 1 << 20
+        var got = try await readFile(file, at: from.offset, upTo: durable, limit: limit, buffers)
+        while Self.newline(in: buffers, from: 0, to: got) == nil, got < durable - from.offset {
+            limit *= 4
+            got = try await readFile(file, at: from.offset, upTo: durable, limit: limit, buffers)
+        }
+        var batch = Batch(bytes: ByteBuffer(), start: from)
+        buffers.rendered.removeAll(keepingCapacity: true)
+        var (at, start, unreadable) = (from, 0, 0)
+        while batch.count < Self.batchSize, let newline = Self.newline(in: buffers, from: start, to: got) {
+            let line = buffers.read[start..<newline]
+            let seq = at.seq
+            (start, at) = (newline + 1, Position(offset: from.offset + newline + 1, seq: seq + 1))
+            switch render(line, to: &buffers.rendered) {
+            case .sent: break
+            case .passedOver: continue
+            case .unreadable:
+                unreadable += 1
+                continue
+            }
+            batch.ends.append(buffers.rendered.count)
+            batch.seqs.append(seq)
+            batch.after.append(at)
+        }
+        // The last event's successor is where reading stopped: the lines passed over after it are
+        // not read (nor counted) again.
+        if batch.count > 0 { batch.after[batch.count - 1] = at }
+        batch.bytes = ByteBuffer(bytes: buffers.rendered)
+        state.withLock { s in
+            s.dropped += unreadable
+            if batch.count == 0 { s.next = at }
+        }
+        return batch.count == 0 ? nil : batch
+    }
+
+    /// Passes over the `count` oldest waiting entries (those beyond `capacity`): counted as
+    /// dropped, with an alert when an episode of drops starts. Returns where the sink goes on.
+    func skip(_ count: Int, from: Position, to durable: Int, _ file: Int32, _ buffers: Buffers) async throws
+        -> Position
+    {
+        var (at, left) = (from, count)
+        while left > 0, at.offset < durable {
+            let got = try await readFile(file, at: at.offset, upTo: durable, limit: 1 << 20, buffers)
+            var start = 0
+            while left > 0, let newline = Self.newline(in: buffers, from: start, to: got) {
+                (start, left, at.seq) = (newline + 1, left - 1, at.seq + 1)
+            }
+            guard start > 0 else { break }
+            at.offset += start
+        }
+        let skipped = at.seq - from.seq
+        let startedDropping: Bool = state.withLock { s in
+            s.next = at
+            s.dropped += skipped
+            defer { s.dropping = true }
+            return !s.dropping
+        }
+        if startedDropping, skipped > 0 { onDrop?(skipped) }
+        return at
+    }
+
+    /// Marks the batch's events up to the i-th delivered; the sink goes on after it.
+    func sent(_ batch: Batch, through i: Int) {
+        state.withLock { s in
+            s.next = batch.after[i]
+            for seq in batch.seqs[...i] where seq >= s.deliveredBefore { s.delivered += 1 }
+            s.deliveredBefore = max(s.deliveredBefore, batch.seqs[i] + 1)
+            s.lastError = nil
+            if let log = s.log, s.next.seq >= log.size { s.dropping = false }
+        }
+    }
+
+    /// Goes back to `position`, if it is before where the sink is (to send again what a broken
+    /// connection may not have delivered).
+    func rewind(to position: Position) {
+        state.withLock { s in
+            if position.seq < s.next.seq { s.next = position }
         }
     }
 
@@ -226,51 +399,6 @@ final class AuditSink: Sendable {
         }
     }
 
-    /// Events per batch, at most.
-    static let batchSize = 1000
-    /// How long a sink lets events gather between batches, unless a whole batch is waiting.
-    let batchInterval: Duration
-
-    /// The next events to send (up to `batchSize`), waiting for some. A batch is taken once
-    /// `batchInterval` has passed since the previous one, or at once when a whole batch waits:
-    /// a busy server's events leave in large batches, not in a trickle of small ones that each
-    /// cost system calls and thread wake-ups. (Polling: cheap, and it ends with the task, which a
-    /// wake-up stream shared across reconnections would not.)
-    func next() async throws -> Batch {
-        while true {
-            let now = ContinuousClock.now
-            let (batch, wait): (Batch?, Duration) = state.withLock { s in
-                guard s.ends.count > 0 else { return (nil, batchInterval) }
-                let due = s.batchTaken.map { $0 + batchInterval } ?? now
-                guard s.ends.count >= Self.batchSize || due <= now else { return (nil, due - now) }
-                s.batchTaken = now
-                let ends = s.ends.elements.prefix(Self.batchSize)
-                let end = ends.last!
-                var bytes = ByteBufferAllocator().buffer(capacity: end - s.head)
-                s.pending.withUnsafeBytes {
-                    bytes.writeBytes(UnsafeRawBufferPointer(rebasing: $0[(s.head - s.base)..<(end - s.base)]))
-                }
-                return (Batch(bytes: bytes, ends: ends.map { $0 - s.head }, start: s.head), .zero)
-            }
-            if let batch { return batch }
-            try await Task.sleep(for: wait)
-        }
-    }
-
-    /// Marks the events that end at stream position `end` or before delivered: they leave the
-    /// queue (those dropped meanwhile, beyond `capacity`, are not counted twice).
-    func sent(through end: Int) {
-        state.withLock { s in
-            let before = s.ends.count
-            s.ends.removeFirst(while: { $0 <= end })
-            s.head = max(s.head, end)
-            s.compact()
-            if s.ends.count == 0 { s.dropping = false }
-            s.delivered += before - s.ends.count
-            s.lastError = nil
-        }
-    }
-
     func runFile() async throws {
         let path = configuration.path!
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
@@ -278,8 +406,9 @@ final class AuditSink: Sendable {
             throw AuditLogError.unavailable("cannot open \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
+        let buffers = Buffers()
         while !Task.isCancelled {
-            let batch = try await next()
+            let batch = try await next(buffers)
             let bytes = batch.bytes
             // On the thread pool: a slow disk must not hold up an event loop.
             try await blocking {
@@ -293,7 +422,7 @@ final class AuditSink: Sendable {
                     done += n
                 }
             }
-            sent(through: batch.end)
+            sent(batch, through: batch.count - 1)
         }
     }
 
@@ -306,8 +435,9 @@ final class AuditSink: Sendable {
             eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton),
             configuration: .init(tlsConfiguration: tls, timeout: .init(connect: .seconds(5), read: .seconds(10))))
         do {
+            let buffers = Buffers()
             while !Task.isCancelled {
-                let batch = try await next()
+                let batch = try await next(buffers)
                 for i in batch.ends.indices {
                     var request = HTTPClientRequest(url: configuration.url!)
                     request.method = .POST
@@ -321,7 +451,7 @@ final class AuditSink: Sendable {
                     guard (200..<300).contains(response.status.code) else {
                         throw AuditLogError.unavailable("the webhook answered \(response.status)")
                     }
-                    sent(through: batch.start + batch.ends[i])
+                    sent(batch, through: i)
                 }
             }
         } catch {
@@ -335,9 +465,9 @@ final class AuditSink: Sendable {
         var description: String { "the receiver closed the connection" }
     }
 
-    /// Sends to a syslog receiver until the connection breaks; first, what `window` holds (the
-    /// batches the last connection sent in its final seconds), which this connection's own window
-    /// then takes over.
+    /// Sends to a syslog receiver until the connection breaks; first, again, what the last
+    /// connection sent in its final seconds (`window`), which this connection's own sends then
+    /// replace.
     func runSyslog(resending window: SentWindow) async throws {
         let address = configuration.address!
         let colon = address.lastIndex(of: ":")!
@@ -370,15 +500,15 @@ final class AuditSink: Sendable {
                     throw Closed()
                 }
                 group.addTask {
-                    for again in window.batches(since: Date().addingTimeInterval(-Self.resendWindow)) {
-                        try await outbound.write(again)
-                        window.sent(again)
+                    if let again = window.rewind(since: Date().addingTimeInterval(-Self.resendWindow)) {
+                        self.rewind(to: again)
                     }
+                    let buffers = Buffers()
                     while !Task.isCancelled {
-                        let batch = try await self.next()
+                        let batch = try await self.next(buffers)
                         try await outbound.write(batch.bytes)
-                        self.sent(through: batch.end)
-                        window.sent(batch.bytes)
+                        self.sent(batch, through: batch.count - 1)
+                        window.sent(from: batch.start, bytes: batch.bytes.readableBytes)
                     }
                 }
                 try await group.next()
@@ -389,33 +519,33 @@ final class AuditSink: Sendable {
     }
 }
 
-/// What a sink's connection sent lately (the last `AuditSink.resendWindow` seconds, at most
-/// `AuditSink.resendBytes`), batch by batch, for sending again after the connection breaks.
+/// Where the batches a sink's connection sent lately began (the last `AuditSink.resendWindow`
+/// seconds, at most `AuditSink.resendBytes` of them), to go back to after the connection breaks.
 final class SentWindow: Sendable {
     struct Batches {
-        var batches = FIFO<(bytes: ByteBuffer, at: Date)>()
+        var batches = FIFO<(start: AuditSink.Position, bytes: Int, at: Date)>()
         var bytes = 0
     }
     let state = Mutex(Batches())
 
-    func sent(_ batch: ByteBuffer, at now: Date = Date()) {
+    func sent(from start: AuditSink.Position, bytes: Int, at now: Date = Date()) {
         state.withLock { s in
-            s.batches.append(contentsOf: CollectionOfOne((batch, now)))
-            s.bytes += batch.readableBytes
+            s.batches.append(contentsOf: CollectionOfOne((start, bytes, now)))
+            s.bytes += bytes
             s.batches.removeFirst(while: { sent in
                 guard now.timeIntervalSince(sent.at) >= AuditSink.resendWindow || s.bytes > AuditSink.resendBytes
                 else { return false }
-                s.bytes -= sent.bytes.readableBytes
+                s.bytes -= sent.bytes
                 return true
             })
         }
     }
 
-    /// The batches sent at or after `cutoff`, oldest first; the window is emptied.
-    func batches(since cutoff: Date) -> [ByteBuffer] {
+    /// Where the oldest batch sent at or after `cutoff` began; the window is emptied.
+    func rewind(since cutoff: Date) -> AuditSink.Position? {
         state.withLock { s in
             defer { s = Batches() }
-            return s.batches.elements.filter { $0.at >= cutoff }.map(\.bytes)
+            return s.batches.elements.first { $0.at >= cutoff }?.start
         }
     }
 }

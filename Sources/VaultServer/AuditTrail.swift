@@ -79,12 +79,7 @@ final class AuditTrail: Sendable {
             throw error
         }
         let hmacKey = try keys.derivedKey(purpose: AuditKeys.hmacPurpose)
-        let sinks = self.sinks
-        if !sinks.isEmpty {
-            log.observe(keepingEvents: sinks.contains { $0.configuration.format != .json }) { events in
-                for sink in sinks { sink.offer(events) }
-            }
-        }
+        for sink in sinks { try sink.attach(log) }
         let waiting: [AuditEvent] = state.withLock { s in
             guard s.log == nil else { return [] }
             s.log = log

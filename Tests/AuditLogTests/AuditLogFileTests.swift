@@ -65,35 +65,43 @@ struct LogFixture {
 
 @Suite("Audit log: append, checkpoints, proofs and tamper detection")
 struct AuditLogFileTests {
-    @Test(
-        "an observer gets each durable entry's bytes, seq, phase and time; its event, kept or read back",
-        arguments: [true, false])
-    func observed(keepingEvents: Bool) async throws {
+    @Test("a line's SIEM header fields are read without decoding it: seq, phase, time, decision, status")
+    func headerFields() async throws {
         let f = try LogFixture()
         defer { f.cleanup() }
         let log = try f.open(inlineSyncNanos: Int.max)
-        let seen = Mutex<[LoggedEvent]>([])
-        log.observe(keepingEvents: keepingEvents) { batch in seen.withLock { $0 += batch } }
         for i in 0..<5 { _ = try await log.append(f.event(i)) }
-        // Then a batch of several entries, as a group commit writes them.
-        let batch = (5..<9).map { i in AuditLog.Entry(event: f.event(i), encoded: f.event(i).encodedParts()) }
-        _ = try log.tail.withLock { t throws(AuditLogError) in try log.write(batch, to: &t) }
-        let entries = seen.withLock { $0 }
+        var answered = f.event(5)
+        answered.phase = "response"
+        answered.decision = nil
+        answered.result = .init(status: 403, bytes: 12, error: "a \"quoted\" } error, with \\ and {braces}")
+        _ = try await log.append(answered)
         let lines = try f.lines
-        #expect(entries.map { String(decoding: $0.bytes, as: UTF8.self) } == lines)
-        #expect(entries.map(\.seq) == Array(0..<9))
-        #expect(entries.allSatisfy { $0.phase == "request" && $0.status == nil })
-        #expect(entries.map(\.allowed) == [false, true, true, false, true, true, false, true, true])
+        let entries = try lines.map { try #require(LoggedEvent(line: Array($0.utf8)[...])) }
         let written = try lines.map { try AuditEvent.decode(Array($0.utf8)) }
-        // The log keeps times to the millisecond; a kept event has the time it was given.
-        #expect(entries.map { Timestamp.format($0.time) } == written.map { Timestamp.format($0.time) })
+        #expect(entries.map(\.seq) == Array(0..<6))
+        #expect(entries.map(\.phase) == ["request", "request", "request", "request", "request", "response"])
+        #expect(entries.map(\.allowed) == [false, true, true, false, true, nil])
+        #expect(entries.map(\.status) == [nil, nil, nil, nil, nil, 403])
         #expect(
-            entries.map { entry in
-                var event = entry.event
-                event.time = written[entry.seq].time
-                return event
-            } == written)
-        for i in 1..<9 { #expect(entries[i].event.prev == hex(MerkleTree.leafHash(Array(lines[i - 1].utf8))), "\(i)") }
+            entries.map { String(decoding: $0.timeText, as: UTF8.self) } == written.map { Timestamp.format($0.time) })
+        #expect(entries.map(\.time) == written.map(\.time))
+        #expect(entries.map { String(decoding: $0.bytes, as: UTF8.self) } == lines)
+        #expect(entries.map(\.event) == written)
+
+        // Anything else is not a line the log wrote: nil, whatever it holds.
+        let line = Array(lines[5].utf8)
+        for bad in [
+            [], Array("{}".utf8), Array("[1]".utf8), Array(line.dropLast()), Array(line.dropFirst()), line + [0x20],
+            Array(String(lines[5]).replacingOccurrences(of: "\"seq\":5", with: "\"seq\":\"5\"").utf8),
+            Array(String(lines[5]).replacingOccurrences(of: "\"phase\"", with: "\"phase \"").utf8),
+            Array(String(lines[5]).replacingOccurrences(of: "Z\"}", with: "\"}").utf8),
+            Array(String(lines[5]).replacingOccurrences(of: "\"status\":403", with: "\"status\":4e3").utf8),
+            Array("{\"seq\":99999999999999999999,\"phase\":\"a\",\"time\":\"2026-12-01T04:26:49.748Z\"}".utf8),
+        ] {
+            #expect(LoggedEvent(line: bad[...]) == nil, "\(String(decoding: bad, as: UTF8.self))")
+        }
+        for cut in 0..<line.count { _ = LoggedEvent(line: line[..<cut]) }
     }
 
     @Test("writes go to the group commit once most of the latest nine were slow: one stall moves nothing")

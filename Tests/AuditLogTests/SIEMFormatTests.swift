@@ -12,7 +12,7 @@ struct SIEMFormatTests {
             decision: allowed.map { .init(allowed: $0, rule: "grant g1") },
             result: status.map { .init(status: $0) })
         event.seq = seq
-        return LoggedEvent(event: event, bytes: try event.encoded(), keepEvent: false)
+        return try #require(LoggedEvent(line: try event.encoded()[...]))
     }
 
     @Test("syslog frames: octet count, RFC 5424 header with severity, phase and seq, then the entry's own JSON")
@@ -46,16 +46,20 @@ struct SIEMFormatTests {
 
     @Test("the octet count is right on both sides of a new digit")
     func octetCounts() throws {
-        let entry = try logged(seq: 7, phase: "access", allowed: true, status: 200)
-        var probe: [UInt8] = []
-        SIEMFormat.json.appendSyslogFrame(
-            LoggedEvent(event: entry.event, bytes: [], keepEvent: false), hostname: [0x68], to: &probe)
-        let header = probe.count - 3  // "NN " before a header-only message of NN bytes
-        for length in [99, 100, 999, 1000, 9999, 10000] {
-            let message = LoggedEvent(
-                event: entry.event, bytes: [UInt8](repeating: 0x7A, count: length - header), keepEvent: false)
+        // Entries whose message is exactly `length` bytes, through their request id's length.
+        func frame(requestID: Int) throws -> [UInt8] {
+            var event = AuditEvent(
+                phase: "access", requestID: String(repeating: "r", count: requestID), action: "a", actor: .init())
+            event.seq = 7
             var out: [UInt8] = []
-            SIEMFormat.json.appendSyslogFrame(message, hostname: [0x68], to: &out)
+            SIEMFormat.json.appendSyslogFrame(
+                try #require(LoggedEvent(line: try event.encoded()[...])), hostname: [0x68], to: &out)
+            return out
+        }
+        let probe = try frame(requestID: 0)
+        let header = probe.count - 4  // "NNN " before a message of NNN bytes
+        for length in [999, 1000, 9999, 10000] {
+            let out = try frame(requestID: length - header)
             #expect(out.starts(with: Array("\(length) <86>1 ".utf8)), "\(length)")
             #expect(out.count == "\(length) ".utf8.count + length)
         }

@@ -8,20 +8,36 @@ import Testing
 
 @Suite("Audit sinks: batches")
 struct AuditSinkTests {
-    func entries(_ range: Range<Int>) -> [LoggedEvent] {
-        range.map { i in
-            var event = AuditEvent(phase: "access", requestID: "r\(i)", action: "GET /v1/models", actor: .init())
-            event.seq = i
-            return LoggedEvent(event: event, bytes: Array("{\"seq\":\(i)}".utf8), keepEvent: false)
-        }
-    }
+    /// A log in a fresh directory, with `sink` reading it from its start.
+    struct Fixture {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("mvault-sink-\(UUID().uuidString)")
+        let log: AuditLog
 
-    /// The `seq` of each event in `batch` (lines `{"seq":N}`).
-    func seqs(_ batch: AuditSink.Batch) -> [Int] {
-        (0..<batch.count).map { i in
-            let line = String(buffer: batch.event(i))
-            return Int(line.dropFirst(7).prefix { $0.isNumber })!
+        init(_ sink: AuditSink) throws {
+            log = try AuditLog(
+                layout: AuditLogLayout(directory: root.appendingPathComponent("audit")), origin: "test/audit",
+                key: try CheckpointKey(name: "test/audit", seed: [UInt8](repeating: 1, count: 32)),
+                checkpointSeconds: 3600, inlineSyncNanos: Int.max)
+            try sink.attach(log)
         }
+
+        /// Appends events `range` (`seq` as the request id); the alerts among them at `alerts`.
+        func append(_ range: Range<Int>, alerts: Set<Int> = []) async throws {
+            for i in range {
+                _ = try await log.append(
+                    AuditEvent(
+                        phase: alerts.contains(i) ? "alert" : "access", requestID: "\(i)", action: "GET /v1/models",
+                        actor: .init()))
+            }
+        }
+
+        /// The log's lines `range`, each with its newline.
+        func lines(_ range: Range<Int>) throws -> String {
+            let all = try String(contentsOf: log.layout.entries, encoding: .utf8).split(separator: "\n")
+            return all[range].map { $0 + "\n" }.joined()
+        }
+
+        func cleanup() { try? FileManager.default.removeItem(at: root) }
     }
 
     @Test("a batch leaves at once after a quiet spell, then gathers for the interval unless a whole batch waits")
@@ -29,69 +45,84 @@ struct AuditSinkTests {
         // A long interval: a test run that starves this task for tens of milliseconds must not
         // make "at once" look like "after the interval".
         let sink = AuditSink(.init(type: .file, path: "/dev/null"), batchInterval: .seconds(1))
+        let f = try Fixture(sink)
+        defer { f.cleanup() }
         let clock = ContinuousClock()
-        sink.offer(entries(0..<5))
+        try await f.append(0..<5)
         var started = clock.now
         var batch = try await sink.next()
-        #expect(seqs(batch) == Array(0..<5))
+        #expect(batch.seqs == Array(0..<5))
+        #expect(String(buffer: batch.bytes) == (try f.lines(0..<5)))
         #expect(clock.now - started < sink.batchInterval)
-        sink.sent(through: batch.end)
+        sink.sent(batch, through: batch.count - 1)
 
         // The next few wait for the interval to pass since the batch before.
-        sink.offer(entries(5..<8))
+        try await f.append(5..<8)
         batch = try await sink.next()
-        #expect(seqs(batch) == Array(5..<8))
+        #expect(batch.seqs == Array(5..<8))
         #expect(clock.now - started >= sink.batchInterval)
-        sink.sent(through: batch.end)
+        sink.sent(batch, through: batch.count - 1)
 
         // A whole batch waiting goes at once, and no more than a batch at a time.
-        sink.offer(entries(8..<(8 + AuditSink.batchSize + 10)))
+        try await f.append(8..<(8 + AuditSink.batchSize + 10))
         started = clock.now
         let full = try await sink.next()
-        #expect(full.count == AuditSink.batchSize && seqs(full).first == 8)
+        #expect(full.count == AuditSink.batchSize && full.seqs.first == 8)
         #expect(clock.now - started < sink.batchInterval)
-        sink.sent(through: full.end)
-        #expect(seqs(try await sink.next()) == Array((8 + AuditSink.batchSize)..<(18 + AuditSink.batchSize)))
+        sink.sent(full, through: full.count - 1)
+        #expect(try await sink.next().seqs == Array((8 + AuditSink.batchSize)..<(18 + AuditSink.batchSize)))
         #expect(sink.counters.delivered == 8 + AuditSink.batchSize)
+        #expect(sink.counters.queued == 10)
     }
 
-    @Test("events wait rendered, one line each; beyond capacity the oldest are dropped and counted once")
+    @Test("a sink sends what the log appends after it attached; beyond capacity the oldest are skipped and counted")
     func capacity() async throws {
         let sink = AuditSink(.init(type: .file, path: "/dev/null", capacity: 3))
         let told = Mutex<[Int]>([])
         sink.onDrop = { n in told.withLock { $0.append(n) } }
-        sink.offer(entries(0..<5))
-        #expect(sink.counters.queued == 3 && sink.counters.dropped == 2)
-        #expect(told.withLock { $0 } == [2])
+        let f = try Fixture(sink)
+        defer { f.cleanup() }
+        try await f.append(0..<5)
+        #expect(sink.counters.queued == 5 && sink.counters.dropped == 0)
         let batch = try await sink.next()
-        #expect(seqs(batch) == [2, 3, 4])
-        #expect(String(buffer: batch.bytes) == "{\"seq\":2}\n{\"seq\":3}\n{\"seq\":4}\n")
-        // While that batch is out, three more push it out of the queue: dropped, and not
-        // counted as delivered too when it arrives.
-        sink.offer(entries(5..<8))
-        #expect(sink.counters.dropped == 5)
-        sink.sent(through: batch.end)
-        #expect(sink.counters.queued == 3 && sink.counters.delivered == 0)
+        #expect(batch.seqs == [2, 3, 4])
+        #expect(String(buffer: batch.bytes) == (try f.lines(2..<5)))
+        #expect(sink.counters.dropped == 2 && told.withLock { $0 } == [2])
+        // While that batch is out, five more: the batch still arrives; two of the five are skipped
+        // when the sink reads on, without a second alert (the sink never caught up in between).
+        try await f.append(5..<10)
+        sink.sent(batch, through: 0)
+        #expect(sink.counters.queued == 7 && sink.counters.delivered == 1)
+        sink.sent(batch, through: 2)
+        #expect(sink.counters.queued == 5 && sink.counters.delivered == 3)
         let next = try await sink.next()
-        #expect(seqs(next) == [5, 6, 7])
-        sink.sent(through: next.start + next.ends[0])
-        #expect(sink.counters.queued == 2 && sink.counters.delivered == 1)
-        let last = try await sink.next()
-        #expect(seqs(last) == [6, 7])
-        // One alert per episode of drops: told once above, and again only after the queue drained.
-        #expect(told.withLock { $0 } == [2])
-        sink.sent(through: last.end)
-        sink.offer(entries(8..<12))
+        #expect(next.seqs == [7, 8, 9] && sink.counters.dropped == 4 && told.withLock { $0 } == [2])
+        sink.sent(next, through: 2)
+        #expect(sink.counters.queued == 0 && sink.counters.delivered == 6)
+        // Caught up: the next overflow is a new episode, and alerts again.
+        try await f.append(10..<14)
+        #expect(try await sink.next().seqs == [11, 12, 13])
         #expect(told.withLock { $0 } == [2, 1])
     }
 
-    @Test("a webhook sink queues alerts only, each its own body")
+    @Test("a webhook sink sends alerts only, each its own body; a rewound sink sends again, counted once")
     func webhookAlerts() async throws {
         let sink = AuditSink(.init(type: .webhook, url: "http://127.0.0.1:9/hook"))
-        var alert = AuditEvent(phase: "alert", requestID: "", action: "alert.canary", actor: .init())
-        alert.seq = 9
-        sink.offer(entries(0..<3) + [LoggedEvent(event: alert, bytes: Array("{\"seq\":9}".utf8), keepEvent: false)])
+        let f = try Fixture(sink)
+        defer { f.cleanup() }
+        try await f.append(0..<8, alerts: [3, 5])
         let batch = try await sink.next()
-        #expect(batch.count == 1 && String(buffer: batch.event(0)) == "{\"seq\":9}")
+        #expect(batch.seqs == [3, 5])
+        #expect(String(buffer: batch.event(0)) + "\n" == (try f.lines(3..<4)))
+        #expect(String(buffer: batch.event(1)) + "\n" == (try f.lines(5..<6)))
+        sink.sent(batch, through: 1)
+        // The entries after the last alert were read and passed over with it.
+        #expect(sink.counters.delivered == 2 && sink.counters.queued == 0)
+        sink.rewind(to: batch.start)
+        #expect(sink.counters.queued == 8)
+        let again = try await sink.next()
+        #expect(again.seqs == [3, 5])
+        sink.sent(again, through: 1)
+        #expect(sink.counters.delivered == 2 && sink.counters.queued == 0)
     }
 }

@@ -275,19 +275,18 @@ struct SinkBacklogTests {
         #expect(Array(fifo.elements) == [1])
     }
 
-    @Test("the resend window keeps the last seconds a connection sent, up to its byte bound, oldest first")
+    @Test("the resend window goes back to the batches of the last seconds, up to its byte bound")
     func resendWindow() {
         let window = SentWindow()
         let now = Date()
-        let batch = ByteBuffer(repeating: 0x41, count: 1 << 20)
-        window.sent(batch, at: now.addingTimeInterval(-10))  // too old once newer batches come
-        window.sent(ByteBuffer(bytes: [1]), at: now.addingTimeInterval(-1))
-        window.sent(ByteBuffer(bytes: [2]), at: now.addingTimeInterval(-1))
-        #expect(window.batches(since: now.addingTimeInterval(-5)) == [ByteBuffer(bytes: [1]), ByteBuffer(bytes: [2])])
-        #expect(window.batches(since: .distantPast).isEmpty)  // taken: the window starts again
-        for _ in 0..<20 { window.sent(batch, at: now) }  // 20 MiB: the oldest 4 go
-        window.sent(ByteBuffer(bytes: [3]), at: now)
-        let kept = window.batches(since: .distantPast)
-        #expect(kept.count == 16 && kept.last == ByteBuffer(bytes: [3]) && kept.dropLast().allSatisfy { $0 == batch })
+        func at(_ seq: Int) -> AuditSink.Position { .init(offset: seq * 100, seq: seq) }
+        window.sent(from: at(0), bytes: 1 << 20, at: now.addingTimeInterval(-10))  // too old once newer ones come
+        window.sent(from: at(10), bytes: 1, at: now.addingTimeInterval(-1))
+        window.sent(from: at(20), bytes: 1, at: now.addingTimeInterval(-1))
+        #expect(window.rewind(since: now.addingTimeInterval(-5)) == at(10))
+        #expect(window.rewind(since: .distantPast) == nil)  // taken: the window starts again
+        for i in 0..<20 { window.sent(from: at(100 + i), bytes: 1 << 20, at: now) }
+        window.sent(from: at(200), bytes: 1, at: now)  // 20 MiB and a byte: the oldest 5 go
+        #expect(window.rewind(since: .distantPast) == at(105))
     }
 }
