@@ -227,11 +227,11 @@ public final class AuditLog: Sendable {
     /// What a checkpoint signs: the first `size` entries, and their tree's root.
     typealias Due = (size: Int, root: MerkleTree.Hash)
 
-    /// Writes `entries` as the log's next entries, syncs them, and tells the observer; returns
-    /// the first one's sequence number, and the checkpoint now due, if one is (`checkpointEvery`
-    /// entries since the latest one scheduled; taken here, so its size and root are exact). The
-    /// caller holds `tail`. When the write or the sync fails, nothing of the batch stays: the file
-    /// goes back to its last good length and the tree to its last good state.
+    /// Writes `entries` as the log's next entries and syncs them; returns the first one's
+    /// sequence number, and the checkpoint now due, if one is (`checkpointEvery` entries since the
+    /// latest one scheduled; taken here, so its size and root are exact). The caller holds `tail`.
+    /// When the write or the sync fails, nothing of the batch stays: the file goes back to its
+    /// last good length and the tree to its last good state.
     func write(_ entries: some Collection<Entry>, to t: inout Tail) throws(AuditLogError) -> (first: Int, due: Due?) {
         // The tree takes the batch's leaves only once it is durable: a copy of it kept to undo a
         // failed write would make every append copy its peaks.
