@@ -63,14 +63,9 @@ public final class AuditLog: Sendable {
     let queue = DispatchQueue(label: "mvault.audit.writer")
     nonisolated(unsafe) let timer: any DispatchSourceTimer
 
-    /// An event and its encoding, but for `prev` and `seq`.
-    struct Entry {
-        var event: AuditEvent
-        var encoded: EncodedEvent
-    }
-
     struct Waiter {
-        var entry: Entry
+        /// The event, encoded but for `prev` and `seq`.
+        var entry: EncodedEvent
         var continuation: UnsafeContinuation<Int, any Error>
     }
 
@@ -179,7 +174,7 @@ public final class AuditLog: Sendable {
     public func append(_ event: AuditEvent) async throws -> Int {
         if let seq = try appendWithoutWaiting(event) { return seq }
         // Encoded here, by the caller, in parallel with others; the writer adds `prev` and `seq`.
-        let entry = Entry(event: event, encoded: event.encodedParts())
+        let entry = event.encodedParts()
         return try await withUnsafeThrowingContinuation { continuation in
             let start = state.withLock { s in
                 s.pending.append(Waiter(entry: entry, continuation: continuation))
@@ -196,7 +191,7 @@ public final class AuditLog: Sendable {
     /// sync. An asynchronous caller saves its trips through the executor by trying this first.
     public func appendWithoutWaiting(_ event: AuditEvent) throws -> Int? {
         guard !syncIsSlow.load(ordering: .relaxed) else { return nil }
-        let entry = Entry(event: event, encoded: event.encodedParts())
+        let entry = event.encodedParts()
         let (seq, due) = try tail.withLock { t throws(AuditLogError) in try write(CollectionOfOne(entry), to: &t) }
         if let due { queue.async { self.sign(due) } }
         return seq
@@ -232,7 +227,9 @@ public final class AuditLog: Sendable {
     /// latest one scheduled; taken here, so its size and root are exact). The caller holds `tail`.
     /// When the write or the sync fails, nothing of the batch stays: the file goes back to its
     /// last good length and the tree to its last good state.
-    func write(_ entries: some Collection<Entry>, to t: inout Tail) throws(AuditLogError) -> (first: Int, due: Due?) {
+    func write(_ entries: some Collection<EncodedEvent>, to t: inout Tail) throws(AuditLogError) -> (
+        first: Int, due: Due?
+    ) {
         // The tree takes the batch's leaves only once it is durable: a copy of it kept to undo a
         // failed write would make every append copy its peaks.
         let (last, leafCount) = (t.last, t.leaves.count)
@@ -242,7 +239,7 @@ public final class AuditLog: Sendable {
         for entry in entries {
             defer { seq += 1 }
             let start = t.buffer.count
-            entry.encoded.write(to: &t.buffer, prev: t.last, seq: seq)
+            entry.write(to: &t.buffer, prev: t.last, seq: seq)
             let leaf = t.buffer.withUnsafeBytes {
                 MerkleTree.leafDigest(UnsafeRawBufferPointer(rebasing: $0[start...]))
             }
