@@ -255,35 +255,31 @@ final class AuditSink: Sendable {
                 continue
             }
             var from = taken.from
-            if taken.skip > 0 { from = try await skip(taken.skip, from: from, to: taken.durable, taken.file, buffers) }
-            if let batch = try await read(from: from, to: taken.durable, taken.file, buffers) { return batch }
+            if taken.skip > 0 { from = try skip(taken.skip, from: from, to: taken.durable, taken.file, buffers) }
+            if let batch = try read(from: from, to: taken.durable, taken.file, buffers) { return batch }
         }
     }
 
     /// Reads the entries file from `offset`, up to `durable` and at most `limit` bytes, into
-    /// `buffers.read`; returns how many bytes it read. On the thread pool: a disk slow to give
-    /// back old entries must not hold up an event loop.
-    func readFile(_ file: Int32, at offset: Int, upTo durable: Int, limit: Int, _ buffers: Buffers) async throws -> Int
-    {
+    /// `buffers.read`; returns how many bytes it read. At once, on the sink's task: what a sink
+    /// reads was written moments ago and is in the page cache (only a sink catching up on a long
+    /// backlog may read from the disk, a megabyte at a time).
+    func readFile(_ file: Int32, at offset: Int, upTo durable: Int, limit: Int, _ buffers: Buffers) throws -> Int {
         let count = min(limit, durable - offset)
         if buffers.read.count < count { buffers.read = [UInt8](repeating: 0, count: count) }
-        let path = name
-        return try await blocking {
-            var done = 0
-            while done < count {
-                let n = buffers.read.withUnsafeMutableBytes {
-                    pread(file, $0.baseAddress! + done, count - done, off_t(offset + done))
-                }
-                if n < 0, errno == EINTR { continue }
-                guard n > 0 else {
-                    throw AuditLogError.unavailable(
-                        "the sink \(path) cannot read the audit log: \(n < 0 ? String(cString: strerror(errno)) : "it is shorter than it was")"
-                    )
-                }
-                done += n
+        var done = 0
+        while done < count {
+            let n = buffers.read.withUnsafeMutableBytes {
+                pread(file, $0.baseAddress! + done, count - done, off_t(offset + done))
             }
-            return count
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else {
+                let why = n < 0 ? String(cString: strerror(errno)) : "it is shorter than it was"
+                throw AuditLogError.unavailable("the sink \(name) cannot read the audit log: \(why)")
+            }
+            done += n
         }
+        return count
     }
 
     /// Where the next newline is in `buffers.read[start..<end]`, if any.
@@ -296,13 +292,13 @@ final class AuditSink: Sendable {
 
     /// Reads and renders the events from `from` on (up to `batchSize`, entries this sink does
     /// not send passed over). Nil when it passed over every entry it read: the sink has moved on.
-    func read(from: Position, to durable: Int, _ file: Int32, _ buffers: Buffers) async throws -> Batch? {
+    func read(from: Position, to durable: Int, _ file: Int32, _ buffers: Buffers) throws -> Batch? {
         // Enough for a batch of ordinary entries; more only for a line longer than that.
         var limit = 1 << 20
-        var got = try await readFile(file, at: from.offset, upTo: durable, limit: limit, buffers)
+        var got = try readFile(file, at: from.offset, upTo: durable, limit: limit, buffers)
         while Self.newline(in: buffers, from: 0, to: got) == nil, got < durable - from.offset {
             limit *= 4
-            got = try await readFile(file, at: from.offset, upTo: durable, limit: limit, buffers)
+            got = try readFile(file, at: from.offset, upTo: durable, limit: limit, buffers)
         }
         var batch = Batch(bytes: ByteBuffer(), start: from)
         buffers.rendered.removeAll(keepingCapacity: true)
@@ -335,12 +331,10 @@ final class AuditSink: Sendable {
 
     /// Passes over the `count` oldest waiting entries (those beyond `capacity`): counted as
     /// dropped, with an alert when an episode of drops starts. Returns where the sink goes on.
-    func skip(_ count: Int, from: Position, to durable: Int, _ file: Int32, _ buffers: Buffers) async throws
-        -> Position
-    {
+    func skip(_ count: Int, from: Position, to durable: Int, _ file: Int32, _ buffers: Buffers) throws -> Position {
         var (at, left) = (from, count)
         while left > 0, at.offset < durable {
-            let got = try await readFile(file, at: at.offset, upTo: durable, limit: 1 << 20, buffers)
+            let got = try readFile(file, at: at.offset, upTo: durable, limit: 1 << 20, buffers)
             var start = 0
             while left > 0, let newline = Self.newline(in: buffers, from: start, to: got) {
                 (start, left, at.seq) = (newline + 1, left - 1, at.seq + 1)
