@@ -79,9 +79,11 @@ final class AuditTrail: Sendable {
             throw error
         }
         let hmacKey = try keys.derivedKey(purpose: AuditKeys.hmacPurpose)
-        for sink in sinks { try sink.attach(log) }
-        let waiting: [AuditEvent] = state.withLock { s in
+        let waiting: [AuditEvent] = try state.withLock { s in
             guard s.log == nil else { return [] }
+            // The sinks start at this log's end before any request can append to it; and only
+            // the log that is kept (two unseals at once may each open one).
+            for sink in sinks { try sink.attach(log) }
             s.log = log
             s.failure = nil
             s.hmacKey = hmacKey
