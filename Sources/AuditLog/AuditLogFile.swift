@@ -14,6 +14,8 @@ public struct AuditLogLayout: Sendable {
     public var entries: URL { directory.appendingPathComponent("entries.jsonl") }
     public var checkpoints: URL { directory.appendingPathComponent("checkpoints") }
     public var verifierKey: URL { directory.appendingPathComponent("verifier.key") }
+    /// Where each SIEM sink keeps its place in the entries (not part of the log, nor of backups).
+    public var sinks: URL { directory.appendingPathComponent("sinks") }
 
     public func checkpointFile(size: Int) -> URL {
         checkpoints.appendingPathComponent(String(format: "%020d.txt", size))

@@ -1,10 +1,12 @@
 import AsyncHTTPClient
 import AuditLog
+import Crypto
 import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
 import Synchronization
+import VaultCore
 
 #if canImport(Glibc)
     import Glibc
@@ -113,9 +115,11 @@ final class AuditSink: Sendable {
     }
 
     struct State {
-        /// The log, once it opens, and its entries file open for reading.
+        /// The log, once it opens, its entries file open for reading, and the file that keeps
+        /// this sink's place.
         var log: AuditLog?
         var file: Int32 = -1
+        var place: Int32 = -1
         /// The next entry to send.
         var next = Position(offset: 0, seq: 0)
         /// Every entry before this `seq` was delivered once (a resent one is not counted again).
@@ -148,28 +152,87 @@ final class AuditSink: Sendable {
     }
 
     deinit {
-        let file = state.withLock { $0.file }
-        if file >= 0 { close(file) }
+        let files = state.withLock { [$0.file, $0.place] }
+        for fd in files where fd >= 0 { close(fd) }
     }
 
     var name: String {
         configuration.address ?? configuration.path ?? configuration.url ?? configuration.type.rawValue
     }
 
-    /// Starts reading `log` at its end: the sink sends every entry appended from now on.
+    /// Starts reading `log` where this sink left off: its place is kept in the log's directory
+    /// (`sinks/`, one file per sink, named by its type and destination), so a backlog the
+    /// receiver has not taken yet survives a restart of the server. A sink without a place, or
+    /// whose place is not an entry of this log (a log restored from a backup, say), starts at
+    /// the log's end.
     func attach(_ log: AuditLog) throws {
         let path = log.layout.entries.path
         let file = open(path, O_RDONLY | O_CLOEXEC)
         guard file >= 0 else {
             throw AuditLogError.unavailable("cannot open \(path): \(String(cString: strerror(errno)))")
         }
-        let end = log.end
-        state.withLock { s in
-            if s.file >= 0 { close(s.file) }
-            (s.log, s.file) = (log, file)
-            s.next = Position(offset: end.offset, seq: end.seq)
-            s.deliveredBefore = end.seq
+        try? FileManager.default.createDirectory(
+            at: log.layout.sinks, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let placePath = log.layout.sinks.appendingPathComponent(placeFileName).path
+        let place = open(placePath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard place >= 0 else {
+            close(file)
+            throw AuditLogError.unavailable("cannot open \(placePath): \(String(cString: strerror(errno)))")
         }
+        let end = log.end
+        let start = Self.savedPlace(place).flatMap { Self.isEntry($0, of: file, end: end) ? $0 : nil }
+        let next = start ?? Position(offset: end.offset, seq: end.seq)
+        state.withLock { s in
+            for fd in [s.file, s.place] where fd >= 0 { close(fd) }
+            (s.log, s.file, s.place) = (log, file, place)
+            (s.next, s.deliveredBefore) = (next, next.seq)
+        }
+        save(next, to: place)
+    }
+
+    /// The name of the file that keeps this sink's place: its type and a digest of its
+    /// destination and format.
+    var placeFileName: String {
+        let digest = SHA256.hash(data: Array("\(configuration.type) \(name) \(configuration.format)".utf8))
+        return "\(configuration.type.rawValue)-" + Hex.encode(Array(digest.prefix(8)))
+    }
+
+    /// A place as saved: the entry's offset and `seq`, in decimal, fixed width (each save
+    /// overwrites the last in place).
+    static func encode(_ p: Position) -> [UInt8] {
+        Array(String(format: "%020d %020d\n", p.offset, p.seq).utf8)
+    }
+
+    func save(_ p: Position, to place: Int32) {
+        let record = Self.encode(p)
+        // A save that fails or is torn only makes the sink start again at the log's end.
+        _ = record.withUnsafeBytes { pwrite(place, $0.baseAddress!, $0.count, 0) }
+    }
+
+    static func savedPlace(_ place: Int32) -> Position? {
+        var record = [UInt8](repeating: 0, count: 42)
+        guard record.withUnsafeMutableBytes({ pread(place, $0.baseAddress!, $0.count, 0) }) == 42,
+            record[20] == 0x20, record[41] == 0x0A,
+            let offset = Int(String(decoding: record[0..<20], as: UTF8.self)),
+            let seq = Int(String(decoding: record[21..<41], as: UTF8.self))
+        else { return nil }
+        return Position(offset: offset, seq: seq)
+    }
+
+    /// Whether entry `p.seq` starts at `p.offset` in the entries file (or `p` is the log's end).
+    static func isEntry(_ p: Position, of file: Int32, end: (offset: Int, seq: Int)) -> Bool {
+        if p.offset == end.offset { return p.seq == end.seq }
+        guard p.offset >= 0, p.offset < end.offset, p.seq >= 0, p.seq < end.seq, p.offset == 0 || p.seq > 0 else {
+            return false
+        }
+        // The line there, and the one before it ends just before it.
+        var bytes = [UInt8](repeating: 0, count: min(64 << 10, end.offset - p.offset + 1))
+        let at = max(0, p.offset - 1)
+        let got = bytes.withUnsafeMutableBytes { pread(file, $0.baseAddress!, $0.count, off_t(at)) }
+        guard got > 0 else { return false }
+        let line = bytes[(p.offset - at)..<got]
+        guard p.offset == 0 || bytes[0] == 0x0A, let newline = line.firstIndex(of: 0x0A) else { return false }
+        return LoggedEvent(line: line[..<newline])?.seq == p.seq
     }
 
     var counters: (queued: Int, dropped: Int, delivered: Int) {
@@ -353,15 +416,19 @@ final class AuditSink: Sendable {
         return at
     }
 
-    /// Marks the batch's events up to the i-th delivered; the sink goes on after it.
-    func sent(_ batch: Batch, through i: Int) {
-        state.withLock { s in
+    /// Marks the batch's events up to the i-th delivered; the sink goes on after it. The place
+    /// kept for a restart is `resumeAt` when given: where a syslog connection would go back to
+    /// (TCP does not say what the receiver read), else where the sink goes on.
+    func sent(_ batch: Batch, through i: Int, resumeAt: Position? = nil) {
+        let place = state.withLock { s in
             s.next = batch.after[i]
             for seq in batch.seqs[...i] where seq >= s.deliveredBefore { s.delivered += 1 }
             s.deliveredBefore = max(s.deliveredBefore, batch.seqs[i] + 1)
             s.lastError = nil
             if let log = s.log, s.next.seq >= log.size { s.dropping = false }
+            return s.place
         }
+        save(resumeAt ?? batch.after[i], to: place)
     }
 
     /// Goes back to `position`, if it is before where the sink is (to send again what a broken
@@ -501,8 +568,8 @@ final class AuditSink: Sendable {
                     while !Task.isCancelled {
                         let batch = try await self.next(buffers)
                         try await outbound.write(batch.bytes)
-                        self.sent(batch, through: batch.count - 1)
-                        window.sent(from: batch.start, bytes: batch.bytes.readableBytes)
+                        let resumeAt = window.sent(from: batch.start, bytes: batch.bytes.readableBytes)
+                        self.sent(batch, through: batch.count - 1, resumeAt: resumeAt)
                     }
                 }
                 try await group.next()
@@ -522,7 +589,9 @@ final class SentWindow: Sendable {
     }
     let state = Mutex(Batches())
 
-    func sent(from start: AuditSink.Position, bytes: Int, at now: Date = Date()) {
+    /// Records a batch sent from `start`; returns where the oldest batch still in the window began.
+    @discardableResult
+    func sent(from start: AuditSink.Position, bytes: Int, at now: Date = Date()) -> AuditSink.Position? {
         state.withLock { s in
             s.batches.append(contentsOf: CollectionOfOne((start, bytes, now)))
             s.bytes += bytes
@@ -532,6 +601,7 @@ final class SentWindow: Sendable {
                 s.bytes -= sent.bytes
                 return true
             })
+            return s.batches.elements.first?.start
         }
     }
 

@@ -125,4 +125,53 @@ struct AuditSinkTests {
         sink.sent(again, through: 1)
         #expect(sink.counters.delivered == 2 && sink.counters.queued == 0)
     }
+
+    @Test(
+        "a sink takes up where it left off after a restart; a place that is not an entry of the log starts it at the end"
+    )
+    func place() async throws {
+        let configuration = AuditSinkConfiguration(type: .file, path: "/dev/null")
+        let first = AuditSink(configuration)
+        let f = try Fixture(first)
+        defer { f.cleanup() }
+        try await f.append(0..<6)
+        let batch = try await first.next()
+        first.sent(batch, through: 2)
+
+        // The server restarts: its log opens again, and the same sink resumes at entry 3.
+        let layout = f.log.layout
+        func reopened() throws -> AuditLog {
+            try AuditLog(
+                layout: layout, origin: "test/audit",
+                key: try CheckpointKey(name: "test/audit", seed: [UInt8](repeating: 1, count: 32)),
+                checkpointSeconds: 3600, inlineSyncNanos: Int.max)
+        }
+        let log = try reopened()
+        let second = AuditSink(configuration)
+        try second.attach(log)
+        #expect(second.counters.queued == 3)
+        #expect(try await second.next().seqs == [3, 4, 5])
+        // Another destination has a place of its own: it starts at the end.
+        let other = AuditSink(.init(type: .file, path: "/dev/zero"))
+        try other.attach(log)
+        #expect(other.counters.queued == 0)
+
+        // A place that is not where an entry starts, or names another entry, or is garbled.
+        let placeFile = layout.sinks.appendingPathComponent(second.placeFileName)
+        let line0 = try f.lines(0..<1).utf8.count
+        for bad in [
+            AuditSink.encode(.init(offset: line0 + 1, seq: 1)), AuditSink.encode(.init(offset: line0, seq: 2)),
+            AuditSink.encode(.init(offset: 1 << 40, seq: 3)), Array("3 4\n".utf8), [],
+        ] {
+            try Data(bad).write(to: placeFile)
+            let sink = AuditSink(configuration)
+            try sink.attach(try reopened())
+            #expect(sink.counters.queued == 0, "\(String(decoding: bad, as: UTF8.self))")
+        }
+        // And one that is right.
+        try Data(AuditSink.encode(.init(offset: line0, seq: 1))).write(to: placeFile)
+        let sink = AuditSink(configuration)
+        try sink.attach(try reopened())
+        #expect(try await sink.next().seqs == [1, 2, 3, 4, 5])
+    }
 }

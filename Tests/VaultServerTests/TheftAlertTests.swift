@@ -281,12 +281,13 @@ struct SinkBacklogTests {
         let now = Date()
         func at(_ seq: Int) -> AuditSink.Position { .init(offset: seq * 100, seq: seq) }
         window.sent(from: at(0), bytes: 1 << 20, at: now.addingTimeInterval(-10))  // too old once newer ones come
-        window.sent(from: at(10), bytes: 1, at: now.addingTimeInterval(-1))
-        window.sent(from: at(20), bytes: 1, at: now.addingTimeInterval(-1))
+        #expect(window.sent(from: at(10), bytes: 1, at: now.addingTimeInterval(-1)) == at(10))  // the old one went
+        #expect(window.sent(from: at(20), bytes: 1, at: now.addingTimeInterval(-1)) == at(10))
         #expect(window.rewind(since: now.addingTimeInterval(-5)) == at(10))
         #expect(window.rewind(since: .distantPast) == nil)  // taken: the window starts again
         for i in 0..<20 { window.sent(from: at(100 + i), bytes: 1 << 20, at: now) }
-        window.sent(from: at(200), bytes: 1, at: now)  // 20 MiB and a byte: the oldest 5 go
+        // 20 MiB and a byte: the oldest 5 go.
+        #expect(window.sent(from: at(200), bytes: 1, at: now) == at(105))
         #expect(window.rewind(since: .distantPast) == at(105))
     }
 }
