@@ -200,7 +200,16 @@ final class AuditSink: Sendable {
     /// A place as saved: the entry's offset and `seq`, in decimal, fixed width (each save
     /// overwrites the last in place).
     static func encode(_ p: Position) -> [UInt8] {
-        Array(String(format: "%020d %020d\n", p.offset, p.seq).utf8)
+        var record = [UInt8](repeating: 0x30, count: 42)
+        for (value, end) in [(p.offset, 20), (p.seq, 41)] {
+            var rest = value
+            for i in stride(from: end - 1, through: end - 20, by: -1) where rest > 0 {
+                record[i] = UInt8(0x30 + rest % 10)
+                rest /= 10
+            }
+        }
+        (record[20], record[41]) = (0x20, 0x0A)
+        return record
     }
 
     func save(_ p: Position, to place: Int32) {

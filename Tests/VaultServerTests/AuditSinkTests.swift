@@ -156,6 +156,10 @@ struct AuditSinkTests {
         try other.attach(log)
         #expect(other.counters.queued == 0)
 
+        // A place as saved: both numbers in decimal, fixed width.
+        #expect(
+            String(decoding: AuditSink.encode(.init(offset: 1_234_567, seq: 45)), as: UTF8.self)
+                == "00000000000001234567 00000000000000000045\n")
         // A place that is not where an entry starts, or names another entry, or is garbled.
         let placeFile = layout.sinks.appendingPathComponent(second.placeFileName)
         let line0 = try f.lines(0..<1).utf8.count
