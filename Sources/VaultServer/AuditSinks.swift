@@ -417,11 +417,12 @@ final class AuditSink: Sendable {
         let skipped = at.seq - from.seq
         let startedDropping: Bool = state.withLock { s in
             s.next = at
+            guard skipped > 0 else { return false }
             s.dropped += skipped
             defer { s.dropping = true }
             return !s.dropping
         }
-        if startedDropping, skipped > 0 { onDrop?(skipped) }
+        if startedDropping { onDrop?(skipped) }
         return at
     }
 
