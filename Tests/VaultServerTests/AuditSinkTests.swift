@@ -105,6 +105,26 @@ struct AuditSinkTests {
         #expect(told.withLock { $0 } == [2, 1])
     }
 
+    @Test("a skip that finds nothing to pass over drops nothing and keeps the next episode's alert")
+    func skipOfNothing() async throws {
+        let sink = AuditSink(.init(type: .file, path: "/dev/null", capacity: 3))
+        let told = Mutex<[Int]>([])
+        sink.onDrop = { n in told.withLock { $0.append(n) } }
+        let f = try Fixture(sink)
+        defer { f.cleanup() }
+        try await f.append(0..<2)
+        let file = sink.state.withLock { $0.file }
+        let end = AuditSink.Position(offset: f.log.durableLength, seq: 2)
+        // Asked to skip where no line is left (the log's end): nothing moves, nothing is counted.
+        let at = try sink.skip(5, from: end, to: f.log.durableLength, file, AuditSink.Buffers())
+        #expect(at == end)
+        #expect(sink.counters.dropped == 0 && told.withLock { $0 }.isEmpty)
+        // A real overflow afterwards is a new episode and alerts.
+        try await f.append(2..<7)
+        #expect(try await sink.next().seqs == [4, 5, 6])
+        #expect(sink.counters.dropped == 2 && told.withLock { $0 } == [2])
+    }
+
     @Test("a webhook sink sends alerts only, each its own body; a rewound sink sends again, counted once")
     func webhookAlerts() async throws {
         let sink = AuditSink(.init(type: .webhook, url: "http://127.0.0.1:9/hook"))
