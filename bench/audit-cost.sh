@@ -6,6 +6,8 @@
 # input for plain TCP at high rates (imtcp, its general one, costs it about twice the CPU per
 # event: CONFIGS=… imtcp measures a sink to that too). The syslog sink is also measured sending to
 # a receiver that only reads its socket (drain), which tells the sink's own cost from the receiver's.
+# For each receiver the output gives its CPU per event and its share of the cores' time: the part
+# of that configuration's cost that is the receiver's, which a receiver on another host would not take.
 # Target (issue 5): audit costs at most 10 % of throughput.
 # Usage: bench/audit-cost.sh [SECONDS] [ROUNDS]     defaults: 5 and 5
 #        CONFIGS="none audit" bench/audit-cost.sh      only some of: none audit file syslog imtcp drain other
@@ -108,9 +110,10 @@ done
 # than between medians of whole runs. Each round starts one configuration later than the last.
 # Besides requests/s, the server's own CPU time per request (user + system, from /proc), which
 # another tenant of the host disturbs less than it does throughput.
-declare -A RATES CPU RECEIVER COSTS ADDED
+declare -A RATES CPU RECEIVER SHARE COSTS ADDED
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
+NCPU=$(nproc)
 # measure NAME: one round of load on that server; sets RATE and CPU_PER_REQUEST.
 measure() {
   local name="$1" receiver= before after receiver_before receiver_after out
@@ -133,6 +136,8 @@ measure() {
   CPU[$name]="${CPU[$name]:-} $CPU_PER_REQUEST"
   if [ -n "$receiver" ]; then
     RECEIVER[$name]="${RECEIVER[$name]:-} $(echo "($receiver_after - $receiver_before) / $TICK * 1000000 / ($RATE * $SECS)" | bc -l | xargs printf '%.1f')"
+    # The share of the cores' time the receiver took: time the server and wrk did not have.
+    SHARE[$name]="${SHARE[$name]:-} $(echo "($receiver_after - $receiver_before) / $TICK / ($SECS * $NCPU) * 100" | bc -l | xargs printf '%.1f')"
   fi
 }
 read -ra ORDER <<< "${CONFIGS//none/}"
@@ -169,6 +174,7 @@ done
 NONE=$(median "${RATES[none]}")
 NONE_CPU=$(median "${CPU[none]}")
 cost() { median "${COSTS[$1]}" | xargs printf '%.1f %%'; }
+receiver() { echo "$(median "${RECEIVER[$1]}") µs of its CPU per event, $(median "${SHARE[$1]}") % of the $NCPU cores' time (the server and wrk did not have it)"; }
 echo "GET /v1/models/acme/small, wrk -c64, median of $ROUNDS alternating rounds x ${SECS}s"
 echo "(audit costs: the median over the rounds of each run's cost against the unaudited runs around it):"
 echo "  audit disabled (test build): $NONE req/s  (its runs: $(printf "%s\n" ${RATES[none]} | sort -n | sed -n '1p;$p' | paste -sd' ' | awk '{printf "%d – %d, %.0f %% apart", $1, $2, ($2 / $1 - 1) * 100}'))"
@@ -179,11 +185,11 @@ for name in $CONFIGS; do
     other) echo "  $OTHER, no sink: $rate req/s  (audit costs $(cost other))" ;;
     file) echo "  audited, file sink:          $rate req/s  (audit costs $(cost file))" ;;
     syslog) echo "  audited, syslog sink:        $rate req/s  (audit costs $(cost syslog); $(wc -l < "$W/imptcp/syslog.out") lines at rsyslog)"
-      echo "    rsyslogd (imptcp), the receiver, shares these cores: $(median "${RECEIVER[syslog]}") µs of its CPU per event" ;;
+      echo "    rsyslogd (imptcp), the receiver, shares these cores: $(receiver syslog)" ;;
     imtcp) echo "  audited, syslog sink to rsyslogd's imtcp: $rate req/s  (audit costs $(cost imtcp); $(wc -l < "$W/imtcp/syslog.out") lines at rsyslog)"
-      echo "    rsyslogd (imtcp), the receiver, shares these cores: $(median "${RECEIVER[imtcp]}") µs of its CPU per event" ;;
+      echo "    rsyslogd (imtcp), the receiver, shares these cores: $(receiver imtcp)" ;;
     drain) echo "  audited, syslog sink, to a receiver that only reads: $rate req/s  (audit costs $(cost drain); $(drain_frames) frames there)"
-      echo "    the drain (Python) shares these cores too: $(median "${RECEIVER[drain]}") µs of its CPU per event" ;;
+      echo "    the drain (Python) shares these cores too: $(receiver drain)" ;;
   esac
 done
 echo "server CPU per request (median): audit disabled $NONE_CPU µs"
