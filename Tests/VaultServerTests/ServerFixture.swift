@@ -154,8 +154,12 @@ struct ServerFixture {
         return Reply(status: Int(response.status.code), headers: fields, json: json)
     }
 
+    /// A request with an optional JSON body. `timeout` catches a request that hangs, not a slow
+    /// one: the suites run in parallel on two cores, and in the first minute, when every suite
+    /// starts its servers and hashes its passwords, one request of a few milliseconds took over
+    /// 10 s. A test that expects a refusal sets a short one.
     func request(
-        _ method: HTTPMethod, _ path: String, body: String? = nil, client: HTTPClient? = nil, timeout: Int64 = 10,
+        _ method: HTTPMethod, _ path: String, body: String? = nil, client: HTTPClient? = nil, timeout: Int64 = 60,
         token: String? = nil
     ) async throws -> Reply {
         var request = HTTPClientRequest(url: base + path)
