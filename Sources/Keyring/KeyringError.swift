@@ -4,6 +4,7 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
     case foreignShare
     case duplicateShare
     case thresholdMismatch
+    case unknownShare
     case wrongShares
     case wrongPassphrase
     case weakPassphrase
@@ -20,6 +21,7 @@ public enum KeyringError: Error, Equatable, Sendable, CustomStringConvertible {
         case .foreignShare: "that share belongs to a different vault"
         case .duplicateShare: "that share was already given; enter a different one"
         case .thresholdMismatch: "that share is from a different split of this vault's key"
+        case .unknownShare: "that is not one of this vault's unseal shares; check it against the one you were given"
         case .wrongShares:
             "the shares given do not reconstruct this vault's unseal key; progress was reset, start again"
         case .wrongPassphrase: "wrong passphrase"

@@ -72,6 +72,10 @@ public struct KeyringFile: Codable, Sendable {
     var keyring: Box
     /// The root key sealed by the HSM (`pkcs11` vaults); `rootKey` is then the recovery copy.
     var hsmRootKey: Box?
+    /// A digest of each unseal share, by x − 1 (`shareDigest`): one share can be told genuine on
+    /// its own, so a stranger can neither feed the server a forged share nor reset its progress.
+    /// Absent from keyrings made before; the first unseal with shares adds them.
+    var shareDigests: [String]?
 
     /// What `create` chooses between.
     public enum Method: Sendable {
@@ -138,7 +142,42 @@ public struct KeyringFile: Codable, Sendable {
             keyring: try box(
                 JSONEncoder().encode(keyring), key: rootKey, label: "keyring", vaultID: keyring.id))
         if let (_, sealer) = hsm { try file.sealRootKey(rootKey, with: sealer) }
+        if !shares.isEmpty { file.shareDigests = shares.map { Self.shareDigest($0, vaultID: keyring.id) } }
         return (file, keyring, rootKey, shares)
+    }
+
+    /// SHA-256 of the share with the vault's whole id: one-way, so the file does not give the share away.
+    static func shareDigest(_ share: UnsealShare, vaultID: [UInt8]) -> String {
+        let input =
+            Array("mvault unseal share v1".utf8) + vaultID + [UInt8(share.threshold), share.point.x] + share.point.y
+        return Hex.encode(Array(SHA256.hash(data: input)))
+    }
+
+    public var hasShareDigests: Bool { shareDigests != nil }
+
+    /// Whether `share` is one of this vault's shares; nil when the keyring predates share digests.
+    public func recognizes(_ share: UnsealShare) -> Bool? {
+        guard let digests = shareDigests, let id = Hex.decode(vaultID) else { return nil }
+        let index = Int(share.point.x) - 1
+        guard share.vaultID == Array(id.prefix(8)), index >= 0, index < digests.count else { return false }
+        return digests[index] == Self.shareDigest(share, vaultID: id)
+    }
+
+    /// Adds share digests to a keyring that has none, from `threshold` genuine shares (they
+    /// opened the keyring): every other share is the same polynomials at its own x.
+    public mutating func addShareDigests(from given: [UnsealShare]) {
+        guard shareDigests == nil, let first = given.first, let id = Hex.decode(vaultID) else { return }
+        let count: Int
+        switch seal {
+        case .shamir(let n, _): count = n
+        case .pkcs11(let config): count = config.recoveryShares
+        case .passphrase: return
+        }
+        shareDigests = (1...max(1, count)).map { x in
+            let y = given.count == 1 ? first.point.y : Shamir.interpolate(given.map(\.point), at: UInt8(x))
+            return Self.shareDigest(
+                UnsealShare(vaultID: id, threshold: first.threshold, point: .init(x: UInt8(x), y: y)), vaultID: id)
+        }
     }
 
     /// Seals `rootKey` with the HSM, as the copy `open(sealer:)` opens.

@@ -31,15 +31,21 @@ public enum Shamir {
 
     /// Interpolates the secret at x = 0 from `points` (distinct x, equal lengths).
     public static func combine(_ points: [Point]) -> [UInt8] {
+        interpolate(points, at: 0)
+    }
+
+    /// The polynomials through `points` (distinct x, equal lengths), evaluated at `x`: at 0 the
+    /// secret, at another x the share that x names.
+    public static func interpolate(_ points: [Point], at x: UInt8) -> [UInt8] {
         precondition(points.count >= 2)
         let length = points[0].y.count
         var secret = [UInt8](repeating: 0, count: length)
         for (i, point) in points.enumerated() {
-            // Lagrange basis at 0: Π_{j≠i} x_j / (x_j − x_i); subtraction is XOR here.
+            // Lagrange basis at x: Π_{j≠i} (x − x_j) / (x_i − x_j); subtraction is XOR here.
             var basis: UInt8 = 1
             for (j, other) in points.enumerated() where j != i {
                 basis = GF256.multiply(
-                    basis, GF256.multiply(other.x, GF256.inverse(other.x ^ point.x)))
+                    basis, GF256.multiply(x ^ other.x, GF256.inverse(other.x ^ point.x)))
             }
             for k in 0..<length {
                 secret[k] ^= GF256.multiply(point.y[k], basis)

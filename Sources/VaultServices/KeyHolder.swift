@@ -45,6 +45,7 @@ public final class KeyHolder: VaultKeys, Sendable {
         try state.withLock { s in
             if s.keyring != nil { return Self.status(of: s) }
             let unsealKey: [UInt8]
+            var given: [UnsealShare] = []
             switch s.file.seal {
             case .passphrase:
                 guard let passphrase else { throw KeyringError.wrongSealType(expected: s.file.seal.summary) }
@@ -57,6 +58,8 @@ public final class KeyHolder: VaultKeys, Sendable {
                 guard let vaultID = Hex.decode(s.file.vaultID) else {
                     throw KeyringError.corruptKeyring("bad vault id")
                 }
+                guard parsed.vaultID == Array(vaultID.prefix(8)) else { throw KeyringError.foreignShare }
+                if s.file.recognizes(parsed) == false { throw KeyringError.unknownShare }
                 var progress = s.progress ?? UnsealProgress(vaultID: vaultID, threshold: threshold)
                 switch try progress.add(parsed) {
                 case .needMore:
@@ -65,11 +68,18 @@ public final class KeyHolder: VaultKeys, Sendable {
                 case .complete(let key):
                     s.progress = nil
                     unsealKey = key
+                    given = progress.shares
                 }
             }
             let opened = try s.file.open(unsealKey: unsealKey)
             s.keyring = opened.keyring
             s.rootKey = opened.rootKey
+            if !given.isEmpty, !s.file.hasShareDigests {
+                // A keyring from before share digests: these genuine shares let it recognise every one.
+                var file = s.file
+                file.addShareDigests(from: given)
+                if (try? file.write(to: keyringURL)) != nil { s.file = file }
+            }
             return Self.status(of: s)
         }
     }
@@ -134,6 +144,21 @@ public final class KeyHolder: VaultKeys, Sendable {
         state.withLock {
             $0.progress = nil
             return Self.status(of: $0)
+        }
+    }
+
+    /// Forgets the shares given so far, for someone who proves to hold one of this vault's shares
+    /// (over the network, where anyone could ask). A keyring from before share digests can only
+    /// check that the share is well formed and names this vault.
+    public func resetUnseal(proof share: String) throws -> KeyStatus {
+        let parsed = try UnsealShare(text: share)
+        return try state.withLock { s in
+            guard let id = Hex.decode(s.file.vaultID), parsed.vaultID == Array(id.prefix(8)) else {
+                throw KeyringError.foreignShare
+            }
+            guard s.file.recognizes(parsed) != false else { throw KeyringError.unknownShare }
+            s.progress = nil
+            return Self.status(of: s)
         }
     }
 

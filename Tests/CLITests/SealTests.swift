@@ -61,20 +61,21 @@ struct SealTests {
         #expect(r.stderr.contains("belongs to a different vault"))
         #expect(try await cli.run(["status"]).stdout.contains("0 of 3"))
 
-        // Well-formed shares of this vault that do not lie on its polynomial.
+        // Well-formed shares of this vault that do not lie on its polynomial: each is refused on
+        // its own (the keyring holds a digest of every genuine share), before it spoils progress.
         let genuine = try UnsealShare(text: shares[0])
-        let forged = (1...3).map { x in
-            UnsealShare(
+        try await cli.run(["unseal"], stdin: shares[1])
+        for x in 1...3 {
+            let forged = UnsealShare(
                 vaultID: genuine.vaultID, threshold: 3,
                 point: .init(x: UInt8(x), y: (0..<32).map { _ in UInt8.random(in: 0...255) }))
+            r = try await cli.run(["unseal"], stdin: forged.text)
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("that is not one of this vault's unseal shares"), "\(r.stderr)")
         }
-        try await cli.run(["unseal"], stdin: forged[0].text)
-        try await cli.run(["unseal"], stdin: forged[1].text)
-        r = try await cli.run(["unseal"], stdin: forged[2].text)
-        #expect(r.status == 1)
-        #expect(r.stderr.contains("do not reconstruct this vault's unseal key"))
         r = try await cli.run(["status"])
-        #expect(r.stdout.contains("sealed (0 of 3 shares given)"))
+        #expect(r.stdout.contains("sealed (1 of 3 shares given)"), "\(r.stdout)")
+        try await cli.run(["unseal", "--reset"])
 
         r = try await cli.run(["unseal"], stdin: "")
         #expect(r.status == 1)

@@ -159,4 +159,35 @@ struct KeyringFileTests {
         #expect(a.blobAddress(forSHA256: digest) != b.blobAddress(forSHA256: digest))
         #expect(a.blobAddress(forSHA256: digest).count == 64)
     }
+
+    @Test("interpolating at a share's x gives that share back")
+    func interpolateShares() {
+        let secret = SecureRandom.bytes(32)
+        let points = Shamir.split(secret, shares: 5, threshold: 3)
+        for point in points {
+            #expect(Shamir.interpolate(Array(points.filter { $0.x != point.x }.prefix(3)), at: point.x) == point.y)
+        }
+    }
+
+    @Test("the keyring recognises its own shares one at a time; an older keyring learns them from one unseal")
+    func shareDigests() throws {
+        let (file, _, _, shares) = try KeyringFile.create(method: .shamir(shares: 3, threshold: 2))
+        for share in shares { #expect(file.recognizes(share) == true) }
+        let genuine = shares[1]
+        let forged = UnsealShare(
+            vaultID: genuine.vaultID, threshold: 2, point: .init(x: genuine.point.x, y: genuine.point.y.reversed()))
+        #expect(file.recognizes(forged) == false)
+        #expect(
+            file.recognizes(UnsealShare(vaultID: genuine.vaultID, threshold: 2, point: .init(x: 9, y: genuine.point.y)))
+                == false)
+        // A keyring written before share digests.
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(file)) as! [String: Any]
+        #expect(json["shareDigests"] != nil)
+        json["shareDigests"] = nil
+        var legacy = try JSONDecoder().decode(KeyringFile.self, from: JSONSerialization.data(withJSONObject: json))
+        #expect(legacy.recognizes(genuine) == nil && !legacy.hasShareDigests)
+        legacy.addShareDigests(from: [shares[0], shares[2]])
+        for share in shares { #expect(legacy.recognizes(share) == true) }
+        #expect(legacy.recognizes(forged) == false)
+    }
 }
