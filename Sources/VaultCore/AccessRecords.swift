@@ -226,6 +226,38 @@ public struct ModelPattern: Hashable, Sendable, Codable, CustomStringConvertible
         Self.glob(Array(text.utf8)[...], Array(name.utf8)[...])
     }
 
+    /// Whether every name `other` matches, this matches too. Sure when true: `other`'s text is
+    /// matched with its `*`s taken as plain characters, which only this pattern's `*`s can absorb
+    /// (so whatever a `*` of `other` stands for, the same run absorbs it). May say false for a
+    /// few covering pairs (`*a*` and `a*b`, say); callers refuse then, which is the safe side.
+    public func covers(_ other: ModelPattern) -> Bool {
+        Self.glob(Array(text.utf8)[...], Array(other.text.utf8)[...])
+    }
+
+    /// Whether some name matches both patterns.
+    public func overlaps(_ other: ModelPattern) -> Bool {
+        let (a, b) = (Array(text.utf8), Array(other.text.utf8))
+        // reachable[i][j]: some string takes `a[..<i]` and `b[..<j]` to the same place.
+        var reachable = Array(repeating: Array(repeating: false, count: b.count + 1), count: a.count + 1)
+        reachable[0][0] = true
+        for i in 0...a.count {
+            for j in 0...b.count where reachable[i][j] {
+                let (x, y) = (i < a.count ? a[i] : nil, j < b.count ? b[j] : nil)
+                // A `*` may stand for nothing, or swallow what the other pattern spells next.
+                if x == 0x2A {
+                    reachable[i + 1][j] = true
+                    if y != nil { reachable[i][j + 1] = true }
+                }
+                if y == 0x2A {
+                    reachable[i][j + 1] = true
+                    if x != nil { reachable[i + 1][j] = true }
+                }
+                if let x, let y, x != 0x2A, y != 0x2A, x == y { reachable[i + 1][j + 1] = true }
+            }
+        }
+        return reachable[a.count][b.count]
+    }
+
     static func glob(_ p: ArraySlice<UInt8>, _ s: ArraySlice<UInt8>) -> Bool {
         var p = p
         var s = s

@@ -33,12 +33,16 @@ public enum AccessTarget: Sendable, Equatable, CustomStringConvertible {
     case vault
     /// Some model: allowed when any model could be (listing, which then filters per model).
     case anyModel
+    /// Every model a pattern names (what a grant on it would give): allowed only by a role, or a
+    /// grant whose pattern covers all of it, and refused by a deny on any model it names.
+    case pattern(ModelPattern)
 
     public var description: String {
         switch self {
         case .model(let name): name
         case .vault: "the vault"
         case .anyModel: "any model"
+        case .pattern(let pattern): pattern.text
         }
     }
 
@@ -47,6 +51,7 @@ public enum AccessTarget: Sendable, Equatable, CustomStringConvertible {
         case .model(let name): pattern.matches(name)
         case .vault: pattern.text == "*"
         case .anyModel: true
+        case .pattern(let names): pattern.covers(names)
         }
     }
 
@@ -55,6 +60,7 @@ public enum AccessTarget: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .model(let name): pattern.matches(name)
         case .vault, .anyModel: pattern.text == "*"
+        case .pattern(let names): pattern.overlaps(names)
         }
     }
 }

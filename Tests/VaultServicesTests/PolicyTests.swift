@@ -42,6 +42,50 @@ struct PolicyTests {
         }
     }
 
+    @Test("pattern containment is never wrong when it says yes; overlap is exact")
+    func patternRelations() throws {
+        let covers: [(String, String, Bool)] = [
+            ("*", "acme/*", true), ("acme/*", "acme/*", true), ("acme/*", "acme/llama-*", true),
+            ("acme/*", "acme/x", true), ("acme/x", "acme/*", false), ("acme/*", "*", false),
+            ("acme/*", "acmex/*", false), ("acme/llama-*", "acme/*", false), ("*/llama-*", "acme/llama-7*", true),
+            ("acme/*-7b", "acme/*", false), ("a*", "*a", false),
+        ]
+        for (outer, inner, expected) in covers {
+            #expect(try ModelPattern(outer).covers(ModelPattern(inner)) == expected, "\(outer) ⊇ \(inner)")
+        }
+        let overlaps: [(String, String, Bool)] = [
+            ("acme/secret-*", "acme/*", true), ("acme/*", "acme/secret-*", true), ("acme/*", "other/*", false),
+            ("acme/x", "acme/x", true), ("acme/x", "acme/y", false), ("*", "acme/x", true), ("a*", "*b", true),
+            ("a*c", "ab*", true), ("a*c", "*b", false), ("acme/secret-*", "acme/public", false),
+            ("*-7b", "acme/*", true), ("x*y*z", "*q*", true), ("ab", "a*b*", true), ("ab", "a*c", false),
+        ]
+        for (a, b, expected) in overlaps {
+            #expect(try ModelPattern(a).overlaps(ModelPattern(b)) == expected, "\(a) ∩ \(b)")
+        }
+    }
+
+    @Test("a pattern target: allowed by a role or a grant covering all of it, refused by a deny on any of it")
+    func patternTarget() throws {
+        let acme = AccessTarget.pattern(try ModelPattern("acme/*"))
+        #expect(ask(.pull, acme, roles: [consumer]).allowed)
+        #expect(ask(.pull, acme, grants: [try grant("g1", .user("bob"), "acme/*", [.pull])]).allowed)
+        #expect(ask(.pull, acme, grants: [try grant("g1", .user("bob"), "*", [.pull])]).allowed)
+        #expect(!ask(.pull, acme, grants: [try grant("g1", .user("bob"), "acme/llama-*", [.pull])]).allowed)
+        #expect(
+            !ask(.pull, .pattern(try ModelPattern("*")), grants: [try grant("g1", .user("bob"), "acme/*", [.pull])])
+                .allowed)
+        let deny = try grant("g9", .user("bob"), "acme/secret-*", [.pull], .deny)
+        #expect(!ask(.pull, acme, roles: [consumer], grants: [deny]).allowed)
+        #expect(ask(.pull, .pattern(try ModelPattern("acme/public-*")), roles: [consumer], grants: [deny]).allowed)
+        let token = TokenRecord(
+            id: "t1", name: "ci", owner: "bob", secretHash: "",
+            scopes: [
+                TokenScope(pattern: try ModelPattern("acme/demo"), capabilities: [.pull])
+            ], expiresAt: now.addingTimeInterval(60), createdAt: now)
+        #expect(!ask(.pull, acme, roles: [consumer], token: token).allowed, "the token covers acme/demo only")
+        #expect(ask(.pull, .pattern(try ModelPattern("acme/demo")), roles: [consumer], token: token).allowed)
+    }
+
     @Test("model names: namespace/name of lowercase letters, digits, '-', '_' and '.', each part 1 to 64")
     func modelNames() throws {
         let name = try ModelName(parsing: "acme/llama-3.1_8b")
