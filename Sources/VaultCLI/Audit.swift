@@ -181,9 +181,11 @@ struct Audit: AsyncParsableCommand {
                         (what.isEmpty ? "" : "  ") + "→ \(r.status)" + (r.bytes.map { " \($0) B" } ?? "")
                         + (r.error.map { " \($0)" } ?? "")
                 }
+                // Names and errors in entries came from clients: escaped, never raw, on a terminal.
                 print(
-                    "\(e.seq)  \(e.time.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))  \(e.phase)  \(who)  \(e.sourceIP ?? "-")  \(e.action)  \(what)"
-                )
+                    ModelFilePath.displayed(
+                        "\(e.seq)  \(e.time.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))  \(e.phase)  \(who)  \(e.sourceIP ?? "-")  \(e.action)  \(what)"
+                    ))
             }
         }
     }

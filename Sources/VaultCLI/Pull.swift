@@ -56,7 +56,9 @@ struct Pull: AsyncParsableCommand {
         for file in pulled.files {
             let check = file.verified ? "verified" : "size checked"
             let what = file.fingerprinted ? "fingerprinted, \(check)" : check
-            print("wrote \(output)/\(file.path)  \(Terminal.formatBytes(file.size))  sha256:\(file.sha256) (\(what))")
+            print(
+                "wrote \(output)/\(ModelFilePath.displayed(file.path))  \(Terminal.formatBytes(file.size))  sha256:\(file.sha256) (\(what))"
+            )
         }
         let version = pulled.version
         switch copy {

@@ -27,7 +27,9 @@ struct Push: AsyncParsableCommand {
             }
         }
         for file in version.files {
-            print("stored \(file.path)  \(Terminal.formatBytes(file.size))  sha256:\(file.sha256)")
+            print(
+                "stored \(ModelFilePath.displayed(file.path))  \(Terminal.formatBytes(file.size))  sha256:\(file.sha256)"
+            )
         }
         print(
             "pushed \(name)@\(version.number) (\(version.files.count) file(s), \(Terminal.formatBytes(version.totalSize)))"

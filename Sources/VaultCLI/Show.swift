@@ -34,7 +34,7 @@ struct Show: AsyncParsableCommand {
         print("\(v.model)@\(v.number)  created \(dates.string(from: v.createdAt))")
         if let note = v.note { print("note: \(note)") }
         for file in v.files {
-            print("  \(file.path)  \(file.size) bytes  sha256:\(file.sha256)")
+            print("  \(ModelFilePath.displayed(file.path))  \(file.size) bytes  sha256:\(file.sha256)")
         }
     }
 }

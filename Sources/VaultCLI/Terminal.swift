@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import VaultCore
 
 #if canImport(Glibc)
     import Glibc
@@ -66,6 +67,7 @@ final class ProgressBar {
 
     func update(file: String, done: UInt64, total: UInt64) {
         guard enabled, total > 4_000_000 else { return }
+        let file = ModelFilePath.displayed(file)
         if current != file {
             current = file
             start = Date()

@@ -103,7 +103,7 @@ struct TraceCommand: ParsableCommand {
                     let range =
                         d.rangeStart == 0 && d.sentSHA256 != nil ? "whole file" : "bytes \(d.rangeStart)-\(d.rangeEnd)"
                     print(
-                        "           download \(d.id)  \(d.at.formatted(.iso8601))  \(d.path)  \(range)\(d.sourceIP.map { "  from \($0)" } ?? "")"
+                        "           download \(d.id)  \(d.at.formatted(.iso8601))  \(ModelFilePath.displayed(d.path))  \(range)\(d.sourceIP.map { "  from \($0)" } ?? "")"
                     )
                 }
             }

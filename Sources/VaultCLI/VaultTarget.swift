@@ -223,7 +223,7 @@ struct RemoteVault: VaultTarget {
                 have += UInt64(chunk.count)
             }
             FileHandle.standardError.write(
-                Data("resuming \(file.path) at \(have) of \(file.size) bytes\n".utf8))
+                Data("resuming \(ModelFilePath.displayed(file.path)) at \(have) of \(file.size) bytes\n".utf8))
         } else if existing > file.size {
             guard ftruncate(fd, 0) == 0 else { throw AtomicFile.errnoError(path: partial.path) }
         }
@@ -269,7 +269,7 @@ struct RemoteVault: VaultTarget {
         if expected == nil {
             FileHandle.standardError.write(
                 Data(
-                    "note: \(file.path) was resumed and the server holds no digest of the whole fingerprinted copy yet; its size was checked, its bytes came over TLS\n"
+                    "note: \(ModelFilePath.displayed(file.path)) was resumed and the server holds no digest of the whole fingerprinted copy yet; its size was checked, its bytes came over TLS\n"
                         .utf8))
         }
         guard fsync(fd) == 0 else { throw AtomicFile.errnoError(path: dest.path) }

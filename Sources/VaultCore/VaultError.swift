@@ -35,11 +35,14 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The request contradicts the current state (e.g. deleting a role still in use).
     case conflict(String, hint: String?)
 
+    /// Names come from files and requests: shown escaped, never raw, on a terminal.
+    private func shown(_ name: String) -> String { ModelFilePath.displayed(name) }
+
     public var description: String {
         switch self {
         case .invalidModelName(let name, let reason): "invalid model name '\(name)': \(reason)"
         case .invalidVersion(let text): "invalid version '\(text)': expected a positive integer"
-        case .invalidFilePath(let path, let reason): "invalid file name '\(path)': \(reason)"
+        case .invalidFilePath(let path, let reason): "invalid file name '\(shown(path))': \(reason)"
         case .notAVault(let path): "\(path) is not a ModelVault vault"
         case .vaultExists(let path): "\(path) already holds a vault"
         case .sealed: "the vault is sealed"
@@ -47,17 +50,17 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownVersion(let name, let number): "model \(name) has no version \(number)"
         case .noVersions(let name): "model \(name) has no versions"
         case .unmarkable(let file, let detail):
-            "\(file) cannot be fingerprinted, so it is not served to this account: \(detail)"
-        case .inputMissing(let path): "\(path): no such file"
-        case .inputNotAFile(let path): "\(path) is not a regular file"
-        case .duplicateFileName(let name): "two input files are both named \(name)"
-        case .outputExists(let path): "\(path) already exists"
-        case .corrupt(let file, let detail): "\(file) is corrupt: \(detail)"
-        case .integrity(let file, let detail): "\(file) failed its integrity check: \(detail)"
+            "\(shown(file)) cannot be fingerprinted, so it is not served to this account: \(detail)"
+        case .inputMissing(let path): "\(shown(path)): no such file"
+        case .inputNotAFile(let path): "\(shown(path)) is not a regular file"
+        case .duplicateFileName(let name): "two input files are both named \(shown(name))"
+        case .outputExists(let path): "\(shown(path)) already exists"
+        case .corrupt(let file, let detail): "\(shown(file)) is corrupt: \(detail)"
+        case .integrity(let file, let detail): "\(shown(file)) failed its integrity check: \(detail)"
         case .retiredKey(let file, let version):
-            "\(file) is wrapped under retired key version \(version)"
+            "\(shown(file)) is wrapped under retired key version \(version)"
         case .unknownKey(let version): "key version \(version) is not in this vault's keyring"
-        case .io(let path, let detail): "\(path): \(detail)"
+        case .io(let path, let detail): "\(shown(path)): \(detail)"
         case .noSpace(let path): "no space left on the device holding \(path)"
         case .keyService(let detail): detail
         case .invalidArgument(let detail): detail

@@ -21,7 +21,7 @@ public final class FileSealer: @unchecked Sendable {
     var finished = false
 
     init(name: String, keys: any VaultKeys, blobs: any BlobStore, threads: Int) throws {
-        try ModelFilePath.validate(name)
+        try ModelFilePath.validateNew(name)
         try keys.requireUnsealed()
         self.name = name
         self.keys = keys
@@ -108,6 +108,7 @@ extension LocalVault {
         for file in files where !seen.insert(file.record.path).inserted {
             throw VaultError.duplicateFileName(file.record.path)
         }
+        try ModelFilePath.validateSet(files.map(\.record.path))
         try keys.requireUnsealed()
         return try withWriteLock {
             try collectGarbage()

@@ -164,16 +164,18 @@ public final class LocalVault: Sendable {
                     if fm.fileExists(atPath: base + "/" + rel, isDirectory: &sub), !sub.boolValue { found.append(rel) }
                 }
                 for rel in found.sorted() {
-                    try ModelFilePath.validate(rel)
-                    inputs.append(Input(url: URL(fileURLWithPath: base + "/" + rel), name: rel))
+                    // Stored in its canonical form, so two spellings of one name meet as duplicates.
+                    let name = ModelFilePath.canonical(rel)
+                    try ModelFilePath.validateNew(name)
+                    inputs.append(Input(url: URL(fileURLWithPath: base + "/" + rel), name: name))
                 }
             } else {
                 var st = stat()
                 guard stat(url.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
                     throw VaultError.inputNotAFile(path: url.path)
                 }
-                let name = url.lastPathComponent
-                try ModelFilePath.validate(name)
+                let name = ModelFilePath.canonical(url.lastPathComponent)
+                try ModelFilePath.validateNew(name)
                 inputs.append(Input(url: url, name: name))
             }
         }
@@ -181,6 +183,7 @@ public final class LocalVault: Sendable {
         for input in inputs where !seen.insert(input.name).inserted {
             throw VaultError.duplicateFileName(input.name)
         }
+        try ModelFilePath.validateSet(inputs.map(\.name))
         guard !inputs.isEmpty else { throw VaultError.invalidArgument("the given directories hold no files") }
         return inputs
     }

@@ -86,6 +86,28 @@ struct PolicyTests {
         #expect(ask(.pull, .pattern(try ModelPattern("acme/demo")), roles: [consumer], token: token).allowed)
     }
 
+    @Test("stored file names: NFC, no hidden characters, no case twins, no file that is also a directory")
+    func fileNames() throws {
+        try ModelFilePath.validateNew("weights/model-00001.safetensors")
+        try ModelFilePath.validateNew("caf\u{E9}/\u{6A21}\u{578B}.bin")
+        for bad in [
+            "cafe\u{301}", "a\u{0}b", "a\u{7F}", "a\u{85}b", "a\u{202E}b", "a\u{2066}", "a\u{FEFF}", "a\u{E000}",
+            "a\nb", "../x",
+        ] {
+            #expect(throws: VaultError.self, "\(bad.debugDescription)") { try ModelFilePath.validateNew(bad) }
+        }
+        try ModelFilePath.validate("cafe\u{301}")  // still readable, if stored before the rule
+        try ModelFilePath.validateSet(["a.bin", "b/a.bin", "b/c/d.bin", "bb"])
+        for bad in [["a.bin", "A.BIN"], ["b", "b/c"], ["b/c", "b"], ["x/y", "X/y/z"], ["a", "a"]] {
+            #expect(throws: VaultError.self, "\(bad)") { try ModelFilePath.validateSet(bad) }
+        }
+        #expect(ModelFilePath.displayed("plain/name.bin") == "plain/name.bin")
+        #expect(ModelFilePath.displayed("a\u{1B}[2Jb\\c\u{202E}") == "a\\u{001B}[2Jb\\u{005C}c\\u{202E}")
+        #expect(
+            "\(VaultError.invalidFilePath("x\u{1B}]0;pwned\u{7}", reason: "r"))"
+                == "invalid file name 'x\\u{001B}]0;pwned\\u{0007}': r")
+    }
+
     @Test("model names: namespace/name of lowercase letters, digits, '-', '_' and '.', each part 1 to 64")
     func modelNames() throws {
         let name = try ModelName(parsing: "acme/llama-3.1_8b")
