@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "ModelFormats", targets: ["ModelFormats"]),
         .library(name: "AuditLog", targets: ["AuditLog"]),
         .library(name: "Backup", targets: ["Backup"]),
+        .library(name: "VaultWire", targets: ["VaultWire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -38,6 +39,9 @@ let package = Package(
             providers: [.apt(["libsodium-dev"])]
         ),
         .target(name: "VaultCore"),
+        // What clients send, and how each field is checked before any work: no Hummingbird, so the
+        // fuzz targets and the CLI can use it.
+        .target(name: "VaultWire", dependencies: ["VaultCore"]),
         .systemLibrary(
             name: "CPKCS11",
             pkgConfig: "p11-kit-1",
@@ -87,8 +91,8 @@ let package = Package(
         .target(
             name: "VaultServer",
             dependencies: [
-                "VaultCore", "Keyring", "VaultServices", "VaultPKI", "Identity", "Storage", "ModelFormats", "Watermark",
-                "AuditLog", "Backup", .product(name: "Crypto", package: "swift-crypto"),
+                "VaultCore", "VaultWire", "Keyring", "VaultServices", "VaultPKI", "Identity", "Storage", "ModelFormats",
+                "Watermark", "AuditLog", "Backup", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -168,6 +172,7 @@ let package = Package(
             dependencies: ["ModelFormats", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["reference.py"]
         ),
+        .testTarget(name: "VaultWireTests", dependencies: ["VaultWire", "VaultCore"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "StorageTesting", "VaultCore"]),
         .testTarget(
             name: "VaultServicesTests",
@@ -183,8 +188,8 @@ let package = Package(
         .testTarget(
             name: "VaultServerTests",
             dependencies: [
-                "VaultServer", "VaultServices", "Keyring", "VaultPKI", "VaultCore", "Identity", "Storage", "Backup",
-                "AuditLog",
+                "VaultServer", "VaultServices", "Keyring", "VaultPKI", "VaultCore", "VaultWire", "Identity", "Storage",
+                "Backup", "AuditLog",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -18,6 +18,13 @@ let package = Package(
             dependencies: ["FuzzDriver", .product(name: "VaultCore", package: "main")]
         ),
         .executableTarget(
+            name: "RequestParsersFuzz",
+            dependencies: [
+                "FuzzDriver", .product(name: "VaultWire", package: "main"),
+                .product(name: "VaultCore", package: "main"),
+            ]
+        ),
+        .executableTarget(
             name: "AuditLogFuzz",
             dependencies: ["FuzzDriver", .product(name: "AuditLog", package: "main")]
         ),

@@ -3,6 +3,8 @@
 # Usage: fuzz/run.sh [SECONDS] [TARGET]   (defaults: 600, SealedFormatFuzz)
 #   SealedFormatFuzz   the MVLT v1 header and segment parser, seeded from the committed test vectors
 #   AccessParsersFuzz  model names, file paths, model patterns, networks and capability lists
+#   RequestParsersFuzz Range and conditional headers, audit proof queries, and the token, grant,
+#                      commit and login bodies, as a client sends them
 #   AuditLogFuzz       the audit log's entries, checkpoints and verifier keys, seeded from its vectors
 #   BackupFuzz         backup manifests (plain and signed) and S3 XML answers, seeded from the vector
 #   ModelFormatsFuzz   the safetensors and GGUF parsers, seeded with files the official Python
@@ -36,6 +38,19 @@ seeds = [b"acme/*\x00acme/llama-7b", b"acme/llama-*\x00acme/llama-2", b"*\x00x",
          b"acme/llama-7b@3", b"sub/dir/model.safetensors", b"../etc/passwd", b"a*b*c\x00aXbYc"]
 for i, seed in enumerate(seeds):
     pathlib.Path(f"corpus/AccessParsersFuzz/seed{i:02d}").write_bytes(seed)
+PY
+  ;;
+RequestParsersFuzz)
+  python3 - <<'PY'
+import pathlib, struct
+size = struct.pack("<Q", 100)
+seeds = [b"\x00" + size + b"bytes=5-18446744073709551615", b"\x00" + size + b"bytes=-10", b"\x00" + size + b"bytes=0-1,5-6",
+         b"\x01" + b"0\x00-1\x00abcdefghij", b"\x02" + b"1\x00-5\x00abcdefghij", b"\x03" + b"\x0020\x00abc",
+         b"\x04" + b'{"name": "ci", "scopes": [{"pattern": "acme/*", "capabilities": ["pull"]}], "requestsPerSecond": 1e-19}',
+         b"\x05" + b'{"user": "bob", "pattern": "acme/*", "capabilities": ["pull"], "expiresIn": 60}',
+         b"\x06" + b'{"note": "first"}', b"\x07" + b'{"username": "admin", "password": "x", "totp": "123456"}']
+for i, seed in enumerate(seeds):
+    pathlib.Path(f"corpus/RequestParsersFuzz/seed{i:02d}").write_bytes(seed)
 PY
   ;;
 ModelFormatsFuzz)
