@@ -346,7 +346,7 @@ public final class AuditLog: Sendable {
 
     func leafHashes(_ count: Int) -> [MerkleTree.Hash] {
         tail.withLock { t in
-            (0..<min(count, t.range.size)).map { Array(t.leaves[($0 * 32)..<($0 * 32 + 32)]) }
+            (0..<max(0, min(count, t.range.size))).map { Array(t.leaves[($0 * 32)..<($0 * 32 + 32)]) }
         }
     }
 
@@ -354,8 +354,11 @@ public final class AuditLog: Sendable {
     public func inclusionProof(index: Int, size: Int) throws(AuditLogError) -> (
         leaf: MerkleTree.Hash, proof: [MerkleTree.Hash], root: MerkleTree.Hash
     ) {
+        guard index >= 0, index < size, size <= self.size else {
+            throw .badCheckpoint("no entry \(index) in a tree of \(size) (the log has \(self.size))")
+        }
         let leaves = leafHashes(size)
-        guard size <= leaves.count, index >= 0, index < size else {
+        guard size <= leaves.count else {
             throw .badCheckpoint("no entry \(index) in a tree of \(size) (the log has \(self.size))")
         }
         return (leaves[index], MerkleTree.inclusionProof(index: index, leaves[...]), MerkleTree.root(leaves[...]))
@@ -363,8 +366,11 @@ public final class AuditLog: Sendable {
 
     /// The consistency proof from the first `first` entries to the first `second`.
     public func consistencyProof(from first: Int, to second: Int) throws(AuditLogError) -> [MerkleTree.Hash] {
+        guard first >= 1, first <= second, second <= self.size else {
+            throw .badCheckpoint("need 1 ≤ first ≤ second ≤ \(self.size)")
+        }
         let leaves = leafHashes(second)
-        guard first >= 1, first <= second, second <= leaves.count else {
+        guard second <= leaves.count else {
             throw .badCheckpoint("need 1 ≤ first ≤ second ≤ \(self.size)")
         }
         return MerkleTree.consistencyProof(from: first, leaves[...])

@@ -118,7 +118,9 @@ final class DirectoryBlobWriter: BlobWriter {
     }
 
     func commit(as id: String) throws {
-        precondition(!done)
+        guard !done else {
+            throw VaultError.conflict("the staged file was already committed or discarded", hint: "send it again")
+        }
         do {
             let final = try store.path(id)
             try flush()

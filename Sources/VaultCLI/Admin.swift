@@ -143,10 +143,20 @@ struct MFAEnroll: AsyncParsableCommand {
     }
 
     struct Confirmed: Decodable { var recoveryCodes: [String] }
+    struct Caller: Decodable { var mfaEnrolled: Bool? }
 
     func run() async throws {
         try await remote { client in
-            let enrollment = try await client.call(Enrollment.self, .POST, "/v1/auth/mfa/enroll")
+            // Replacing an enrolled authenticator needs a code from it (or a recovery code).
+            var proof: [String: String] = [:]
+            if try await client.call(Caller.self, .GET, "/v1/auth/whoami").mfaEnrolled == true {
+                let prompt = "current code from your authenticator (or a recovery code): "
+                guard let code = Terminal.readSecret(prompt: prompt), !code.isEmpty else {
+                    throw VaultError.invalidArgument("no code given; your authenticator was not replaced")
+                }
+                proof["code"] = code
+            }
+            let enrollment = try await client.call(Enrollment.self, .POST, "/v1/auth/mfa/enroll", json: proof)
             print("Scan this with your authenticator app, or enter the secret by hand:\n")
             print(try QRCode(text: enrollment.uri).terminalText)
             print("secret: \(enrollment.secret)")

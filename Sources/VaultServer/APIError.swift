@@ -3,6 +3,7 @@ import Hummingbird
 import Identity
 import Keyring
 import VaultCore
+import VaultWire
 
 /// The one way errors reach HTTP: a status and a JSON body `{"error": …, "hint": …}`.
 public struct APIError: HTTPResponseError, Sendable {
@@ -46,6 +47,7 @@ public struct APIError: HTTPResponseError, Sendable {
     public static func from(_ error: any Error) -> APIError {
         switch error {
         case let error as APIError: return error
+        case let error as RequestError: return APIError(.badRequest, error.message, hint: error.hint)
         case VaultError.sealed:
             return APIError(.serviceUnavailable, VaultError.sealed.description, hint: "unseal it: POST /v1/sys/unseal")
         case VaultError.conflict(let detail, let hint):

@@ -16,14 +16,23 @@ import VaultServices
 ///
 /// The log is opened at unseal, when the checkpoint signing key is available. Until then the few
 /// events a sealed server sees (unseal attempts, requests refused as sealed) wait in memory, up to
-/// `pendingLimit`, and are appended first when the log opens; drops are counted.
+/// `pendingByteLimit` bytes; past it the oldest are dropped, and the first entry after them when
+/// the log opens is an alert that says how many.
+///
+/// What a client sent is recorded in bounded form (`bounded(_:limit:)`), so a request without
+/// credentials writes at most a few KB to the fail-closed log, and holds as much memory while sealed.
 final class AuditTrail: Sendable {
-    static let pendingLimit = 10_000
+    static let defaultPendingByteLimit = 4 << 20
+    let pendingByteLimit: Int
+    /// The most bytes of one client-supplied value an entry keeps (a file name may be 1,024).
+    static let fieldLimit = 256
+    static let longFieldLimit = 1024
 
     struct State {
         var log: AuditLog?
         var hmacKey: [UInt8]?
         var pending: [AuditEvent] = []
+        var pendingBytes = 0
         var dropped = 0
         /// Why the log could not be opened at unseal: every audited request is refused.
         var failure: String?
@@ -38,9 +47,10 @@ final class AuditTrail: Sendable {
 
     init(
         directory: URL, checkpointEvery: Int, checkpointSeconds: Double, sinks: [AuditSink] = [],
-        canaries: [ModelPattern] = [], metrics: VaultMetrics
+        canaries: [ModelPattern] = [], metrics: VaultMetrics, pendingByteLimit: Int = AuditTrail.defaultPendingByteLimit
     ) {
         self.metrics = metrics
+        self.pendingByteLimit = pendingByteLimit
         layout = AuditLogLayout(directory: directory)
         self.checkpointEvery = checkpointEvery
         self.checkpointSeconds = checkpointSeconds
@@ -87,8 +97,16 @@ final class AuditTrail: Sendable {
             s.log = log
             s.failure = nil
             s.hmacKey = hmacKey
-            defer { s.pending = [] }
-            return s.pending
+            defer { (s.pending, s.pendingBytes, s.dropped) = ([], 0, 0) }
+            guard s.dropped > 0 else { return s.pending }
+            let drop = AuditEvent(
+                phase: "alert", requestID: "", action: "alert.sealed-events-dropped", actor: .init(),
+                result: .init(
+                    status: 0,
+                    error:
+                        "\(s.dropped) event(s) seen while sealed were dropped: more than \(pendingByteLimit) bytes waited"
+                ))
+            return [drop] + s.pending
         }
         for event in waiting { _ = try await log.append(event) }
     }
@@ -132,9 +150,39 @@ final class AuditTrail: Sendable {
     /// Models that are decoys: any request about one raises a critical alert.
     let canaries: [ModelPattern]
 
+    /// `value` as an entry keeps it: whole when at most `limit` bytes, else its first `limit`
+    /// bytes, its length and (once unsealed) its HMAC, so the full value can still be searched.
+    func bounded(_ value: String, limit: Int = AuditTrail.fieldLimit) -> String {
+        let length = value.utf8.count
+        guard length > limit else { return value }
+        var prefix = ""
+        for character in value {
+            guard prefix.utf8.count + character.utf8.count <= limit else { break }
+            prefix.append(character)
+        }
+        let hash = hash(value).map { ", \($0)" } ?? ""
+        return "\(prefix)… [\(length) bytes\(hash)]"
+    }
+
+    /// `event` with every value a client could make long in bounded form.
+    func bounded(_ event: AuditEvent) -> AuditEvent {
+        var event = event
+        if let user = event.actor.user { event.actor.user = bounded(user) }
+        if var target = event.target {
+            target.model = target.model.map { bounded($0) }
+            target.file = target.file.map { bounded($0, limit: Self.longFieldLimit) }
+            target.name = target.name.map { bounded($0) }
+            event.target = target
+        }
+        if let error = event.result?.error { event.result?.error = bounded(error, limit: Self.longFieldLimit) }
+        if let rule = event.decision?.rule { event.decision?.rule = bounded(rule, limit: Self.longFieldLimit) }
+        return event
+    }
+
     /// Appends `event`; with `durable`, returns once it is on disk and throws 503 when it cannot be.
     /// A request tries `recordWithoutWaiting` first and awaits this only when told to.
     func record(_ event: AuditEvent, durable: Bool) async throws {
+        let event = bounded(event)
         guard let log = try log(for: event) else { return }
         if durable {
             do {
@@ -153,6 +201,7 @@ final class AuditTrail: Sendable {
     /// 503 as `record` does. Not async: every call of an async function costs a request trips
     /// through the event loop's job queue, even when it waits for nothing.
     func recordWithoutWaiting(_ event: AuditEvent) throws -> Bool {
+        let event = bounded(event)
         guard let log = try log(for: event) else { return true }
         do {
             return try log.appendWithoutWaiting(event) != nil
@@ -172,11 +221,18 @@ final class AuditTrail: Sendable {
     func log(for event: AuditEvent) throws -> AuditLog? {
         let (log, failure): (AuditLog?, String?) = state.withLock { s in
             if s.log == nil, s.failure == nil {
-                if s.pending.count >= Self.pendingLimit {
-                    s.pending.removeFirst()
-                    s.dropped += 1
-                }
+                let size = event.approximateSize
                 s.pending.append(event)
+                s.pendingBytes += size
+                var dropping = 0
+                while s.pendingBytes > pendingByteLimit, dropping < s.pending.count {
+                    s.pendingBytes -= s.pending[dropping].approximateSize
+                    dropping += 1
+                }
+                if dropping > 0 {
+                    s.pending.removeFirst(dropping)
+                    s.dropped += dropping
+                }
             }
             return (s.log, s.failure)
         }
@@ -231,5 +287,17 @@ final class AuditScope: Sendable {
                 },
                 hashed: f.hashed)
         }
+    }
+}
+
+extension AuditEvent {
+    /// About the bytes the event holds in memory, for the sealed server's buffer.
+    var approximateSize: Int {
+        let strings = [
+            requestID, action, actor.user, actor.tokenID, actor.certificate, sourceIP, target?.model, target?.file,
+            target?.name, decision?.rule, result?.error,
+        ]
+        return strings.reduce(256) { $0 + ($1?.utf8.count ?? 0) } + (hashed?.count ?? 0) * 96
+            + (target?.sha256?.count ?? 0) * 64
     }
 }

@@ -33,9 +33,16 @@ final class RateLimiter: Sendable {
                 buckets[key] = bucket
                 if buckets.count > 100_000 { buckets.removeAll() }
             }
-            guard bucket.tokens >= 1 else { return max(1, Int(((1 - bucket.tokens) / perSecond).rounded(.up))) }
+            guard bucket.tokens >= 1 else { return Self.retryAfter((1 - bucket.tokens) / perSecond) }
             bucket.tokens -= 1
             return nil
         }
+    }
+
+    /// Whole seconds to wait, from 1 to a day: a rate stored before rates were bounded (or one
+    /// configured near zero) would otherwise make a wait no `Int` holds.
+    static func retryAfter(_ seconds: Double) -> Int {
+        guard seconds.isFinite, seconds < 86_400 else { return 86_400 }
+        return max(1, Int(seconds.rounded(.up)))
     }
 }

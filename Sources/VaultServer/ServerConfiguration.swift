@@ -12,7 +12,8 @@ import VaultCore
 ///   "limits": { "maxJSONBodyBytes": 65536, "idleTimeoutSeconds": 30, "sessionTTLSeconds": 3600,
 ///               "requestsPerSecondPerIP": 50, "requestBurstPerIP": 200,
 ///               "maxTokenTTLSeconds": 31536000, "uploadIdleSeconds": 3600,
-///               "loginLockoutSeconds": 1 },
+///               "maxUploadFilesPerUser": 10000, "maxUploadBytesPerUser": 1099511627776,
+///               "maxOpenUploadsPerUser": 100, "loginLockoutSeconds": 1 },
 ///   "audit": { "directory": "audit", "checkpointEvery": 1000, "checkpointSeconds": 60,
 ///              "sinks": [ { "type": "syslog", "address": "siem.example:6514", "tls": true, "ca": "siem-ca.pem",
 ///                           "format": "json" },
@@ -84,14 +85,22 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         public var maxTokenTTLSeconds: Int = 365 * 86_400
         /// An upload with no activity for this long is discarded.
         public var uploadIdleSeconds: Int = 3600
+        /// What one user may hold in unfinished uploads: files, bytes, and uploads open at once.
+        public var maxUploadFilesPerUser: Int = 10_000
+        public var maxUploadBytesPerUser: UInt64 = 1 << 40
+        public var maxOpenUploadsPerUser: Int = 100
         /// The first login lockout, after an account's 5 (or an address's 20) free failures; each
         /// further failure doubles it, up to 15 minutes.
         public var loginLockoutSeconds: Double = 1
         public init(
             maxJSONBodyBytes: Int = 64 << 10, idleTimeoutSeconds: Int = 30, sessionTTLSeconds: Int = 3600,
             requestsPerSecondPerIP: Double = 50, requestBurstPerIP: Int = 200, maxTokenTTLSeconds: Int = 365 * 86_400,
-            uploadIdleSeconds: Int = 3600, loginLockoutSeconds: Double = 1
+            uploadIdleSeconds: Int = 3600, maxUploadFilesPerUser: Int = 10_000, maxUploadBytesPerUser: UInt64 = 1 << 40,
+            maxOpenUploadsPerUser: Int = 100, loginLockoutSeconds: Double = 1
         ) {
+            self.maxUploadFilesPerUser = maxUploadFilesPerUser
+            self.maxUploadBytesPerUser = maxUploadBytesPerUser
+            self.maxOpenUploadsPerUser = maxOpenUploadsPerUser
             self.loginLockoutSeconds = loginLockoutSeconds
             self.maxTokenTTLSeconds = maxTokenTTLSeconds
             self.uploadIdleSeconds = uploadIdleSeconds
@@ -110,6 +119,9 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
             requestBurstPerIP = try c.decodeIfPresent(Int.self, forKey: .requestBurstPerIP) ?? 200
             maxTokenTTLSeconds = try c.decodeIfPresent(Int.self, forKey: .maxTokenTTLSeconds) ?? 365 * 86_400
             uploadIdleSeconds = try c.decodeIfPresent(Int.self, forKey: .uploadIdleSeconds) ?? 3600
+            maxUploadFilesPerUser = try c.decodeIfPresent(Int.self, forKey: .maxUploadFilesPerUser) ?? 10_000
+            maxUploadBytesPerUser = try c.decodeIfPresent(UInt64.self, forKey: .maxUploadBytesPerUser) ?? 1 << 40
+            maxOpenUploadsPerUser = try c.decodeIfPresent(Int.self, forKey: .maxOpenUploadsPerUser) ?? 100
             loginLockoutSeconds = try c.decodeIfPresent(Double.self, forKey: .loginLockoutSeconds) ?? 1
         }
     }

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Identity
 import VaultCore
+import VaultWire
 
 // Users, roles, grants and the access review. Every route here is `.authorized` at
 // registration; the handlers only validate input and change the store.
@@ -240,54 +241,60 @@ extension VaultAPI {
         }
     }
 
-    struct NewGrant: Decodable {
-        var user: String?
-        var role: String?
-        var pattern: ModelPattern
-        var capabilities: [Capability]
-        var effect: GrantRecord.Effect?
-        /// Absolute expiry, or…
-        var expiresAt: Date?
-        /// …seconds from now.
-        var expiresIn: Int?
-    }
-
     var createGrant: AuthorizedHandler {
-        { [self] request, _, caller in
+        { [self] request, context, caller in
             let body = try await decode(NewGrant.self, from: request)
-            let subject: GrantSubject
-            switch (body.user, body.role) {
-            case (let user?, nil): subject = .user(user)
-            case (nil, let role?): subject = .role(role)
-            default:
-                throw APIError(.badRequest, "give exactly one of \"user\" or \"role\"")
-            }
-            guard !body.capabilities.isEmpty else {
-                throw APIError(.badRequest, "a grant needs at least one capability")
-            }
             let now = Date()
-            var expires = body.expiresAt
-            if let seconds = body.expiresIn {
-                guard seconds > 0, expires == nil else {
-                    throw APIError(.badRequest, "expiresIn must be positive, and not given with expiresAt")
-                }
-                expires = now.addingTimeInterval(TimeInterval(seconds))
-            }
-            if let expires, expires <= now { throw APIError(.badRequest, "the expiry is in the past") }
+            let (subject, expires) = try body.validate(now: now)
             let grant = GrantRecord(
                 id: "g" + Hex.encode(SecretGenerator.bytes(6)), subject: subject, pattern: body.pattern,
                 capabilities: Set(body.capabilities), effect: body.effect ?? .allow, expiresAt: expires, createdAt: now,
                 createdBy: caller.name)
-            try await blocking { [self] in try identities.createGrant(grant) }
+            try await blocking { [self] in
+                try requireDelegable(grant, by: caller, from: context.remoteIP, removing: false)
+                try identities.createGrant(grant)
+            }
             return try json(GrantView(grant), status: .created)
         }
     }
 
     var deleteGrant: AuthorizedHandler {
-        { [self] _, context, _ in
+        { [self] _, context, caller in
             let id = try parameter("grant", context)
-            try await blocking { [self] in try identities.deleteGrant(id: id) }
+            try await blocking { [self] in
+                guard let grant = try identities.grants().first(where: { $0.id == id }) else {
+                    throw VaultError.unknownGrant(id)
+                }
+                try requireDelegable(grant, by: caller, from: context.remoteIP, removing: true)
+                try identities.deleteGrant(id: id)
+            }
             return Response(status: .noContent)
+        }
+    }
+
+    /// The delegation rule: the `grant` capability lets a caller hand out (or take back) only what
+    /// it holds itself, on models its own rights cover. Administrators may make any grant;
+    /// granting `admin`, `grant` or `audit`, and removing a deny, are theirs alone. Blocks (SQLite).
+    func requireDelegable(_ grant: GrantRecord, by caller: AuthenticatedUser, from ip: String, removing: Bool) throws {
+        if try authorize(caller, .admin, .vault, from: ip).allowed { return }
+        let vaultWide = grant.capabilities.intersection([.admin, .grant, .audit]).sorted()
+        guard vaultWide.isEmpty else {
+            throw APIError(
+                .forbidden,
+                "only an administrator may \(removing ? "remove" : "make") a grant of \(vaultWide.map(\.rawValue).joined(separator: ", "))",
+                hint: "ask an administrator")
+        }
+        guard !(removing && grant.effect == .deny) else {
+            throw APIError(.forbidden, "only an administrator may remove a deny grant", hint: "ask an administrator")
+        }
+        for capability in grant.capabilities.sorted() {
+            let decision = try authorize(caller, capability, .pattern(grant.pattern), from: ip)
+            guard decision.allowed else {
+                throw APIError(
+                    .forbidden,
+                    "you may only \(removing ? "remove grants of" : "grant") what you hold: \(decision.reason)",
+                    hint: "use a pattern your own roles or grants cover, or ask an administrator")
+            }
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Keyring
 import VaultCore
+import VaultWire
 
 extension VaultAPI {
     /// The log, or 503 while it is not open (sealed, or failed its checks at unseal).
@@ -36,19 +37,9 @@ extension VaultAPI {
             let log = try openLog()
             let query = request.uri.queryParameters
             let size = log.size
-            let limit =
-                try query["limit"].map { text in
-                    guard let n = Int(text), (1...10_000).contains(n) else {
-                        throw APIError(.badRequest, "limit must be between 1 and 10000")
-                    }
-                    return n
-                } ?? 100
-            let start =
-                try query["start"].map { text in
-                    guard let n = Int(text), n >= 0 else { throw APIError(.badRequest, "start must be 0 or more") }
-                    return n
-                } ?? max(0, size - limit)
-            let lines = try await blocking { try log.layout.readEntries(start: start, limit: limit) }
+            let asked = try AuditEntriesQuery(
+                start: query["start"].map(String.init), limit: query["limit"].map(String.init), logSize: size)
+            let lines = try await blocking { try log.layout.readEntries(start: asked.start, limit: asked.limit) }
             return try json(AuditEntries(size: size, entries: try lines.map { try AuditEvent.decode($0) }))
         }
     }
@@ -67,10 +58,9 @@ extension VaultAPI {
         { [self] request, _, _ in
             let log = try openLog()
             let query = request.uri.queryParameters
-            guard let index = query["index"].flatMap({ Int($0) }) else {
-                throw APIError(.badRequest, "give index=N (the entry's seq)")
-            }
-            let size = query["size"].flatMap { Int($0) } ?? log.size
+            let asked = try InclusionProofQuery(
+                index: query["index"].map(String.init), size: query["size"].map(String.init), logSize: log.size)
+            let (index, size) = (asked.index, asked.size)
             let (leaf, proof, root) = try await blocking {
                 do { return try log.inclusionProof(index: index, size: size) } catch {
                     throw APIError(.badRequest, "\(error)")
@@ -94,10 +84,9 @@ extension VaultAPI {
         { [self] request, _, _ in
             let log = try openLog()
             let query = request.uri.queryParameters
-            guard let first = query["first"].flatMap({ Int($0) }) else {
-                throw APIError(.badRequest, "give first=N (the size of the older tree)")
-            }
-            let second = query["second"].flatMap { Int($0) } ?? log.size
+            let asked = try ConsistencyProofQuery(
+                first: query["first"].map(String.init), second: query["second"].map(String.init), logSize: log.size)
+            let (first, second) = (asked.first, asked.second)
             let proof = try await blocking {
                 do { return try log.consistencyProof(from: first, to: second) } catch {
                     throw APIError(.badRequest, "\(error)")

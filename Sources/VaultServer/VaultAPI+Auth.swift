@@ -4,6 +4,7 @@ import Identity
 import Storage
 import Synchronization
 import VaultCore
+import VaultWire
 
 /// Bearer tokens: `mvsess_<id>_<secret>` for a login session, `mvtok_<id>_<secret>` for an API
 /// token. The id is public (listed, logged); only a keyed hash of the secret is stored.
@@ -44,14 +45,6 @@ struct BearerToken {
 func iso8601(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
 
 extension VaultAPI {
-    struct LoginRequest: Decodable {
-        var username: String
-        var password: String
-        var totp: String?
-        /// A recovery code, in place of `totp`, when the authenticator is lost.
-        var recoveryCode: String?
-    }
-
     struct LoginResponse: Encodable {
         var token: String
         var user: String
@@ -67,6 +60,7 @@ extension VaultAPI {
         { [self] request, context in
             let body = try await decode(LoginRequest.self, from: request)
             context.audit?.fields.withLock { $0.actor.user = body.username }
+            try body.validate()
             return try await blocking { [self] in try login(body, from: context.remoteIP) }
         }
     }
@@ -130,10 +124,12 @@ extension VaultAPI {
     struct WhoAmI: Encodable {
         var user: String
         var roles: [String]
+        /// Whether the user has a TOTP authenticator enrolled.
+        var mfaEnrolled: Bool
     }
 
     var whoami: AuthenticatedHandler {
-        { _, _, caller in try json(WhoAmI(user: caller.name, roles: caller.roles)) }
+        { _, _, caller in try json(WhoAmI(user: caller.name, roles: caller.roles, mfaEnrolled: caller.mfaEnrolled)) }
     }
 
     var logout: AuthenticatedHandler {

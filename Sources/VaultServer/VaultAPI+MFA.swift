@@ -11,14 +11,40 @@ extension VaultAPI {
         var uri: String
     }
 
-    /// Starts TOTP enrollment: a new secret, kept pending until a code from it is confirmed.
-    var enrollMFA: AuthenticatedHandler {
-        { _, _, caller in try await blocking { [self] in try enrollMFA(caller) } }
+    struct EnrollRequest: Decodable {
+        /// When a secret is enrolled already: a current code from it, or an unused recovery code.
+        var code: String?
     }
 
-    func enrollMFA(_ caller: AuthenticatedUser) throws -> Response {
+    /// Starts TOTP enrollment: a new secret, kept pending until a code from it is confirmed.
+    /// Replacing an enrolled secret (which also replaces the recovery codes) needs a second factor
+    /// in the same request, so a stolen session alone cannot take over the account's MFA.
+    var enrollMFA: AuthenticatedHandler {
+        { [self] request, _, caller in
+            let body = try await decode(EnrollRequest.self, from: request, emptyAs: EnrollRequest(code: nil))
+            return try await blocking { [self] in try enrollMFA(caller, code: body.code) }
+        }
+    }
+
+    func enrollMFA(_ caller: AuthenticatedUser, code: String?) throws -> Response {
         guard var user = try identities.user(named: caller.name) else {
             throw APIError(.unauthorized, "unknown user")
+        }
+        if user.sealedTOTPSecret != nil {
+            guard let code, code.utf8.count <= 64, !code.isEmpty else {
+                throw APIError(
+                    .forbidden, "replacing your TOTP secret needs a current code",
+                    hint: #"send {"code": "…"} with a code from your authenticator, or an unused recovery code"#)
+            }
+            guard try checkTOTP(code, for: user) || checkRecoveryCode(code, for: user) else {
+                throw APIError(
+                    .forbidden, "that code is neither a current TOTP code nor an unused recovery code",
+                    hint: "enter the code your authenticator shows now")
+            }
+            guard let current = try identities.user(named: caller.name) else {
+                throw APIError(.unauthorized, "unknown user")
+            }
+            user = current  // the code's use was recorded
         }
         let secret = TOTP.generateSecret()
         user.pendingTOTPSecret = try SealedSecret.seal(secret, key: keys.derivedKey(purpose: "totp"))

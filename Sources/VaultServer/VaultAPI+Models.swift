@@ -7,6 +7,7 @@ import NIOCore
 import Storage
 import VaultCore
 import VaultServices
+import VaultWire
 import Watermark
 
 extension VaultAPI {
@@ -112,7 +113,7 @@ extension VaultAPI {
             }
             let sentRecipient = marking == nil ? nil : recipient
             let etag = "\"\(marking?.keys.entityTag(sha256: file.sha256) ?? file.sha256)\""
-            if request.headers[.ifNoneMatch] == etag {
+            if EntityTags.noneMatch(request.headers[.ifNoneMatch], etag) == false {
                 return Response(status: .notModified, headers: [.eTag: etag])
             }
             var headers: HTTPFields = [
@@ -122,15 +123,19 @@ extension VaultAPI {
             var range: Range<UInt64> = 0..<file.size
             var status = HTTPResponse.Status.ok
             // If-Range: a resume of another copy (another recipient, or a changed file) gets the whole file.
-            if let header = request.headers[.range], request.headers[.ifRange].map({ $0 == etag }) ?? true {
-                guard let requested = ByteRange(header: header, size: file.size) else {
+            if EntityTags.rangeApplies(ifRange: request.headers[.ifRange], etag) {
+                switch RangeRequest(header: request.headers[.range], size: file.size) {
+                case .whole: break
+                case .partial(let requested):
+                    range = requested
+                    status = .partialContent
+                    headers[.contentRange] = RangeRequest.contentRange(range, size: file.size)
+                case .unsatisfiable:
                     throw APIError(
-                        .rangeNotSatisfiable, "range \(header) is outside the file (\(file.size) bytes)",
-                        contentRange: "bytes */\(file.size)")
+                        .rangeNotSatisfiable,
+                        "range \((request.headers[.range] ?? "").prefix(100)) is outside the file (\(file.size) bytes)",
+                        contentRange: RangeRequest.contentRange(nil, size: file.size))
                 }
-                range = requested.range
-                status = .partialContent
-                headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(file.size)"
             }
             let sent = range
             context.audit?.fields.withLock { (f: inout AuditScope.Fields) in
@@ -301,29 +306,6 @@ func filePath(_ context: VaultRequestContext) throws -> String {
     let path = segments.joined(separator: "/")
     try ModelFilePath.validate(path)
     return path
-}
-
-/// A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range, clamped to the file.
-struct ByteRange {
-    var range: Range<UInt64>
-
-    init?(header: String, size: UInt64) {
-        guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
-        let spec = header.dropFirst(6).split(separator: "-", omittingEmptySubsequences: false)
-        guard spec.count == 2 else { return nil }
-        if spec[0].isEmpty {
-            guard let suffix = UInt64(spec[1]), suffix > 0, size > 0 else { return nil }
-            range = (size - min(suffix, size))..<size
-        } else {
-            guard let start = UInt64(spec[0]), start < size else { return nil }
-            if spec[1].isEmpty {
-                range = start..<size
-            } else {
-                guard let last = UInt64(spec[1]), last >= start else { return nil }
-                range = start..<min(last + 1, size)
-            }
-        }
-    }
 }
 
 /// A buffer a download decrypts into, again and again. Once the TLS layer has consumed what it

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Identity
 import VaultCore
+import VaultWire
 
 /// API tokens for machines: scoped, expiring, revocable; the secret is shown once.
 extension VaultAPI {
@@ -38,15 +39,6 @@ extension VaultAPI {
         var tokens: [TokenView]
     }
 
-    struct NewToken: Decodable {
-        var name: String
-        var scopes: [TokenScope]
-        /// Lifetime in seconds (at most `limits.maxTokenTTLSeconds`; the default is 30 days).
-        var expiresIn: Int?
-        var allowedNetworks: [IPNetwork]?
-        var requestsPerSecond: Double?
-    }
-
     /// Your tokens (ids, scopes, use), never their secrets.
     var listTokens: AuthenticatedHandler {
         { [self] _, _, caller in
@@ -59,21 +51,7 @@ extension VaultAPI {
     var createToken: AuthenticatedHandler {
         { [self] request, _, caller in
             let body = try await decode(NewToken.self, from: request)
-            guard !body.name.isEmpty, body.name.count <= 100 else {
-                throw APIError(.badRequest, "a token needs a name of 1 to 100 characters", hint: "e.g. \"ci-deploy\"")
-            }
-            guard !body.scopes.isEmpty, body.scopes.allSatisfy({ !$0.capabilities.isEmpty }) else {
-                throw APIError(
-                    .badRequest, "a token needs at least one scope with at least one capability",
-                    hint: #"e.g. "scopes": [{"pattern": "acme/*", "capabilities": ["pull"]}]"#)
-            }
-            let ttl = body.expiresIn ?? 30 * 86_400
-            guard ttl > 0, ttl <= limits.maxTokenTTLSeconds else {
-                throw APIError(.badRequest, "expiresIn must be 1 to \(limits.maxTokenTTLSeconds) seconds")
-            }
-            if let rate = body.requestsPerSecond, !(rate > 0) {
-                throw APIError(.badRequest, "requestsPerSecond must be positive")
-            }
+            let ttl = try body.validate(maxLifetime: limits.maxTokenTTLSeconds)
             let now = Date()
             let token = BearerToken(
                 prefix: BearerToken.apiPrefix, id: Hex.encode(SecretGenerator.bytes(8)), secret: SecretGenerator.token()

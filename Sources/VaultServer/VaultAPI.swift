@@ -9,6 +9,7 @@ import Storage
 import Synchronization
 import VaultCore
 import VaultServices
+import VaultWire
 
 /// One endpoint of the `/v1` API: method, path, and what the OpenAPI document calls it.
 public struct APIRoute: Hashable, Sendable {
@@ -70,7 +71,7 @@ final class VaultAPI: Sendable {
     let dummyPasswordHash = DummyHash()
     let hashers = SecretHashers()
     let policy = Policy()
-    let uploads = UploadRegistry()
+    let uploads: UploadRegistry
     /// Set when the HSM could not unseal the vault at start.
     let hsmError = SharedValue<String?>(nil)
     var sessionTTLSeconds: Int { limits.sessionTTLSeconds }
@@ -83,6 +84,10 @@ final class VaultAPI: Sendable {
     ) {
         (self.layout, self.keys, self.identities, self.vault, self.limits) = (layout, keys, identities, vault, limits)
         (self.audit, self.metrics, self.detector, self.throttle) = (audit, metrics, detector, throttle)
+        uploads = UploadRegistry(
+            limits: .init(
+                idleSeconds: TimeInterval(limits.uploadIdleSeconds), filesPerUser: limits.maxUploadFilesPerUser,
+                bytesPerUser: limits.maxUploadBytesPerUser, openPerUser: limits.maxOpenUploadsPerUser))
     }
 
     var endpoints: [(APIRoute, Access, Handler?)] {
@@ -460,7 +465,15 @@ final class VaultAPI: Sendable {
         { [self] request, _ in
             let body = try await decode(UnsealRequest.self, from: request)
             if body.reset == true {
-                _ = keys.resetUnseal()
+                // Anyone may call this endpoint: only a share holder may throw away the others' progress.
+                guard let share = body.share, body.passphrase == nil else {
+                    throw APIError(
+                        .badRequest, "a reset needs one of this vault's unseal shares as proof",
+                        hint: #"send {"reset": true, "share": "mvs1-…"}"#)
+                }
+                do { _ = try keys.resetUnseal(proof: share) } catch let error as KeyringError {
+                    throw APIError(.forbidden, "unseal progress was not reset: \(error.description)")
+                }
                 return try json(sealStatusBody())
             }
             guard (body.share == nil) != (body.passphrase == nil) else {
@@ -524,6 +537,18 @@ final class VaultAPI: Sendable {
 
     // MARK: helpers
 
+    /// Like `decode(_:from:)`, for a body that may be left out: an empty body is `empty`.
+    func decode<T: Decodable>(_ type: T.Type, from request: Request, emptyAs empty: T) async throws -> T {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limits.maxJSONBodyBytes)
+        } catch {
+            throw APIError(.contentTooLarge, "request body over \(limits.maxJSONBodyBytes) bytes")
+        }
+        if buffer.readableBytes == 0 { return empty }
+        return try decodeJSON(type, buffer)
+    }
+
     func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
         let buffer: ByteBuffer
         do {
@@ -531,8 +556,12 @@ final class VaultAPI: Sendable {
         } catch {
             throw APIError(.contentTooLarge, "request body over \(limits.maxJSONBodyBytes) bytes")
         }
+        return try decodeJSON(type, buffer)
+    }
+
+    func decodeJSON<T: Decodable>(_ type: T.Type, _ buffer: ByteBuffer) throws -> T {
         do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+            return try WireJSON.decoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch {
             throw APIError(.badRequest, "malformed JSON body", hint: "see /v1/openapi.json for the request schema")
         }

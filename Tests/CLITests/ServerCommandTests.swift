@@ -69,7 +69,7 @@ struct ServerCommandTests {
         let token = try #require(
             (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["token"] as? String)
         r = try await cli.curl(["-H", "Authorization: Bearer \(token)", base + "/v1/auth/whoami"])
-        #expect(r.stdout == #"{"roles":["admin"],"user":"ops"}"#)
+        #expect(r.stdout == #"{"mfaEnrolled":false,"roles":["admin"],"user":"ops"}"#)
         kill(process.processIdentifier, SIGTERM)
         await CLI.waitForExit(process)
         #expect(process.terminationStatus == 0)

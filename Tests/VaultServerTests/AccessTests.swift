@@ -111,6 +111,115 @@ struct AccessTests {
         }
     }
 
+    /// The delegation rule, cell by cell: who holds what, the grant they try to make, the answer.
+    /// carol holds the `grant` capability through role `granter` and whatever each row adds.
+    static let delegation: [(holds: [String], pattern: String, capabilities: [String], effect: String, status: Int)] = [
+        // `grant` alone is not admin: it hands out nothing carol does not hold.
+        ([], "*", ["admin"], "allow", 403),
+        ([], "*", ["grant"], "allow", 403),
+        ([], "*", ["audit"], "allow", 403),
+        ([], "acme/*", ["pull"], "allow", 403),
+        ([], "acme/*", ["pull"], "deny", 403),
+        // A role's capabilities cover every model.
+        (["role:pull"], "acme/*", ["pull"], "allow", 201),
+        (["role:pull"], "*", ["pull"], "deny", 201),
+        (["role:pull"], "acme/*", ["pull", "push"], "allow", 403),
+        (["role:pull"], "*", ["admin"], "allow", 403),
+        // A grant covers only its own pattern.
+        (["grant:pull:acme/*"], "acme/demo", ["pull"], "allow", 201),
+        (["grant:pull:acme/*"], "acme/llama-*", ["pull"], "allow", 201),
+        (["grant:pull:acme/*"], "*", ["pull"], "allow", 403),
+        (["grant:pull:acme/*"], "other/*", ["pull"], "allow", 403),
+        // A deny on part of the pattern: carol does not hold all of it.
+        (["role:pull", "deny:pull:acme/secret-*"], "acme/*", ["pull"], "allow", 403),
+        (["role:pull", "deny:pull:acme/secret-*"], "acme/public-*", ["pull"], "allow", 201),
+        // An administrator may grant anything.
+        (["role:admin"], "*", ["admin", "grant", "audit"], "allow", 201),
+    ]
+
+    @Test(
+        "the grant capability hands out only what its holder holds; admin, grant, audit and removing a deny need admin")
+    func delegation() async throws {
+        try await ServerFixture.with(limits: .init(requestsPerSecondPerIP: 10_000, requestBurstPerIP: 10_000)) { f in
+            let (admin, _) = try await prepare(f)
+            var r = try await f.send(.POST, "/v1/roles", ["name": "granter", "capabilities": ["grant"]], token: admin)
+            #expect(r.status == 201, "\(r.json)")
+            for (i, row) in Self.delegation.enumerated() {
+                let name = "carol\(i)"
+                _ = try await f.send(.POST, "/v1/users", ["name": name, "password": Self.password], token: admin)
+                var roles = ["granter"]
+                for held in row.holds {
+                    let parts = held.split(separator: ":").map(String.init)
+                    switch parts[0] {
+                    case "role":
+                        let role = "r\(i)-\(parts[1])"
+                        _ = try await f.send(
+                            .POST, "/v1/roles", ["name": role, "capabilities": [parts[1]]], token: admin)
+                        roles.append(role)
+                    default:
+                        r = try await f.send(
+                            .POST, "/v1/grants",
+                            [
+                                "user": name, "pattern": parts[2], "capabilities": [parts[1]],
+                                "effect": parts[0] == "deny" ? "deny" : "allow",
+                            ], token: admin)
+                        #expect(r.status == 201, "\(r.json)")
+                    }
+                }
+                _ = try await f.send(.PUT, "/v1/users/\(name)/roles", ["roles": roles], token: admin)
+                let carol = try await f.login(name)
+                let before = try await f.request(.GET, "/v1/grants", token: admin)
+                r = try await f.send(
+                    .POST, "/v1/grants",
+                    ["user": name, "pattern": row.pattern, "capabilities": row.capabilities, "effect": row.effect],
+                    token: carol)
+                #expect(r.status == row.status, "row \(i) \(row): \(r.json)")
+                if row.status == 403 {
+                    let after = try await f.request(.GET, "/v1/grants", token: admin)
+                    #expect((after.json["grants"] as? [Any])?.count == (before.json["grants"] as? [Any])?.count)
+                }
+            }
+            // The messages say what is wrong and whom to ask.
+            _ = try await f.send(
+                .POST, "/v1/users", ["name": "dave", "password": Self.password, "roles": ["granter"]], token: admin)
+            let dave = try await f.login("dave")
+            r = try await f.send(
+                .POST, "/v1/grants", ["user": "dave", "pattern": "*", "capabilities": ["admin"]], token: dave)
+            #expect(error(r) == "only an administrator may make a grant of admin")
+            #expect(r.json["hint"] as? String == "ask an administrator")
+            r = try await f.send(
+                .POST, "/v1/grants", ["user": "dave", "pattern": "acme/*", "capabilities": ["pull"]], token: dave)
+            #expect(error(r) == "you may only grant what you hold: no role or grant allows pull on acme/*")
+
+            // Removing: a deny only by an administrator; an allow by whoever could have made it.
+            _ = try await f.send(.POST, "/v1/roles", ["name": "puller", "capabilities": ["pull"]], token: admin)
+            _ = try await f.send(.PUT, "/v1/users/dave/roles", ["roles": ["granter", "puller"]], token: admin)
+            let daveAgain = try await f.login("dave")
+            r = try await f.send(
+                .POST, "/v1/grants",
+                ["user": "bob", "pattern": "acme/secret-*", "capabilities": ["pull"], "effect": "deny"],
+                token: admin)
+            let deny = try #require(r.json["id"] as? String)
+            r = try await f.request(.DELETE, "/v1/grants/\(deny)", token: daveAgain)
+            #expect(r.status == 403 && error(r) == "only an administrator may remove a deny grant", "\(r.json)")
+            r = try await f.send(
+                .POST, "/v1/grants", ["user": "bob", "pattern": "*", "capabilities": ["audit"]], token: admin)
+            let audit = try #require(r.json["id"] as? String)
+            #expect(try await f.request(.DELETE, "/v1/grants/\(audit)", token: daveAgain).status == 403)
+            r = try await f.send(
+                .POST, "/v1/grants", ["user": "bob", "pattern": "acme/*", "capabilities": ["pull"]], token: daveAgain)
+            let allow = try #require(r.json["id"] as? String, "\(r.json)")
+            #expect(try await f.request(.DELETE, "/v1/grants/\(allow)", token: daveAgain).status == 204)
+            #expect(try await f.request(.DELETE, "/v1/grants/\(deny)", token: admin).status == 204)
+            // And carol cannot make herself an administrator some other way.
+            #expect(
+                try await f.send(.PUT, "/v1/users/dave/roles", ["roles": ["admin"]], token: daveAgain).status == 403)
+            #expect(
+                try await f.send(.POST, "/v1/roles", ["name": "x", "capabilities": ["admin"]], token: daveAgain).status
+                    == 403)
+        }
+    }
+
     @Test("custom roles; a role that requires MFA gives nothing until its holder enrolls")
     func rolesAndMFA() async throws {
         try await ServerFixture.with { f in
@@ -269,7 +378,7 @@ struct AccessTests {
             // Bad token requests store nothing.
             for (body, message) in [
                 (["name": "", "scopes": [["pattern": "*", "capabilities": ["read"]]]], "a name"),
-                (["name": "x", "scopes": [[String: Any]]()], "at least one scope"),
+                (["name": "x", "scopes": [[String: Any]]()], "each with at least one capability"),
                 (["name": "x", "expiresIn": 0, "scopes": [["pattern": "*", "capabilities": ["read"]]]], "expiresIn"),
                 (
                     [
@@ -389,7 +498,7 @@ struct AccessTests {
             #expect(files.map { $0["path"] as? String } == ["model.bin", "sub/config.json"])
             let down = try await f.raw(.GET, "/v1/models/acme/big/versions/1/files/model.bin", token: admin)
             #expect(down.body == weights)
-            #expect(try await f.request(.POST, base + "/commit", body: "{}", token: admin).status == 404)
+            #expect(try await f.request(.POST, base + "/commit", body: "{}", token: admin).status == 409)
 
             // An empty upload cannot be committed; an abandoned one leaves no staged bytes.
             let empty = try await f.request(.POST, "/v1/models/acme/big/uploads", token: admin)

@@ -183,6 +183,38 @@ struct AuthTests {
             #expect(try await login(f, "admin", f.adminPassword, recoveryCode: codes[3]).status == 401)
             #expect(try await login(f, "admin", "wrong-password-here", recoveryCode: codes[4]).status == 401)
             #expect(try await login(f, "admin", f.adminPassword, recoveryCode: codes[4]).status == 200)
+
+            // Replacing the enrolled secret (and so the recovery codes) needs a factor in the same
+            // request: a session alone, however it was opened, does not do.
+            let session = try #require(
+                try await login(f, "admin", f.adminPassword, recoveryCode: codes[5]).json["token"] as? String)
+            for body in [nil, "{}", #"{"code": "000000"}"#, #"{"code": "\#(codes[5])"}"#] {
+                r = try await f.request(.POST, "/v1/auth/mfa/enroll", body: body, token: session)
+                #expect(r.status == 403, "\(body ?? "no body"): \(r.json)")
+            }
+            r = try await f.request(.POST, "/v1/auth/mfa/enroll", body: nil, token: session)
+            #expect(r.json["error"] as? String == "replacing your TOTP secret needs a current code")
+            r = try await f.request(.POST, "/v1/auth/mfa/confirm", body: #"{"code": "000000"}"#, token: session)
+            #expect(r.status == 409, "no new secret is pending: \(r.json)")
+            // An unused recovery code proves the factor (the authenticator is lost)…
+            r = try await f.request(.POST, "/v1/auth/mfa/enroll", body: #"{"code": "\#(codes[6])"}"#, token: session)
+            #expect(r.status == 200, "\(r.json)")
+            #expect(try await login(f, "admin", f.adminPassword, recoveryCode: codes[6]).status == 401, "used up")
+            // …and so does a current code from the authenticator (erin's: admin's codes are used up).
+            r = try await f.send(.POST, "/v1/users", ["name": "erin", "password": f.adminPassword], token: session)
+            #expect(r.status == 201, "\(r.json)")
+            let erin = try #require(try await login(f, "erin", f.adminPassword).json["token"] as? String)
+            r = try await f.request(.POST, "/v1/auth/mfa/enroll", token: erin)
+            let erinSecret = try #require(r.json["secret"] as? String)
+            let erinTOTP = TOTP(secret: try #require(Base32.decode(erinSecret)))
+            let now = erinTOTP.step(at: Date())
+            r = try await f.request(
+                .POST, "/v1/auth/mfa/confirm", body: #"{"code": "\#(erinTOTP.code(forStep: now))"}"#, token: erin)
+            #expect(r.status == 200)
+            #expect(try await f.request(.POST, "/v1/auth/mfa/enroll", token: erin).status == 403)
+            r = try await f.request(
+                .POST, "/v1/auth/mfa/enroll", body: #"{"code": "\#(erinTOTP.code(forStep: now + 1))"}"#, token: erin)
+            #expect(r.status == 200, "\(r.json)")
         }
     }
 }

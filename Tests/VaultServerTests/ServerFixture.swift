@@ -92,10 +92,20 @@ struct ServerFixture {
         return tls
     }
 
-    struct Reply {
+    /// The JSON is immutable once parsed, so a reply may cross tasks.
+    struct Reply: @unchecked Sendable {
         var status: Int
         var headers: [String: String]
         var json: [String: Any]
+    }
+
+    /// A response's status, headers (by lowercased name) and JSON body.
+    static func reply(_ response: HTTPClientResponse) async throws -> Reply {
+        let bytes = try await response.body.collect(upTo: 64 << 20)
+        let json = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
+        var headers: [String: String] = [:]
+        for header in response.headers { headers[header.name.lowercased()] = header.value }
+        return Reply(status: Int(response.status.code), headers: headers, json: json)
     }
 
     /// Gives the first two shares.
@@ -147,11 +157,39 @@ struct ServerFixture {
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: data))
         let response = try await client.execute(request, timeout: .seconds(60))
-        let bytes = try await response.body.collect(upTo: 1 << 20)
-        let json = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
-        var fields: [String: String] = [:]
-        for header in response.headers { fields[header.name.lowercased()] = header.value }
-        return Reply(status: Int(response.status.code), headers: fields, json: json)
+        return try await Self.reply(response)
+    }
+
+    /// A request whose body the test sends when it chooses (chunked): feed `body`, then finish
+    /// it (or finish it throwing, which cuts the connection mid-body); `reply` is the answer.
+    func streaming(_ method: HTTPMethod, _ path: String, token: String?) -> (
+        body: AsyncThrowingStream<ByteBuffer, any Error>.Continuation, reply: Task<Reply, any Error>
+    ) {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: ByteBuffer.self)
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
+        request.body = .stream(stream, length: .unknown)
+        let client = self.client
+        let reply = Task {
+            try await Self.reply(try await client.execute(request, timeout: .seconds(60)))
+        }
+        return (continuation, reply)
+    }
+
+    /// Waits until the audit log holds a `request` entry for `action` (so the request's handler
+    /// has started), polling as `token`'s holder.
+    func awaitRequestEntry(_ action: String, token: String) async throws {
+        for _ in 0..<200 {
+            let r = try await request(.GET, "/v1/audit/entries?limit=50", token: token)
+            let entries = r.json["entries"] as? [[String: Any]] ?? []
+            if entries.contains(where: { $0["action"] as? String == action && $0["phase"] as? String == "request" }) {
+                try await Task.sleep(for: .milliseconds(200))
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("no request entry for \(action)")
     }
 
     /// A request with an optional JSON body. `timeout` catches a request that hangs, not a slow
@@ -169,11 +207,6 @@ struct ServerFixture {
             request.headers.add(name: "content-type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: body))
         }
-        let response = try await (client ?? self.client).execute(request, timeout: .seconds(timeout))
-        let bytes = try await response.body.collect(upTo: 64 << 20)
-        let json = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
-        var headers: [String: String] = [:]
-        for header in response.headers { headers[header.name.lowercased()] = header.value }
-        return Reply(status: Int(response.status.code), headers: headers, json: json)
+        return try await Self.reply(try await (client ?? self.client).execute(request, timeout: .seconds(timeout)))
     }
 }
