@@ -95,6 +95,8 @@ public final class AuditLog: Sendable {
         var buffer: [UInt8] = []
         /// Which of the latest writes took longer than `inlineSyncNanos` (see `syncIsSlow`).
         var slowWrites = SlowWrites(window: 9)
+        /// Set by `close()`: the lock is given up, so nothing more may be written.
+        var closed = false
     }
     let tail: Mutex<Tail>
     /// Entries so far (read without waiting for a write in progress).
@@ -133,6 +135,7 @@ public final class AuditLog: Sendable {
         var s = State()
         var t = Tail()
         do {
+            try Self.lockExclusively(fd, layout: layout)
             let report = try AuditVerifier.scan(layout: layout, verifier: key.verifier, repairTail: fd)
             t.range = report.range
             t.leaves = report.leaves
@@ -143,7 +146,7 @@ public final class AuditLog: Sendable {
             s.latestCheckpoint = report.latestCheckpointText ?? ""
             if let problem = report.problem { throw AuditLogError.corrupt(problem) }
         } catch {
-            close(fd)
+            Glibc.close(fd)
             throw error
         }
         t.buffer.reserveCapacity(4096)
@@ -159,7 +162,29 @@ public final class AuditLog: Sendable {
 
     deinit {
         timer.cancel()
-        close(fd)
+        Glibc.close(fd)
+    }
+
+    /// Signs what is pending, then gives up the writer's lock: another `AuditLog` (in this
+    /// process or another) may open the log after this; this one writes nothing more.
+    public func close() {
+        queue.sync { self.checkpointAll() }
+        timer.cancel()
+        tail.withLock { $0.closed = true }
+        _ = flock(fd, LOCK_UN)
+    }
+
+    /// One writer at a time: two (say, two servers on one vault) would interleave their entries
+    /// and break the chain. The lock goes with the descriptor, so it ends with the process.
+    static func lockExclusively(_ fd: Int32, layout: AuditLogLayout) throws(AuditLogError) {
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            if errno == EWOULDBLOCK {
+                throw .unavailable(
+                    "\(layout.entries.path) is open for writing in another process (another mvault server on this vault?); stop it first"
+                )
+            }
+            throw .unavailable("cannot lock \(layout.entries.path): \(String(cString: strerror(errno)))")
+        }
     }
 
     /// Entries so far.
@@ -232,6 +257,7 @@ public final class AuditLog: Sendable {
     func write(_ entries: some Collection<EncodedEvent>, to t: inout Tail) throws(AuditLogError) -> (
         first: Int, due: Due?
     ) {
+        guard !t.closed else { throw .unavailable("the log was closed") }
         // The tree takes the batch's leaves only once it is durable: a copy of it kept to undo a
         // failed write would make every append copy its peaks.
         let (last, leafCount) = (t.last, t.leaves.count)
@@ -314,7 +340,7 @@ public final class AuditLog: Sendable {
             let tfd = open(temporary.path, O_RDONLY | O_CLOEXEC)
             if tfd >= 0 {
                 fsync(tfd)
-                close(tfd)
+                Glibc.close(tfd)
             }
             guard rename(temporary.path, file.path) == 0 else { return }
             state.withLock { s in

@@ -14,7 +14,7 @@ struct Audit: AsyncParsableCommand {
             log on the vault's host; `tail`, `search`, `checkpoint` and `hash` also work against a server \
             after `mvault login` (capability: audit).
             """,
-        subcommands: [Verify.self, Tail.self, Search.self, Hash.self, SaveCheckpoint.self, Proof.self])
+        subcommands: [Verify.self, Repair.self, Tail.self, Search.self, Hash.self, SaveCheckpoint.self, Proof.self])
 
     /// Where the log is: `--log DIR`, else the vault's `audit` directory.
     struct Location: ParsableArguments {
@@ -31,6 +31,31 @@ struct Audit: AsyncParsableCommand {
                 let profile = try RemoteProfile.current()
             else { return nil }
             return try RemoteClient(profile)
+        }
+
+        /// The checkpoint key to trust: `--key`, else the unsealed keyring's (which also proves the
+        /// log's own copy was not replaced), else the log's `verifier.key`; and where it came from.
+        func verifier(key: String?) throws -> (CheckpointVerifier, String) {
+            let onDisk = (try? String(contentsOf: layout.verifierKey, encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let agent = KeyAgentClient(layout: VaultLayout(root: vault.url))
+            if let key {
+                return (try CheckpointVerifier(encoded: try String(contentsOfFile: key, encoding: .utf8)), key)
+            }
+            if let fromKeyring = try? agent.auditVerifier() {
+                if let onDisk, onDisk != fromKeyring {
+                    throw VaultError.integrity(
+                        file: layout.verifierKey.path, detail: "it is not this vault's checkpoint key: it was replaced")
+                }
+                return (try CheckpointVerifier(encoded: fromKeyring), "the vault's keyring")
+            }
+            if let onDisk {
+                return (
+                    try CheckpointVerifier(encoded: onDisk),
+                    "\(layout.verifierKey.path) (unseal the vault, or pass --key, to rule out a replaced key)"
+                )
+            }
+            throw VaultError.invalidArgument("no verifier key: unseal the vault or pass --key FILE")
         }
 
         func requireLog() throws -> AuditLogLayout {
@@ -81,28 +106,7 @@ struct Audit: AsyncParsableCommand {
 
         func run() throws {
             let layout = try location.requireLog()
-            let onDisk = (try? String(contentsOf: layout.verifierKey, encoding: .utf8))?
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            let agent = KeyAgentClient(layout: VaultLayout(root: location.vault.url))
-            let trusted: String
-            let source: String
-            if let key {
-                trusted = try String(contentsOfFile: key, encoding: .utf8)
-                source = key
-            } else if let fromKeyring = try? agent.auditVerifier() {
-                trusted = fromKeyring
-                source = "the vault's keyring"
-                if let onDisk, onDisk != fromKeyring {
-                    throw VaultError.integrity(
-                        file: layout.verifierKey.path, detail: "it is not this vault's checkpoint key: it was replaced")
-                }
-            } else if let onDisk {
-                trusted = onDisk
-                source = "\(layout.verifierKey.path) (unseal the vault, or pass --key, to rule out a replaced key)"
-            } else {
-                throw VaultError.invalidArgument("no verifier key: unseal the vault or pass --key FILE")
-            }
-            let verifier = try CheckpointVerifier(encoded: trusted)
+            let (verifier, source) = try location.verifier(key: key)
             let external = try checkpoint.map { try String(contentsOfFile: $0, encoding: .utf8) }
             let report = try AuditVerifier.verify(layout: layout, verifier: verifier, external: external)
             print("log:         \(layout.entries.path)")
@@ -120,6 +124,53 @@ struct Audit: AsyncParsableCommand {
                 throw ExitCode.failure
             }
             print("verified:    the log is intact")
+        }
+    }
+
+    struct Repair: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Recover a log that fails verification, keeping every entry that verifies.",
+            discussion: """
+                Keeps the longest run of entries from the start that verifies against its chain and its signed \
+                checkpoints; moves the rest into VAULT/audit/cut-TIME.jsonl (and the checkpoints past the cut \
+                into cut-TIME-checkpoints/), and appends an audit.repair entry saying what was cut and where it \
+                went. Nothing is deleted. Stop the server first: the log must not be open for writing. \
+                Exit status: 0 when repaired or already intact.
+                """)
+        @OptionGroup var location: Location
+        @Option(help: "The checkpoint verifier key (name+hash+key), kept outside the vault.") var key: String?
+        @Flag(help: "Print the report as JSON.") var json = false
+
+        struct Output: Encodable {
+            var kept: Int
+            var cutEntries: Int
+            var cutCheckpoints: Int
+            var problem: String?
+            var cutFile: String?
+        }
+
+        func run() throws {
+            let layout = try location.requireLog()
+            let (verifier, _) = try location.verifier(key: key)
+            let report = try AuditRepair.repair(layout: layout, verifier: verifier)
+            if json {
+                let output = Output(
+                    kept: report.kept, cutEntries: report.cutEntries, cutCheckpoints: report.cutCheckpoints,
+                    problem: report.problem, cutFile: report.cutFile?.path)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                print(String(decoding: try encoder.encode(output), as: UTF8.self))
+                return
+            }
+            guard let problem = report.problem else {
+                print("The log is intact (\(report.kept) entries); nothing to repair.")
+                return
+            }
+            print("problem:     \(problem)")
+            print("kept:        \(report.kept == 0 ? "no entry verified" : "entries 0…\(report.kept - 1), verified")")
+            print("cut:         \(report.cutEntries) entries, \(report.cutCheckpoints) checkpoint(s)")
+            print("moved to:    \(report.cutFile?.path ?? "-")")
+            print("recorded:    entry \(report.kept) (audit.repair); run `mvault audit verify` to check")
         }
     }
 

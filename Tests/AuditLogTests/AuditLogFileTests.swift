@@ -159,7 +159,16 @@ struct AuditLogFileTests {
                 first: 200, second: 350, firstRoot: old.root, secondRoot: checkpoint.root, proof: consistency))
         #expect(throws: AuditLogError.self) { try log.inclusionProof(index: 400, size: 350) }
 
-        // Reopened, the log carries on from where it was.
+        // A second writer is refused while the first holds the log…
+        #expect(throws: AuditLogError.self) { try f.open() }
+        do {
+            _ = try f.open()
+        } catch {
+            #expect("\(error)".contains("is open for writing in another process"), "\(error)")
+        }
+        // …and once it is closed, the log reopened carries on from where it was.
+        log.close()
+        await #expect(throws: AuditLogError.self) { try await log.append(f.event(0)) }
         let reopened = try f.open()
         #expect(reopened.size == 350)
         #expect(try await reopened.append(f.event(1)) == 350)
@@ -212,7 +221,11 @@ struct AuditLogFileTests {
             try f.write(original)
         }
         var lines = original
-        lines[42] = lines[42].replacingOccurrences(of: "\"allowed\":false", with: "\"allowed\":true ")
+        // Entries are appended concurrently, so either decision may stand at 42: flip it.
+        lines[42] =
+            lines[42].contains("\"allowed\":false")
+            ? lines[42].replacingOccurrences(of: "\"allowed\":false", with: "\"allowed\":true")
+            : lines[42].replacingOccurrences(of: "\"allowed\":true", with: "\"allowed\":false")
         #expect(lines[42] != original[42])
         try expectProblem(lines, "entry 42 was edited: entry 43 records a different hash of it")
         lines = original
@@ -264,7 +277,13 @@ struct AuditLogFileTests {
         try Data(note.replacingOccurrences(of: "\n100\n", with: "\n101\n").utf8).write(to: file)
         #expect(try f.verify().problem?.contains("checkpoint \(file.lastPathComponent) is not valid") == true)
         // …and the server will not run on it.
-        #expect(throws: AuditLogError.self) { try f.open() }
+        log.close()
+        do {
+            _ = try f.open()
+            Issue.record("a log with a forged checkpoint was opened")
+        } catch {
+            #expect("\(error)".contains("is not valid (forged or damaged)"), "\(error)")
+        }
         try Data(note.utf8).write(to: file)
     }
 
@@ -294,6 +313,7 @@ struct AuditLogFileTests {
         defer { f.cleanup() }
         let log = try f.open()
         _ = try await f.fill(log, 10)
+        log.close()
         let handle = try FileHandle(forWritingTo: f.layout.entries)
         try handle.seekToEnd()
         try handle.write(contentsOf: Data("{\"action\":\"half".utf8))
@@ -304,5 +324,40 @@ struct AuditLogFileTests {
         #expect(try await reopened.append(f.event(10)) == 10)
         let report = try f.verify()
         #expect(report.problem == nil && !report.incompleteTail && report.entries == 11)
+    }
+
+    @Test("repair keeps every entry that verifies, moves the rest aside, and records the cut")
+    func repair() async throws {
+        let f = try LogFixture()
+        defer { f.cleanup() }
+        let log = try f.open(every: 10)
+        _ = try await f.fill(log, 25)
+        _ = await log.checkpointNow()
+        log.close()
+        // A second writer's entries, interleaved: its entry 12 lands where entry 15 belongs.
+        let past = f.layout.checkpointFiles().filter { $0.lastPathComponent > String(format: "%020d.txt", 15) }.count
+        #expect(past >= 1)
+        var lines = try f.lines
+        lines.insert(lines[12], at: 15)
+        try f.write(lines)
+        let before = try f.verify()
+        #expect(before.problem?.contains("line 16 holds entry 12 where entry 15 belongs") == true)
+        let report = try AuditRepair.repair(layout: f.layout, verifier: f.key.verifier)
+        #expect(report.kept == 15 && report.cutEntries == 11, "\(report)")
+        #expect(report.cutCheckpoints == past, "the checkpoints past 15 sign entries that were cut")
+        let cut = try String(contentsOf: try #require(report.cutFile), encoding: .utf8)
+        #expect(cut == lines[15...].joined(separator: "\n") + "\n")
+        let after = try f.verify()
+        #expect(after.problem == nil && after.entries == 16, "\(after.problem ?? "")")
+        let record = try AuditEvent.decode(Array(try f.lines[15].utf8))
+        #expect(record.action == "audit.repair" && record.seq == 15)
+        #expect(record.result?.error?.hasPrefix("cut 11 entries from 15 on and \(past) checkpoint(s)") == true)
+        // The log opens and carries on; a repair of an intact log changes nothing.
+        let reopened = try f.open(every: 10)
+        #expect(try await reopened.append(f.event(99)) == 16)
+        #expect(throws: AuditLogError.self) { try AuditRepair.repair(layout: f.layout, verifier: f.key.verifier) }
+        reopened.close()
+        let again = try AuditRepair.repair(layout: f.layout, verifier: f.key.verifier)
+        #expect(again.problem == nil && again.cutEntries == 0 && again.kept == 17)
     }
 }
