@@ -22,6 +22,9 @@ public func buildApplication(
 ) throws -> some ApplicationProtocol {
     let layout = VaultLayout(root: URL(fileURLWithPath: configuration.vault))
     try layout.requireVault()
+    let host = configuration.listen.host
+    // Held as long as the application (its onServerRunning keeps it), released when the process ends.
+    let lock = try ServerLock(layout: layout, address: "\(host):\(configuration.listen.port)")
     let keys = try KeyHolder(layout: layout)
     let (api, metadata) = try makeAPI(configuration: configuration, layout: layout, keys: keys)
     let frontDoor = FrontDoor(
@@ -52,7 +55,11 @@ public func buildApplication(
         server: try .tls(.http1(configuration: http1), tlsConfiguration: tls),
         configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port)),
         services: services,
-        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? 0
+            lock.record("\(host):\(port)")
+            await onServerRunning(port)
+        },
         logger: logger)
 }
 

@@ -85,7 +85,12 @@ final class AuditTrail: Sendable {
                 layout: layout, origin: Self.origin(key), key: key, cosigners: keys.cosigners(name: key.name),
                 checkpointEvery: checkpointEvery, checkpointSeconds: checkpointSeconds)
         } catch {
-            state.withLock { $0.failure = "\(error)" }
+            // Another unseal that finished first holds the log (and its lock): that one is kept.
+            let opened = state.withLock { s in
+                if s.log == nil { s.failure = "\(error)" }
+                return s.log != nil
+            }
+            if opened { return }
             throw error
         }
         let hmacKey = try keys.derivedKey(purpose: AuditKeys.hmacPurpose)
@@ -187,8 +192,9 @@ final class AuditTrail: Sendable {
         if durable {
             do {
                 _ = try await log.append(event)
+                noteWrite(nil)
             } catch {
-                throw Self.unwritable(error)
+                throw unwritable(error)
             }
         } else {
             Task { _ = try? await log.append(event) }
@@ -204,14 +210,36 @@ final class AuditTrail: Sendable {
         let event = bounded(event)
         guard let log = try log(for: event) else { return true }
         do {
-            return try log.appendWithoutWaiting(event) != nil
+            let written = try log.appendWithoutWaiting(event) != nil
+            if written { noteWrite(nil) }
+            return written
         } catch {
-            throw Self.unwritable(error)
+            throw unwritable(error)
         }
     }
 
-    static func unwritable(_ error: any Error) -> APIError {
-        APIError(
+    /// Why the latest durable append failed, until one succeeds again (health reports it).
+    let writeFailure = Mutex<String?>(nil)
+    let writesFailing = Atomic<Bool>(false)
+
+    /// Why the log cannot record requests now (nil when it can, or while sealed).
+    var cannotRecord: String? {
+        if let failure = state.withLock({ $0.failure }) { return failure }
+        return writesFailing.load(ordering: .relaxed) ? writeFailure.withLock { $0 } : nil
+    }
+
+    func noteWrite(_ error: (any Error)?) {
+        if let error {
+            writeFailure.withLock { $0 = "\(error)" }
+            writesFailing.store(true, ordering: .relaxed)
+        } else if writesFailing.load(ordering: .relaxed) {
+            writesFailing.store(false, ordering: .relaxed)
+        }
+    }
+
+    func unwritable(_ error: any Error) -> APIError {
+        noteWrite(error)
+        return APIError(
             .serviceUnavailable, "the audit log cannot record this request, so it is refused: \(error)",
             hint: "the operator must make the audit log writable again (disk space, permissions)")
     }

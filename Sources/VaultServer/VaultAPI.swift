@@ -415,18 +415,24 @@ final class VaultAPI: Sendable {
     // MARK: sys
 
     struct Health: Encodable {
+        /// `ok`, `sealed`, or `audit-unavailable` (every audited request is refused).
         var status: String
         var sealed: Bool
         var version: String
+        /// Why the audit log cannot record requests, when it cannot.
+        var audit: String?
     }
 
-    /// 200 when unsealed, 503 when sealed (so load balancers only route to usable servers).
+    /// 200 when unsealed and the audit log records, else 503 (so load balancers only route to
+    /// servers that can serve).
     var health: Handler {
         { [self] _, _ in
             let sealed = keys.status().sealed
+            let audit = sealed ? nil : self.audit.cannotRecord
+            let status = sealed ? "sealed" : audit == nil ? "ok" : "audit-unavailable"
             return try json(
-                Health(status: sealed ? "sealed" : "ok", sealed: sealed, version: Self.version),
-                status: sealed ? .serviceUnavailable : .ok)
+                Health(status: status, sealed: sealed, version: Self.version, audit: audit),
+                status: status == "ok" ? .ok : .serviceUnavailable)
         }
     }
 

@@ -32,6 +32,24 @@ struct ServerCommandTests {
         #expect(process.terminationStatus == 0)
     }
 
+    @Test("a second mvault server on the same vault exits at once, naming the one that runs")
+    func secondServer() async throws {
+        let cli = try CLI()
+        defer { cli.cleanup() }
+        _ = try await cli.initVault()
+        let (process, base) = try await cli.startServer()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let port = try #require(base.split(separator: ":").last)
+        let r = try await cli.run(
+            ["server"], vaultFlag: false, environment: ["MVAULT_VAULT": cli.vault.path, "MVAULT_LISTEN": "127.0.0.1:0"])
+        #expect(r.status == 1)
+        #expect(
+            r.stderr.contains(
+                "another mvault server already serves \(cli.vault.path) (pid \(process.processIdentifier), listening on 127.0.0.1:\(port))"
+            ), "\(r.stderr)")
+        #expect(process.isRunning)
+    }
+
     @Test("init --admin creates the first administrator, who logs in over HTTPS; weak passwords create nothing")
     func adminLogin() async throws {
         let cli = try CLI()

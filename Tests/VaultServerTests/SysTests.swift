@@ -4,6 +4,10 @@ import NIOSSL
 import Testing
 import VaultServer
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @Suite("Server: sys endpoints over TLS", .serialized)
 struct SysTests {
     @Test("health is 503 while sealed and 200 once unsealed through the API, share by share")
@@ -32,6 +36,46 @@ struct SysTests {
             r = try await f.request(.GET, "/v1/sys/health")
             #expect(r.status == 200)
             #expect(r.json["status"] as? String == "ok")
+        }
+    }
+
+    @Test("a second server on the same vault is refused at start, naming the one that runs")
+    func oneServerPerVault() async throws {
+        try await ServerFixture.with { f in
+            let config = ServerConfiguration(vault: f.root.appendingPathComponent("vault").path)
+            do {
+                _ = try buildApplication(configuration: config)
+                Issue.record("a second server was built on a vault that is served")
+            } catch {
+                #expect(
+                    "\(error)".contains(
+                        "another mvault server already serves \(f.root.appendingPathComponent("vault").path) (pid \(getpid()), listening on 127.0.0.1:\(f.port))"
+                    ), "\(error)")
+            }
+            // The first one serves on, and its audit log stays whole.
+            try await f.unseal()
+            #expect(try await f.request(.GET, "/v1/sys/health").status == 200)
+        }
+    }
+
+    @Test("health is 503 when the audit log cannot record requests, and says why")
+    func healthReportsAudit() async throws {
+        try await ServerFixture.with(before: { root in
+            // A log that fails its checks: the server refuses every audited request once unsealed.
+            let audit = root.appendingPathComponent("vault/audit")
+            try FileManager.default.createDirectory(at: audit, withIntermediateDirectories: true)
+            try Data("{\"not\": \"an entry\"}\n".utf8).write(to: audit.appendingPathComponent("entries.jsonl"))
+        }) { f in
+            for share in f.shares.prefix(2) {
+                _ = try await f.request(.POST, "/v1/sys/unseal", body: #"{"share": "\#(share)"}"#)
+            }
+            let r = try await f.request(.GET, "/v1/sys/health")
+            #expect(r.status == 503)
+            #expect(r.json["status"] as? String == "audit-unavailable")
+            #expect(
+                (r.json["audit"] as? String)?.contains("entry 0 (line 1) is not a well-formed event") == true,
+                "\(r.json)")
+            #expect(r.json["sealed"] as? Bool == false)
         }
     }
 
