@@ -110,6 +110,22 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
             self.requestsPerSecondPerIP = requestsPerSecondPerIP
             self.requestBurstPerIP = requestBurstPerIP
         }
+        /// Refuses limits that would stop the server working (a zero rate, a zero-byte body…).
+        func check() throws {
+            let positive: [(String, Double)] = [
+                ("maxJSONBodyBytes", Double(maxJSONBodyBytes)), ("idleTimeoutSeconds", Double(idleTimeoutSeconds)),
+                ("sessionTTLSeconds", Double(sessionTTLSeconds)), ("requestsPerSecondPerIP", requestsPerSecondPerIP),
+                ("requestBurstPerIP", Double(requestBurstPerIP)), ("maxTokenTTLSeconds", Double(maxTokenTTLSeconds)),
+                ("uploadIdleSeconds", Double(uploadIdleSeconds)),
+                ("maxUploadFilesPerUser", Double(maxUploadFilesPerUser)),
+                ("maxUploadBytesPerUser", Double(maxUploadBytesPerUser)),
+                ("maxOpenUploadsPerUser", Double(maxOpenUploadsPerUser)),
+            ]
+            for (name, value) in positive where !(value > 0) || !value.isFinite {
+                throw VaultError.invalidArgument("limits.\(name) must be a positive number")
+            }
+        }
+
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             maxJSONBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxJSONBodyBytes) ?? 64 << 10
@@ -191,6 +207,11 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw VaultError.inputMissing(path: path)
             }
+            if let (key, nearest) = try ConfigurationKeys.firstUnknown(in: data) {
+                throw VaultError.invalidArgument(
+                    "\(path): unknown setting '\(key)'" + (nearest.map { "; did you mean '\($0)'?" } ?? "")
+                        + " (docs/configuration.md lists every setting)")
+            }
             do {
                 config = try JSONDecoder().decode(ServerConfiguration.self, from: data)
             } catch DecodingError.keyNotFound(let key, let context) {
@@ -229,6 +250,7 @@ public struct ServerConfiguration: Codable, Sendable, Equatable {
         guard (0...65535).contains(config.listen.port) else {
             throw VaultError.invalidArgument("listen.port must be between 0 and 65535")
         }
+        try config.limits.check()
         guard config.limits.loginLockoutSeconds > 0, config.limits.loginLockoutSeconds <= 900 else {
             throw VaultError.invalidArgument("limits.loginLockoutSeconds must be above 0 and at most 900 (15 minutes)")
         }

@@ -35,6 +35,62 @@ struct ConfigurationTests {
         #expect(config.tls.certificate == "tls/server.crt")
     }
 
+    @Test("an unknown setting anywhere stops the server, with its path and the nearest valid name")
+    func unknownSettings() throws {
+        let cases: [(String, String)] = [
+            (
+                #"{"vault": "/v", "tls": {"clientCertficates": "required"}}"#,
+                "unknown setting 'tls.clientCertficates'; did you mean 'clientCertificates'?"
+            ),
+            (#"{"vault": "/v", "listn": {"port": 9443}}"#, "unknown setting 'listn'; did you mean 'listen'?"),
+            (
+                #"{"vault": "/v", "audit": {"sinks": [{"type": "file", "path": "/x"}, {"type": "syslog", "adress": "h:1"}]}}"#,
+                "unknown setting 'audit.sinks[1].adress'; did you mean 'address'?"
+            ),
+            (
+                #"{"vault": "/v", "audit": {"alerts": {"bulk": {"maxByte": 5}}}}"#,
+                "unknown setting 'audit.alerts.bulk.maxByte'; did you mean 'maxBytes'?"
+            ),
+            (
+                #"{"vault": "/v", "backup": {"to": "/b", "keep": {"monthly": 3}}}"#,
+                "unknown setting 'backup.keep.monthly'"
+            ),
+            (#"{"vault": "/v", "zzzzzzzz": 1}"#, "unknown setting 'zzzzzzzz' (docs/configuration.md"),
+        ]
+        for (text, message) in cases {
+            let path = try write(text)
+            do {
+                _ = try ServerConfiguration.load(path: path, environment: [:])
+                Issue.record("\(text) was accepted")
+            } catch {
+                #expect("\(error)".hasPrefix("\(path): \(message)"), "\(error)")
+            }
+        }
+        // Free-form maps keep any key: a webhook's HTTP headers.
+        let headers = try write(
+            #"{"vault": "/v", "audit": {"sinks": [{"type": "webhook", "url": "https://h/x", "headers": {"X-Any": "1"}}]}}"#
+        )
+        #expect(try ServerConfiguration.load(path: headers, environment: [:]).audit.sinks[0].headers == ["X-Any": "1"])
+    }
+
+    @Test("limits that would stop the server working are refused")
+    func badLimits() throws {
+        for (key, value) in [
+            ("maxJSONBodyBytes", "0"), ("idleTimeoutSeconds", "0"), ("sessionTTLSeconds", "0"),
+            ("requestsPerSecondPerIP", "0"), ("requestBurstPerIP", "0"), ("maxTokenTTLSeconds", "0"),
+            ("uploadIdleSeconds", "0"), ("maxUploadFilesPerUser", "0"), ("maxUploadBytesPerUser", "0"),
+            ("maxOpenUploadsPerUser", "-1"),
+        ] {
+            let path = try write(#"{"vault": "/v", "limits": {"\#(key)": \#(value)}}"#)
+            do {
+                _ = try ServerConfiguration.load(path: path, environment: [:])
+                Issue.record("\(key) = \(value) was accepted")
+            } catch {
+                #expect("\(error)".hasPrefix("limits.\(key) must be"), "\(error)")
+            }
+        }
+    }
+
     @Test("bad config files get an error naming the file and the setting")
     func badConfigs() throws {
         let missingVault = try write(#"{"listen": {"port": 1}}"#)
