@@ -6,9 +6,9 @@ struct Login: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Log in to a server; the session is saved (mode 0600) for the commands that follow.",
         discussion: """
-            Asks for the password, and for a TOTP code when the account has MFA. Without a \
-            terminal, the password is read from the first line of standard input and the code from \
-            the second. The profile lives in $MVAULT_CONFIG_DIR, else $XDG_CONFIG_HOME/mvault, \
+            Asks for the password, and for a TOTP code when the account has MFA (a recovery code \
+            typed there works too; --recovery-code asks for one). Without a terminal, the password \
+            is read from the first line of standard input and the code from the second. The profile lives in $MVAULT_CONFIG_DIR, else $XDG_CONFIG_HOME/mvault, \
             else ~/.config/mvault.
             """)
 
@@ -20,6 +20,9 @@ struct Login: AsyncParsableCommand {
 
     @Option(help: "The user name (default: $USER).")
     var user: String?
+
+    @Flag(help: "Give a recovery code instead of a TOTP code (the authenticator is lost).")
+    var recoveryCode = false
 
     struct Session: Decodable {
         var token: String
@@ -78,13 +81,23 @@ extension Login {
         do {
             return try await client.call(Session.self, .POST, "/v1/auth/login", json: body)
         } catch let error as RemoteError where error.message == "a TOTP code is required" {
-            guard let code = Terminal.readSecret(prompt: "TOTP code: "), !code.isEmpty else {
-                throw VaultError.invalidArgument("no TOTP code given")
+            let prompt = recoveryCode ? "recovery code: " : "TOTP code (or a recovery code): "
+            guard let code = Terminal.readSecret(prompt: prompt), !code.isEmpty else {
+                throw VaultError.invalidArgument("no code given")
             }
-            body["totp"] = code
+            // Authenticator codes are digits; recovery codes are not.
+            if recoveryCode || !code.allSatisfy(\.isASCIIDigit) {
+                body["recoveryCode"] = code
+            } else {
+                body["totp"] = code
+            }
             return try await client.call(Session.self, .POST, "/v1/auth/login", json: body)
         }
     }
 }
 
 func iso8601(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
+
+extension Character {
+    fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
+}

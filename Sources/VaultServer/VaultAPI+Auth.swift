@@ -86,8 +86,9 @@ extension VaultAPI {
         let passwordOK = passwordHashing.verify(
             body.password, against: user?.passwordHash ?? dummyPasswordHash.value)
         if let user, passwordOK, user.sealedTOTPSecret != nil, (body.totp ?? "").isEmpty, body.recoveryCode == nil {
-            // The password was right; say so only to ask for the second factor (counted as a failure).
-            bruteForce(throttle.recordFailure(account: body.username, ip: remoteIP), user: body.username, ip: remoteIP)
+            // The password was right; say so only to ask for the second factor. Not a failure: a
+            // client that asks for the code only when told to would otherwise lock its own user
+            // out, and every wrong password still counts, so guessing stays as slow.
             throw APIError(
                 .unauthorized, Self.totpRequired, hint: "send \"totp\" with the current code from your authenticator")
         }

@@ -50,6 +50,46 @@ struct RemoteTests {
         await CLI.waitForExit(server)
     }
 
+    @Test("login with MFA: the code is asked for once the password is right; a recovery code works")
+    func mfaLogin() async throws {
+        try await serve { s in
+            func json(_ r: CLI.Result) throws -> [String: Any] {
+                try #require(
+                    try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stdout)")
+            }
+            var r = try await s.cli.curl([
+                "-X", "POST", s.base + "/v1/auth/login", "-d", #"{"username": "ops", "password": "\#(Self.password)"}"#,
+            ])
+            let token = try #require(try json(r)["token"] as? String)
+            r = try await s.cli.curl([
+                "-X", "POST", "-H", "Authorization: Bearer \(token)", s.base + "/v1/auth/mfa/enroll",
+            ])
+            let secret = try #require(try json(r)["secret"] as? String)
+            let totp = TOTP(secret: try #require(Base32.decode(secret)))
+            let step = totp.step(at: Date())
+            r = try await s.cli.curl([
+                "-X", "POST", "-H", "Authorization: Bearer \(token)", s.base + "/v1/auth/mfa/confirm", "-d",
+                #"{"code": "\#(totp.code(forStep: step))"}"#,
+            ])
+            let codes = try #require(try json(r)["recoveryCodes"] as? [String])
+            let login = ["login", "--addr", s.base, "--ca", s.ca, "--user", "ops"]
+            // Mistyped codes first: the right one still works after them.
+            for _ in 0..<2 {
+                r = try await s.mvault(login, stdin: "\(Self.password)\n000000\n")
+                #expect(r.status == 1 && r.stderr.contains("invalid user name, password or TOTP code"), "\(r.stderr)")
+            }
+            r = try await s.mvault(login, stdin: "\(Self.password)\n\(totp.code(forStep: step + 1))\n")
+            #expect(r.status == 0, "\(r.stderr)")
+            r = try await s.mvault(login + ["--recovery-code"], stdin: "\(Self.password)\n\(codes[0])\n")
+            #expect(r.status == 0, "\(r.stderr)")
+            // A recovery code typed at the TOTP prompt is taken as one.
+            r = try await s.mvault(login, stdin: "\(Self.password)\n\(codes[1])\n")
+            #expect(r.status == 0, "\(r.stderr)")
+            r = try await s.mvault(login, stdin: "\(Self.password)\n\(codes[1])\n")
+            #expect(r.status == 1, "a recovery code works once")
+        }
+    }
+
     @Test("login saves a 0600 profile; push, ls, show, pull (resuming) and rm go to the server; logout forgets it")
     func transfers() async throws {
         try await serve { s in

@@ -217,4 +217,28 @@ struct AuthTests {
             #expect(r.status == 200, "\(r.json)")
         }
     }
+
+    @Test("the right password without a code is asked for the code, and that never locks the account")
+    func codeRequestIsNotAFailure() async throws {
+        try await ServerFixture.with { f in
+            try await f.unseal()
+            let token = try #require(try await login(f, "admin", f.adminPassword).json["token"] as? String)
+            var r = try await f.request(.POST, "/v1/auth/mfa/enroll", token: token)
+            let secret = try #require(r.json["secret"] as? String)
+            let totp = TOTP(secret: try #require(Base32.decode(secret)))
+            let step = totp.step(at: Date())
+            r = try await f.request(
+                .POST, "/v1/auth/mfa/confirm", body: #"{"code": "\#(totp.code(forStep: step))"}"#, token: token)
+            #expect(r.status == 200)
+            // More than the 5 free failures an account has: none of these counts as one.
+            for _ in 0..<8 {
+                r = try await login(f, "admin", f.adminPassword)
+                #expect(r.status == 401 && r.json["error"] as? String == "a TOTP code is required", "\(r.json)")
+            }
+            #expect(try await login(f, "admin", f.adminPassword, totp: totp.code(forStep: step + 1)).status == 200)
+            // Wrong passwords still count.
+            for _ in 0..<6 { _ = try await login(f, "admin", "wrong-password-here") }
+            #expect(try await login(f, "admin", f.adminPassword).status == 429)
+        }
+    }
 }
