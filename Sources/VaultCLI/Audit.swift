@@ -27,9 +27,7 @@ struct Audit: AsyncParsableCommand {
 
         /// The server after `mvault login`, unless a vault or log directory was named.
         func remote() throws -> RemoteClient? {
-            guard log == nil, vault.vault == nil, ProcessInfo.processInfo.environment["MVAULT_VAULT"] == nil,
-                let profile = try RemoteProfile.current()
-            else { return nil }
+            guard log == nil, let profile = try vault.remoteProfile() else { return nil }
             return try RemoteClient(profile)
         }
 

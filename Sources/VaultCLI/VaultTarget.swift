@@ -29,15 +29,25 @@ protocol VaultTarget {
 }
 
 extension VaultOptions {
-    /// The server of the login profile (or `MVAULT_ADDR`/`MVAULT_TOKEN`) when no vault directory
-    /// is named by --vault or `MVAULT_VAULT`; the local vault otherwise.
+    /// `--vault DIR` names a local vault; else the server of the login profile (or
+    /// `MVAULT_ADDR`/`MVAULT_TOKEN`), saying so on stderr when `MVAULT_VAULT` names a local vault
+    /// too; else the local vault of `MVAULT_VAULT` or the current directory.
     func target() throws -> any VaultTarget {
-        if vault == nil, ProcessInfo.processInfo.environment["MVAULT_VAULT"] == nil,
-            let profile = try RemoteProfile.current()
-        {
-            return RemoteVault(client: try RemoteClient(profile))
-        }
+        if let profile = try remoteProfile() { return RemoteVault(client: try RemoteClient(profile)) }
         return LocalTarget(vault: try openVault(self))
+    }
+}
+
+extension VaultOptions {
+    /// The login profile a command uses instead of a local vault, if it does (see `target()`).
+    func remoteProfile() throws -> RemoteProfile? {
+        guard vault == nil, let profile = try RemoteProfile.current() else { return nil }
+        if let local = ProcessInfo.processInfo.environment["MVAULT_VAULT"] {
+            Terminal.note(
+                "using the server \(profile.addr) (logged in as \(profile.user)), not MVAULT_VAULT=\(local); pass --vault \(local) for the local vault, or run `mvault logout`"
+            )
+        }
+        return profile
     }
 }
 

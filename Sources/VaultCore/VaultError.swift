@@ -89,7 +89,8 @@ public enum VaultError: Error, Equatable, Sendable, CustomStringConvertible {
     public var hint: String? {
         switch self {
         case .invalidModelName: "model names look like acme/llama-7b"
-        case .notAVault: "create one with `mvault init DIR`, or pass --vault DIR"
+        case .notAVault:
+            "create one with `mvault init DIR` or pass --vault DIR; or, for a server, log in with `mvault login --addr https://HOST:PORT`"
         case .vaultExists: "choose an empty directory, or use the existing vault"
         case .sealed: "unseal it with `mvault unseal` (run it once per share, or once with the passphrase)"
         case .unknownModel, .noVersions: "list models with `mvault ls`"
