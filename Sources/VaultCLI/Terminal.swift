@@ -6,13 +6,17 @@ import VaultCore
     import Glibc
 #endif
 
-/// Terminal input and output: secrets without echo, progress bars only on a TTY.
+/// Terminal input and output: secrets without echo; prompts, notes and progress on stderr (only
+/// on a TTY for progress), so stdout piped to another program carries the records alone.
 enum Terminal {
-    static var stdoutIsTTY: Bool { isatty(STDOUT_FILENO) == 1 }
+    static var stderrIsTTY: Bool { isatty(STDERR_FILENO) == 1 }
     static var stdinIsTTY: Bool { isatty(STDIN_FILENO) == 1 }
 
     /// Reads one line from stdin; on a terminal, prompts on stderr and turns echo off.
     static func readSecret(prompt: String) -> String? {
+        // What was printed so far (a secret to type in, a QR code) shows before the prompt waits,
+        // even when stdout goes to a pipe and is buffered.
+        fflush(nil)
         guard stdinIsTTY else { return readLine(strippingNewline: true) }
         FileHandle.standardError.write(Data(prompt.utf8))
         var old = termios()
@@ -29,15 +33,20 @@ enum Terminal {
 
     /// A one-line status on a terminal (nothing otherwise), redrawn in place at most 10 times a second.
     static func progress(_ line: String) {
-        guard stdoutIsTTY else { return }
+        guard stderrIsTTY else { return }
         let now = Date()
         guard now.timeIntervalSince(lastProgress.withLock { $0 }) > 0.1 else { return }
         lastProgress.withLock { $0 = now }
-        FileHandle.standardOutput.write(Data("\r\u{1B}[K\(line.prefix(100))".utf8))
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(line.prefix(100))".utf8))
     }
 
     static func progressDone() {
-        if stdoutIsTTY { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+        if stderrIsTTY { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+
+    /// A line for the person at the terminal, not for a program reading stdout: `note: …`.
+    static func note(_ text: String) {
+        FileHandle.standardError.write(Data("note: \(text)\n".utf8))
     }
 
     static let lastProgress = Mutex(Date.distantPast)
@@ -56,14 +65,14 @@ enum Terminal {
     }
 }
 
-/// Draws one progress bar per file when stdout is a terminal and the file is over 4 MB.
+/// Draws one progress bar per file, on stderr, when it is a terminal and the file is over 4 MB.
 final class ProgressBar {
     let enabled: Bool
     var current: String?
     var start = Date()
     var lastDraw = Date.distantPast
 
-    init() { enabled = Terminal.stdoutIsTTY }
+    init() { enabled = Terminal.stderrIsTTY }
 
     func update(file: String, done: UInt64, total: UInt64) {
         guard enabled, total > 4_000_000 else { return }
@@ -83,7 +92,7 @@ final class ProgressBar {
         let line = String(
             format: "\r%@ [%@] %3d%% %@/s", file, bar, Int(fraction * 100),
             Terminal.formatBytes(UInt64(rate)))
-        FileHandle.standardOutput.write(Data(line.utf8))
-        if done == total { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+        FileHandle.standardError.write(Data(line.utf8))
+        if done == total { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 }

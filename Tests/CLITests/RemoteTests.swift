@@ -50,6 +50,64 @@ struct RemoteTests {
         await CLI.waitForExit(server)
     }
 
+    @Test("which vault a command talks to is said when it is ambiguous, and errors name both ways")
+    func whichTarget() async throws {
+        try await serve { s in
+            #expect(try await s.login("ops").status == 0)
+            let elsewhere = s.cli.root.appendingPathComponent("not-a-vault")
+            try FileManager.default.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+            var environment = s.env("ops")
+            environment["MVAULT_VAULT"] = elsewhere.path
+            var r = try await s.cli.run(["ls"], vaultFlag: false, environment: environment)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(
+                r.stderr.contains(
+                    "note: using the server \(s.base) (logged in as ops), not MVAULT_VAULT=\(elsewhere.path); pass --vault \(elsewhere.path) for the local vault"
+                ), "\(r.stderr)")
+            #expect(!r.stdout.contains("note:"), "notes stay off stdout")
+            // Not logged in: the error names both ways.
+            environment = s.env("nobody")
+            environment["MVAULT_VAULT"] = elsewhere.path
+            r = try await s.cli.run(["ls"], vaultFlag: false, environment: environment)
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("\(elsewhere.path) is not a ModelVault vault"), "\(r.stderr)")
+            #expect(r.stderr.contains("mvault init DIR") && r.stderr.contains("mvault login --addr"), "\(r.stderr)")
+        }
+    }
+
+    @Test("what a command prints before it asks for input reaches a pipe before it waits")
+    func flushBeforePrompt() async throws {
+        try await serve { s in
+            #expect(try await s.login("ops").status == 0)
+            let process = Process()
+            process.executableURL = CLI.binary
+            process.arguments = ["user", "mfa", "enroll"]
+            process.environment = ProcessInfo.processInfo.environment.merging(s.env("ops")) { $1 }
+            let (input, output) = (Pipe(), Pipe())
+            (process.standardInput, process.standardOutput, process.standardError) = (input, output, Pipe())
+            try process.run()
+            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+            // Should the output not come, end the wait for input, so the test fails instead of hanging.
+            let writer = input.fileHandleForWriting
+            DispatchQueue.global().asyncAfter(deadline: .now() + 15) { try? writer.close() }
+            let reader = output.fileHandleForReading
+            let printed = try await offPool {
+                var text = ""
+                let deadline = Date().addingTimeInterval(20)
+                while !text.contains("uri:"), Date() < deadline {
+                    let chunk = reader.availableData
+                    if chunk.isEmpty { break }
+                    text += String(decoding: chunk, as: UTF8.self)
+                }
+                return text
+            }
+            #expect(process.isRunning, "still waiting for the code")
+            #expect(printed.contains("secret: ") && printed.contains("otpauth://totp/"), "\(printed)")
+            try? writer.close()
+            await CLI.waitForExit(process)
+        }
+    }
+
     @Test("login with MFA: the code is asked for once the password is right; a recovery code works")
     func mfaLogin() async throws {
         try await serve { s in
