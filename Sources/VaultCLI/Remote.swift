@@ -96,10 +96,14 @@ final class RemoteClient: Sendable {
     let base: String
     let token: String?
     let http: HTTPClient
+    /// How this client's user gives the CA to trust: what a TLS error tells them to do.
+    let caAdvice: String
 
-    init(addr: String, token: String?, caPEM: String?, clientCertificate: String? = nil, clientKey: String? = nil)
-        throws
-    {
+    init(
+        addr: String, token: String?, caPEM: String?, clientCertificate: String? = nil, clientKey: String? = nil,
+        caAdvice: String = "pass --ca FILE"
+    ) throws {
+        self.caAdvice = caAdvice
         guard let url = URL(string: addr), url.scheme == "https", url.host != nil else {
             throw VaultError.invalidArgument(
                 "invalid server address '\(addr)': expected https://HOST:PORT (the server speaks only HTTPS)")
@@ -129,10 +133,12 @@ final class RemoteClient: Sendable {
     }
 
     convenience init(_ profile: RemoteProfile) throws {
+        let fromEnvironment = ProcessInfo.processInfo.environment["MVAULT_ADDR"] == profile.addr
         try self.init(
             addr: profile.addr, token: profile.token, caPEM: profile.caPEM,
             clientCertificate: profile.clientCertificate,
-            clientKey: profile.clientKey)
+            clientKey: profile.clientKey,
+            caAdvice: fromEnvironment ? "set MVAULT_CA=FILE" : "log in again with mvault login --ca FILE")
     }
 
     /// Runs `body` with a client for the current profile, shutting it down afterwards.
@@ -192,7 +198,8 @@ final class RemoteClient: Sendable {
             return try await http.execute(request, timeout: timeout)
         } catch let error as NIOSSLError {
             throw VaultError.invalidArgument(
-                "TLS with \(base) failed: \(error); if the server uses the vault's own CA, pass --ca with its ca.crt")
+                "TLS with \(base) failed: \(error); if the server uses the vault's own CA, \(caAdvice) with its certificate, VAULT/tls/ca.crt on the server's host"
+            )
         } catch let error as HTTPClientError {
             throw VaultError.io(path: base, detail: "cannot reach the server (\(error))")
         } catch let error as IOError {

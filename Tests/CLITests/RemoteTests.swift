@@ -72,6 +72,15 @@ struct RemoteTests {
             #expect(r.status == 1)
             #expect(r.stderr.contains("\(elsewhere.path) is not a ModelVault vault"), "\(r.stderr)")
             #expect(r.stderr.contains("mvault init DIR") && r.stderr.contains("mvault login --addr"), "\(r.stderr)")
+
+            // A TLS error says how this user gives the vault's CA.
+            let machine = ["MVAULT_ADDR": s.base, "MVAULT_TOKEN": "mvt_x", "MVAULT_CONFIG_DIR": elsewhere.path]
+            r = try await s.cli.run(["ls"], vaultFlag: false, environment: machine)
+            #expect(r.stderr.contains("set MVAULT_CA=FILE with its certificate, VAULT/tls/ca.crt"), "\(r.stderr)")
+            r = try await s.cli.run(["ls"], vaultFlag: false, environment: machine.merging(["MVAULT_CA": s.ca]) { $1 })
+            #expect(!r.stderr.contains("TLS with"), "\(r.stderr)")
+            r = try await s.mvault(["login", "--addr", s.base, "--user", "ops"], as: "nobody", stdin: Self.password)
+            #expect(r.stderr.contains("pass --ca FILE with its certificate, VAULT/tls/ca.crt"), "\(r.stderr)")
         }
     }
 
