@@ -484,13 +484,14 @@ struct CertIssue: AsyncParsableCommand {
     @Argument(help: "The user the certificate authenticates as.") var user: String
     @Option(help: "Validity in days.") var days = 90
     @Option(help: "Directory for the certificate and key.") var out = "."
+    @Flag(help: "Overwrite USER.crt and USER.key if they exist.") var force = false
 
     func run() async throws {
         try UserName.validate(user)
         let directory = URL(fileURLWithPath: out)
         let certURL = directory.appendingPathComponent("\(user).crt")
         let keyURL = directory.appendingPathComponent("\(user).key")
-        for url in [certURL, keyURL] where FileManager.default.fileExists(atPath: url.path) {
+        for url in [certURL, keyURL] where !force && FileManager.default.fileExists(atPath: url.path) {
             throw VaultError.outputExists(path: url.path)
         }
         let issued = try await remote {

@@ -60,7 +60,7 @@ public struct MVault: AsyncParsableCommand {
         } catch let error as AgentError {
             fail(error.message, hint: nil)
         } catch let error as RemoteError {
-            fail(error.message, hint: error.hint)
+            fail(error.message, hint: error.commandHint)
         } catch let error as ModelFormatError {
             fail(error.description, hint: nil)
         } catch let error as HSMError {

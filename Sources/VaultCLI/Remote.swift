@@ -88,7 +88,22 @@ struct RemoteProfile: Codable {
 struct RemoteError: Error {
     var status: Int
     var message: String
+    /// The server's hint, which speaks of API routes.
     var hint: String?
+
+    /// The hint as the CLI speaks: a command in place of each API route the server named; a
+    /// route with no command here is left out rather than shown.
+    var commandHint: String? {
+        guard let hint, hint.contains("/v1/") else { return hint }
+        let commands: [(route: String, command: String)] = [
+            ("POST /v1/auth/login", "log in again: mvault login --addr https://HOST:PORT"),
+            ("POST /v1/sys/unseal", "unseal it with its shares: mvault unseal (on the server's host)"),
+            ("GET /v1/roles", "list roles: mvault role ls"),
+            ("POST /v1/auth/mfa/enroll", "start one: mvault user mfa enroll"),
+            ("/uploads", "push again: mvault push"),
+        ]
+        return commands.first { hint.contains($0.route) }?.command
+    }
 }
 
 /// JSON and file transfer over HTTPS to an mvault server.

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import VaultCore
 import VaultServer
+import VaultServices
 
 struct Server: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,6 +28,15 @@ struct Server: AsyncParsableCommand {
         // arenas, so resident memory grew with the number of concurrent downloads.
         mvault_bound_allocator()
         let configuration = try ServerConfiguration.load(path: config, environment: ProcessInfo.processInfo.environment)
+        guard
+            FileManager.default.fileExists(
+                atPath: VaultLayout(root: URL(fileURLWithPath: configuration.vault)).keyringFile.path)
+        else {
+            // The server has no --vault: say how it is told where the vault is.
+            throw VaultError.invalidArgument(
+                "\(configuration.vault) is not a ModelVault vault: create one with `mvault init DIR`, then name it in the config file's \"vault\" or in MVAULT_VAULT"
+            )
+        }
         let ca = URL(fileURLWithPath: configuration.vault).appendingPathComponent("tls/ca.crt").path
         var logger = ServerLogHandler.logger(label: "mvault.server")
         if let level = ProcessInfo.processInfo.environment["MVAULT_LOG_LEVEL"] {

@@ -79,6 +79,9 @@ struct RemoteTests {
             #expect(r.stderr.contains("set MVAULT_CA=FILE with its certificate, VAULT/tls/ca.crt"), "\(r.stderr)")
             r = try await s.cli.run(["ls"], vaultFlag: false, environment: machine.merging(["MVAULT_CA": s.ca]) { $1 })
             #expect(!r.stderr.contains("TLS with"), "\(r.stderr)")
+            // The server's hints name API routes; the CLI names commands.
+            #expect(r.stderr.contains("hint: log in again: mvault login --addr"), "\(r.stderr)")
+            #expect(!r.stderr.contains("/v1/"), "\(r.stderr)")
             r = try await s.mvault(["login", "--addr", s.base, "--user", "ops"], as: "nobody", stdin: Self.password)
             #expect(r.stderr.contains("pass --ca FILE with its certificate, VAULT/tls/ca.crt"), "\(r.stderr)")
         }
@@ -347,7 +350,9 @@ struct RemoteTests {
             r = try await s.cli.run(["ls"], vaultFlag: false, environment: withCertificate)
             #expect(r.stderr.contains("error: client certificate \(serial) was revoked"))
             r = try await s.mvault(["cert", "issue", "bob", "--out", certs.path])
-            #expect(r.stderr.contains("already exists"))
+            #expect(r.stderr.contains("already exists") && r.stderr.contains("hint: pass --force to overwrite it"))
+            r = try await s.mvault(["cert", "issue", "bob", "--out", certs.path, "--force"])
+            #expect(r.status == 0, "the hint's option exists: \(r.stderr)")
 
             // Roles: created, refused while held, removed.
             r = try await s.mvault(["role", "create", "ml", "--capabilities", "list,read", "--require-mfa"])

@@ -32,6 +32,17 @@ struct ServerCommandTests {
         #expect(process.terminationStatus == 0)
     }
 
+    @Test("mvault server on a directory that is not a vault says how to name one, not an option it lacks")
+    func serverWithoutVault() async throws {
+        let cli = try CLI()
+        defer { cli.cleanup() }
+        let r = try await cli.run(
+            ["server"], vaultFlag: false, environment: ["MVAULT_VAULT": cli.root.path, "MVAULT_LISTEN": "127.0.0.1:0"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("then name it in the config file's \"vault\" or in MVAULT_VAULT"), "\(r.stderr)")
+        #expect(!r.stderr.contains("--vault"), "\(r.stderr)")
+    }
+
     @Test("a second mvault server on the same vault exits at once, naming the one that runs")
     func secondServer() async throws {
         let cli = try CLI()
