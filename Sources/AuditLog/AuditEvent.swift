@@ -182,7 +182,8 @@ public struct AuditEvent: Codable, Sendable, Equatable {
         try decoder.decode(AuditEvent.self, from: Data(line))
     }
 
-    static let decoder: JSONDecoder = {
+    /// Reads events as the log stores them (times to the millisecond), in any JSON around them.
+    public static let decoder: JSONDecoder = {
         let d = JSONDecoder()
         d.dateDecodingStrategy = .custom { decoder in
             let text = try decoder.singleValueContainer().decode(String.self)

@@ -71,8 +71,10 @@ struct Audit: AsyncParsableCommand {
                 return try await client.using { client in
                     var out: [AuditEvent] = []
                     while true {
-                        let page = try await client.call(
-                            Page.self, .GET, "/v1/audit/entries?start=\(out.count)&limit=10000")
+                        // Read as the log stores them, to the millisecond, so --json prints the stored bytes.
+                        let page = try AuditEvent.decoder.decode(
+                            Page.self,
+                            from: try await client.call(.GET, "/v1/audit/entries?start=\(out.count)&limit=10000"))
                         out += page.entries
                         if page.entries.isEmpty || out.count >= page.size { return out }
                     }

@@ -41,6 +41,14 @@ struct AuditCLITests {
                 try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
             }
             #expect(pulls.count == 2)  // HEAD and GET: a read is one entry, with its decision and outcome
+            // Over the API, --json prints each entry's stored bytes (times to the millisecond).
+            let stored = try String(
+                contentsOf: s.cli.vault.appendingPathComponent("audit/entries.jsonl"), encoding: .utf8
+            )
+            .split(separator: "\n").map(String.init)
+            r = try await s.mvault(["audit", "tail", "-n", "5", "--json"])
+            let tail = r.stdout.split(separator: "\n").map(String.init)
+            #expect(tail.count == 5 && tail.allSatisfy { stored.contains($0) }, "\(tail.first ?? "")")
             #expect(pulls.contains { ($0["result"] as? [String: Any])?["bytes"] as? Int == 1000 })
             r = try await s.mvault(["audit", "search", "--actor", "nobody-at-all"])
             #expect(r.status == 3 && r.stdout.isEmpty)
