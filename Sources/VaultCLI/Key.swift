@@ -78,7 +78,11 @@ struct Key: ParsableCommand {
     struct Retire: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Retire every KEK version below VERSION: files under them can no longer be read.",
-            discussion: "Retired keys are kept so `mvault key rewrap` can still move files off them.")
+            discussion: """
+                Refused while any stored file (of any version of any model) is still wrapped under a version \
+                below VERSION: run `mvault key rewrap` first. Retired keys are kept so a rewrap can still move \
+                files off them.
+                """)
         @OptionGroup var options: VaultOptions
 
         @Option(help: "The lowest version still allowed to decrypt.")
@@ -87,14 +91,26 @@ struct Key: ParsableCommand {
         func run() throws {
             let vault = try openVault(options)
             try vault.keys.requireUnsealed()
+            // Refused while it would strand a file: every version of every model is looked at.
+            let stranded = try vault.wrappedFiles().filter { $0.kekVersion < below }
+            if !stranded.isEmpty {
+                for file in stranded {
+                    print("  \(ModelFilePath.displayed(file.name))  (key version \(file.kekVersion))")
+                }
+                throw VaultError.conflict(
+                    "\(stranded.count) file(s) are still wrapped under key versions below \(below); retiring them would make these files unreadable",
+                    hint: "run `mvault key rewrap` first, then retire")
+            }
             let floor = try KeyAgentClient(layout: vault.layout).retire(below: below)
             print("Key versions below \(floor) are retired.")
-            let stranded = try vault.filesUnderRetiredKeys()
-            if stranded.isEmpty {
+            // Checked again: a file pushed meanwhile is under the newest version, so this is empty
+            // unless the keyring already had retired versions in use.
+            let left = try vault.filesUnderRetiredKeys()
+            if left.isEmpty {
                 print("No stored file uses a retired version.")
             } else {
-                print("\(stranded.count) file(s) are still wrapped under retired versions and cannot be read:")
-                for file in stranded { print("  \(file.name)  (key version \(file.kekVersion))") }
+                print("\(left.count) file(s) are still wrapped under retired versions and cannot be read:")
+                for file in left { print("  \(ModelFilePath.displayed(file.name))  (key version \(file.kekVersion))") }
                 print("hint: run `mvault key rewrap` to move them to the newest version")
             }
         }

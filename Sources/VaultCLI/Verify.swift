@@ -13,7 +13,12 @@ struct Verify: ParsableCommand {
         for failure in result.failures { print("FAILED \(failure)") }
         print("\(result.checked) file(s) checked, \(result.failures.count) failed")
         if !result.failures.isEmpty {
-            throw VaultError.integrity(file: "the vault", detail: "\(result.failures.count) file(s) failed")
+            // What to do depends on why each failed: a retired key wants a rewrap, not a restore.
+            var hints: [String] = []
+            for hint in result.failures.compactMap(\.hint) where !hints.contains(hint) { hints.append(hint) }
+            throw VaultError.conflict(
+                "\(result.failures.count) file(s) failed verification",
+                hint: hints.isEmpty ? nil : hints.joined(separator: "; "))
         }
     }
 }

@@ -11,28 +11,30 @@ public struct WrappedFile: Sendable, Hashable {
     public var kekVersion: UInt32
 }
 
-/// One file that failed `verify`.
+/// One file that failed `verify`, and what to do about it.
 public struct VerifyFailure: Sendable, Hashable, CustomStringConvertible {
     public var file: String
     public var error: String
+    public var hint: String?
     public var description: String { "\(file): \(error)" }
 }
 
 extension LocalVault {
-    /// Every stored file with the KEK version it is wrapped under (read from blob headers only).
+    /// Every stored file of every version with the KEK version it is wrapped under (read from
+    /// blob headers only). Versions that share a blob are each listed, so none is left out of a
+    /// list of what a key change touches.
     public func wrappedFiles() throws -> [WrappedFile] {
         try keys.requireUnsealed()
         var out: [WrappedFile] = []
-        var seen = Set<String>()
+        var versions: [String: UInt32] = [:]
         for model in try metadata.models(namespace: nil) {
             let name = try ModelName(parsing: model.name)
             for version in try metadata.versions(of: name) {
-                for file in version.files where seen.insert(file.blobID).inserted {
-                    let header = try readHeader(file.blobID, name: "\(name)@\(version.number)/\(file.path)")
-                    out.append(
-                        WrappedFile(
-                            name: "\(name)@\(version.number)/\(file.path)", blobID: file.blobID,
-                            kekVersion: header.stanza.kekVersion))
+                for file in version.files {
+                    let label = "\(name)@\(version.number)/\(file.path)"
+                    let kek = try versions[file.blobID] ?? readHeader(file.blobID, name: label).stanza.kekVersion
+                    versions[file.blobID] = kek
+                    out.append(WrappedFile(name: label, blobID: file.blobID, kekVersion: kek))
                 }
             }
         }
@@ -53,7 +55,8 @@ extension LocalVault {
         return try withWriteLock {
             let newest = try keys.newestVersion()
             var count = 0
-            for file in try wrappedFiles() where file.kekVersion != newest {
+            var done = Set<String>()
+            for file in try wrappedFiles() where file.kekVersion != newest && done.insert(file.blobID).inserted {
                 try rewrap(file)
                 count += 1
                 progress?(file.name)
@@ -121,7 +124,7 @@ extension LocalVault {
                             }
                         }
                     } catch let error as VaultError {
-                        failures.append(VerifyFailure(file: label, error: error.description))
+                        failures.append(VerifyFailure(file: label, error: error.description, hint: error.hint))
                     }
                 }
             }

@@ -187,15 +187,22 @@ struct LocalVaultTests {
     func keyLifecycle() throws {
         let f = try Fixture()
         defer { f.cleanup() }
-        let v = try f.vault.push([try f.file("w.bin", size: 200_000)], to: model, note: nil)
+        let weights = try f.file("w.bin", size: 200_000)
+        let v = try f.vault.push([weights], to: model, note: nil)
+        // A second version with the same bytes shares the blob: it is listed too.
+        _ = try f.vault.push([weights], to: model, note: nil)
         var keyring = f.keyring
         keyring.rotate()
         try keyring.retire(below: 2)
         let vault = try LocalVault(layout: f.layout, keys: InProcessKeys(keyring: keyring))
-        #expect(try vault.filesUnderRetiredKeys().map(\.kekVersion) == [1])
+        #expect(try vault.filesUnderRetiredKeys().map(\.name) == ["acme/llama@1/w.bin", "acme/llama@2/w.bin"])
         #expect(throws: VaultError.retiredKey(file: "acme/llama@1/w.bin", version: 1)) {
             try vault.pull(ModelReference(model: model, version: 1), to: f.out(), force: false)
         }
+        // verify says what to do about it: rewrap, not restore.
+        let failures = try vault.verify().failures
+        #expect(failures.count == 2)
+        #expect(failures.allSatisfy { $0.hint == "run `mvault key rewrap` to move it to the newest key version" })
         let blob = f.layout.root.appendingPathComponent("blobs/\(v.files[0].blobID.prefix(2))/\(v.files[0].blobID)")
         let before = try Data(contentsOf: blob)
         #expect(try vault.rewrap() == 1)
@@ -203,7 +210,7 @@ struct LocalVaultTests {
         #expect(after[SealedHeader.size...] == before[SealedHeader.size...])
         #expect(after[0..<SealedHeader.size] != before[0..<SealedHeader.size])
         #expect(try vault.filesUnderRetiredKeys().isEmpty)
-        #expect(try vault.wrappedFiles().map(\.kekVersion) == [2])
+        #expect(try vault.wrappedFiles().map(\.kekVersion) == [2, 2])
         _ = try vault.pull(ModelReference(model: model, version: 1), to: f.out(), force: false)
         #expect(try vault.rewrap() == 0)
     }
