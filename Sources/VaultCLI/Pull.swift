@@ -10,8 +10,9 @@ struct Pull: AsyncParsableCommand {
             From a server (after `mvault login`), every model file (safetensors, GGUF) comes \
             fingerprinted for you: the vault's owner mark and your own recipient code are in its \
             weights, so a leaked copy can be traced to this pull (`mvault trace`). Other files come \
-            as they are. An interrupted pull resumes where it stopped when run again. Every pull is \
-            recorded.
+            as they are. An interrupted pull resumes where it stopped when run again: files it finished \
+            are kept (their SHA-256 is checked), a partial one continues with a Range request. Any other \
+            file in the way is refused unless --force, which overwrites it. Every pull is recorded.
 
             From a local vault (--vault), files come as they were pushed, unless --recipient asks \
             for a copy fingerprinted for someone outside the vault.
@@ -54,6 +55,10 @@ struct Pull: AsyncParsableCommand {
             }
         }
         for file in pulled.files {
+            if file.kept {
+                print("kept \(output)/\(ModelFilePath.displayed(file.path))  sha256:\(file.sha256) (already pulled)")
+                continue
+            }
             let check = file.verified ? "verified" : "size checked"
             let what = file.fingerprinted ? "fingerprinted, \(check)" : check
             print(

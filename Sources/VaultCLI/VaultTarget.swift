@@ -169,18 +169,13 @@ struct RemoteVault: VaultTarget {
     ) async throws -> PullResult {
         if case .recipient(let name) = copy { _ = try Recipient.offline(name) }
         let version = try await version(reference)
-        for file in version.files {
-            try ModelFilePath.validate(file.path)
-            let dest = directory.appendingPathComponent(file.path)
-            if !force && FileManager.default.fileExists(atPath: dest.path) {
-                throw VaultError.outputExists(path: dest.path)
-            }
-        }
+        for file in version.files { try ModelFilePath.validate(file.path) }
         var pulled: [PulledFile] = []
         for file in version.files {
             pulled.append(
                 try await download(
-                    file, of: version, copy: copy, to: directory.appendingPathComponent(file.path), progress: progress))
+                    file, of: version, copy: copy, to: directory.appendingPathComponent(file.path), force: force,
+                    progress: progress))
         }
         return PullResult(version: version, files: pulled)
     }
@@ -191,7 +186,7 @@ struct RemoteVault: VaultTarget {
     /// checked against its SHA-256 before it gets its name: the recorded one for the original,
     /// and for a fingerprinted copy the one the server took of it as it was sent.
     func download(
-        _ file: FileRecord, of version: VersionRecord, copy: PullCopy, to dest: URL,
+        _ file: FileRecord, of version: VersionRecord, copy: PullCopy, to dest: URL, force: Bool,
         progress: @escaping (TransferProgress) -> Void
     ) async throws -> PulledFile {
         let name = "\(version.model)@\(version.number)/\(file.path)"
@@ -215,6 +210,19 @@ struct RemoteVault: VaultTarget {
             throw VaultError.keyService("the server sent no ETag for \(name)")
         }
         let marked = head.headers.first(name: "X-MVault-Fingerprint") == "owner+recipient"
+        // Run again after an interruption: a file the earlier run finished is kept when its bytes
+        // are this copy's (the recorded digest; for a fingerprinted copy, the one the server took
+        // when it sent it whole); anything else there is overwritten only with --force.
+        if !force {
+            let known = marked ? head.headers.first(name: "X-MVault-Content-SHA256") : file.sha256
+            switch try PulledFile.alreadyThere(dest, expected: known) {
+            case true?:
+                return PulledFile(
+                    path: file.path, size: file.size, sha256: known ?? "", fingerprinted: marked, kept: true)
+            case false?: throw VaultError.outputExists(path: dest.path)
+            case nil: break
+            }
+        }
         let tag = etag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")).replacingOccurrences(
             of: "m1-", with: "")
         let dir = dest.deletingLastPathComponent()

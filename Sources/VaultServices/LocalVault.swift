@@ -32,13 +32,29 @@ public struct PulledFile: Sendable, Equatable {
     /// False when only the size could be checked (a resumed fingerprinted download whose whole
     /// copy the server never sent at once, so never hashed).
     public var verified: Bool
+    /// The file was already there with these bytes (an earlier, interrupted pull wrote it), so
+    /// it was kept rather than fetched again.
+    public var kept: Bool
 
-    public init(path: String, size: UInt64, sha256: String, fingerprinted: Bool, verified: Bool = true) {
+    public init(
+        path: String, size: UInt64, sha256: String, fingerprinted: Bool, verified: Bool = true, kept: Bool = false
+    ) {
         self.path = path
         self.size = size
         self.sha256 = sha256
         self.fingerprinted = fingerprinted
         self.verified = verified
+        self.kept = kept
+    }
+
+    /// Whether `dest` already holds the file whose SHA-256 is `expected`: then a pull run again
+    /// keeps it instead of refusing or fetching it again. Nil when there is nothing at `dest`.
+    public static func alreadyThere(_ dest: URL, expected: String?) throws -> Bool? {
+        guard FileManager.default.fileExists(atPath: dest.path) else { return nil }
+        guard let expected else { return false }
+        var hasher = SHA256()
+        try MappedInput.forEachChunk(path: dest.path) { hasher.update(bufferPointer: $0) }
+        return Hex.encode(Array(hasher.finalize())) == expected
     }
 }
 
@@ -220,13 +236,25 @@ public final class LocalVault: Sendable {
         try keys.requireUnsealed()
         let version = try metadata.version(of: reference.model, number: reference.version)
         let fm = FileManager.default
+        // A file already there is kept when it is the original (a pull run again), else refused
+        // without --force; a fingerprinted copy differs per pull, so it is never taken as kept.
+        var kept = Set<String>()
         for file in version.files {
             try ModelFilePath.validate(file.path)
             let dest = directory.appendingPathComponent(file.path)
-            if !force && fm.fileExists(atPath: dest.path) { throw VaultError.outputExists(path: dest.path) }
+            guard !force, fm.fileExists(atPath: dest.path) else { continue }
+            guard recipient == nil, try PulledFile.alreadyThere(dest, expected: file.sha256) == true else {
+                throw VaultError.outputExists(path: dest.path)
+            }
+            kept.insert(file.path)
         }
         var pulled: [PulledFile] = []
         for file in version.files {
+            if kept.contains(file.path) {
+                pulled.append(
+                    PulledFile(path: file.path, size: file.size, sha256: file.sha256, fingerprinted: false, kept: true))
+                continue
+            }
             let dest = directory.appendingPathComponent(file.path)
             var record = DownloadRecord(
                 at: Date(), model: version.model, version: version.number, path: file.path, fileSHA256: file.sha256,

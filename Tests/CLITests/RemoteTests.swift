@@ -201,9 +201,18 @@ struct RemoteTests {
             r = try await s.mvault(["pull", "acme/big", "-o", out.path])
             #expect(r.status == 0, "\(r.stderr)")
             #expect(try Data(contentsOf: out.appendingPathComponent("weights.bin")) == Data(contentsOf: weights))
+            // Run again, a pull keeps what is already there with the right bytes…
+            r = try await s.mvault(["pull", "acme/big", "-o", out.path])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains("kept \(out.path)/weights.bin"), "\(r.stdout)")
+            // …refuses to replace a file that differs, and replaces it with --force.
+            try Data("someone else's file".utf8).write(to: out.appendingPathComponent("weights.bin"))
             r = try await s.mvault(["pull", "acme/big", "-o", out.path])
             #expect(r.status == 1)
-            #expect(r.stderr.contains("already exists"))
+            #expect(r.stderr.contains("already exists") && r.stderr.contains("hint: pass --force to overwrite it"))
+            r = try await s.mvault(["pull", "acme/big", "-o", out.path, "--force"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(try Data(contentsOf: out.appendingPathComponent("weights.bin")) == Data(contentsOf: weights))
 
             // An interrupted pull left the first 3 MB: the next pull fetches only the rest.
             let listing = try await s.mvault(["show", "acme/big@1"]).stdout

@@ -124,6 +124,9 @@ struct LocalVaultTests {
         #expect(try Data(contentsOf: f.out().appendingPathComponent("a.bin")) == Data("keep me".utf8))
         _ = try f.vault.pull(ModelReference(model: model, version: nil), to: f.out(), force: true)
         #expect(try Data(contentsOf: f.out().appendingPathComponent("a.bin")).count == 100)
+        // Run again, a pull keeps the file it wrote (the same bytes) instead of refusing.
+        let again = try f.vault.pull(ModelReference(model: model, version: nil), to: f.out(), force: false)
+        #expect(again.files.map(\.kept) == [true])
     }
 
     @Test("a full disk during push leaves the previous state intact; the next push succeeds")
