@@ -35,7 +35,7 @@ public func buildApplication(
     let tls = try serverTLSConfiguration(configuration)
     let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.limits.idleTimeoutSeconds)))
     let services: [any Service] =
-        [HSMUnsealer(api: api, logger: logger)]
+        [HSMUnsealer(api: api, logger: logger), HostAgent(layout: layout, api: api, logger: logger)]
         + (configuration.backup.map { schedule in
             [
                 BackupScheduler(
@@ -144,6 +144,34 @@ func serverTLSConfiguration(_ configuration: ServerConfiguration) throws -> TLSC
 
 /// Unseals an HSM-sealed vault when the server starts (see `VaultAPI.unsealWithHSM`), then
 /// stays until shutdown.
+/// The key agent protocol on the vault's `run/agent.sock`, over the server's own keys, so the
+/// CLI on this host (as the server's user) works with the server's unsealed state: `mvault
+/// trace` and `backup create` need no second unseal, `mvault seal` seals the server, and
+/// `mvault unseal` there unseals it. When a key agent process already holds the socket, the
+/// server leaves it alone and says so.
+struct HostAgent: Service {
+    let layout: VaultLayout
+    let api: VaultAPI
+    let logger: Logger
+
+    func run() async throws {
+        let api = self.api
+        let agent = KeyAgent(layout: layout, keys: api.keys) {
+            Task { try? await api.didUnseal() }
+        }
+        let logger = self.logger
+        let thread = Thread {
+            do { try agent.run() } catch {
+                logger.warning("the CLI on this host cannot reach the server's keys: \(error)")
+            }
+        }
+        thread.name = "mvault.host-agent"
+        thread.start()
+        try? await gracefulShutdown()
+        agent.stop()
+    }
+}
+
 struct HSMUnsealer: Service {
     let api: VaultAPI
     let logger: Logger

@@ -13,17 +13,38 @@ import VaultCore
 /// `seal` makes it exit, so every key it held leaves memory with the process.
 ///
 /// - Important: KEKs and the root key never leave this process; only per-file data keys do.
-public final class KeyAgent {
+///
+/// The server runs one too, over its own keys (`init(layout:keys:)`): the CLI on the server's
+/// host then works with the server's unsealed state, and `mvault seal` seals the server.
+public final class KeyAgent: @unchecked Sendable {
     let layout: VaultLayout
     let keys: KeyHolder
-    var shouldExit = false
+    /// Whether `seal` ends `run()` (the agent process) or only drops the keys (in a server).
+    let exitsOnSeal: Bool
+    /// Called after an unseal through the socket opened the keyring (the server opens its audit log).
+    let onUnseal: (@Sendable () -> Void)?
+    // Read by `run()` between polls, set by `handle` (same thread) or `stop()`.
+    nonisolated(unsafe) var shouldExit = false
 
     public init(layout: VaultLayout) throws {
         self.layout = layout
         self.keys = try KeyHolder(layout: layout)
+        exitsOnSeal = true
+        onUnseal = nil
     }
 
-    /// Serves until sealed, or until the socket file is removed or replaced.
+    /// An agent over `keys`, held by another process's code (the server's).
+    public init(layout: VaultLayout, keys: KeyHolder, onUnseal: @escaping @Sendable () -> Void) {
+        self.layout = layout
+        self.keys = keys
+        exitsOnSeal = false
+        self.onUnseal = onUnseal
+    }
+
+    /// Ends `run()` within a second.
+    public func stop() { shouldExit = true }
+
+    /// Serves until sealed (or stopped), or until the socket file is removed or replaced.
     public func run() throws {
         let path = layout.agentSocket.path
         if let fd = try UnixSocket.connect(path: path) {
@@ -73,16 +94,18 @@ public final class KeyAgent {
             case .status:
                 r.status = keys.status()
             case .unseal:
+                let wasSealed = keys.status().sealed
                 if let pin = request.pin {
                     r.status = try keys.unsealWithHSM(pin: pin, module: request.module)
                 } else {
                     r.status = try keys.unseal(share: request.share, passphrase: request.passphrase)
                 }
+                if wasSealed, r.status?.sealed == false { onUnseal?() }
             case .resetUnseal:
                 r.status = keys.resetUnseal()
             case .seal:
                 keys.seal()
-                shouldExit = true
+                if exitsOnSeal { shouldExit = true }
                 r.status = keys.status()
             case .wrap:
                 guard let key = request.dataKey.flatMap(Hex.decode), key.count == 32,

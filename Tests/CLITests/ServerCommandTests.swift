@@ -32,6 +32,36 @@ struct ServerCommandTests {
         #expect(process.terminationStatus == 0)
     }
 
+    @Test("on the server's host the CLI uses the server's keys: no second unseal, and seal seals the server")
+    func hostUsesServer() async throws {
+        let cli = try CLI()
+        defer { cli.cleanup() }
+        let shares = try await cli.initVault()
+        let (process, base) = try await cli.startServer()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let health = { try await cli.curl(["-o", "/dev/null", "-w", "%{http_code}", base + "/v1/sys/health"]).stdout }
+        // Unsealed over HTTPS with the CLI, a share at a time from stdin (never on the command line).
+        let ca = cli.vault.appendingPathComponent("tls/ca.crt").path
+        for share in shares.prefix(3) {
+            let r = try await cli.run(["unseal", "--addr", base, "--ca", ca], stdin: share, vaultFlag: false)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        #expect(try await health() == "200")
+        // Host commands work with the server's unsealed state.
+        var r = try await cli.run(["status"])
+        #expect(r.stdout.contains("State:        unsealed"), "\(r.stdout)")
+        r = try await cli.run(["backup", "create", "--to", cli.root.appendingPathComponent("backups").path])
+        #expect(r.status == 0, "\(r.stderr)")
+        // mvault seal seals the server, and mvault unseal on the host unseals it again.
+        r = try await cli.run(["seal"])
+        #expect(r.status == 0 && r.stdout.contains("Vault sealed."), "\(r.stderr)")
+        #expect(try await health() == "503")
+        for share in shares.prefix(3) { try await cli.run(["unseal"], stdin: share) }
+        #expect(try await health() == "200")
+        r = try await cli.run(["unseal", "--addr", base, "--ca", ca], stdin: shares[0], vaultFlag: false)
+        #expect(r.stdout.contains("The server is already unsealed."))
+    }
+
     @Test("mvault server on a directory that is not a vault says how to name one, not an option it lacks")
     func serverWithoutVault() async throws {
         let cli = try CLI()
