@@ -57,9 +57,12 @@ struct UserList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ls", abstract: "List users.")
 
     struct Users: Decodable { var users: [UserView] }
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
-        let users = try await remote { try await $0.call(Users.self, .GET, "/v1/users") }.users
+        let data = try await remote { try await $0.call(.GET, "/v1/users") }
+        if output.json { return JSONOutput.print(raw: data) }
+        let users = try RemoteClient.decoder.decode(Users.self, from: data).users
         for user in users {
             let roles = user.roles.isEmpty ? "no roles" : user.roles.joined(separator: ",")
             print("\(user.name)  \(roles)  mfa: \(user.mfa ? "enrolled" : "no")")
@@ -212,9 +215,12 @@ struct RoleList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ls", abstract: "List roles.")
 
     struct Roles: Decodable { var roles: [RoleView] }
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
-        for role in try await remote({ try await $0.call(Roles.self, .GET, "/v1/roles") }).roles { print(role.line) }
+        let data = try await remote { try await $0.call(.GET, "/v1/roles") }
+        if output.json { return JSONOutput.print(raw: data) }
+        for role in try RemoteClient.decoder.decode(Roles.self, from: data).roles { print(role.line) }
     }
 }
 
@@ -307,9 +313,12 @@ struct GrantList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ls", abstract: "List grants.")
 
     struct Grants: Decodable { var grants: [GrantView] }
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
-        let grants = try await remote { try await $0.call(Grants.self, .GET, "/v1/grants") }.grants
+        let data = try await remote { try await $0.call(.GET, "/v1/grants") }
+        if output.json { return JSONOutput.print(raw: data) }
+        let grants = try RemoteClient.decoder.decode(Grants.self, from: data).grants
         if grants.isEmpty { print("no grants") }
         for grant in grants { print(grant.line) }
     }
@@ -432,9 +441,12 @@ struct TokenList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ls", abstract: "List your tokens (never secrets).")
 
     struct Tokens: Decodable { var tokens: [TokenView] }
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
-        let tokens = try await remote { try await $0.call(Tokens.self, .GET, "/v1/tokens") }.tokens
+        let data = try await remote { try await $0.call(.GET, "/v1/tokens") }
+        if output.json { return JSONOutput.print(raw: data) }
+        let tokens = try RemoteClient.decoder.decode(Tokens.self, from: data).tokens
         if tokens.isEmpty { print("no tokens") }
         for token in tokens { print(token.line) }
     }
@@ -509,9 +521,12 @@ struct CertList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ls", abstract: "List issued certificates.")
 
     struct Certificates: Decodable { var certificates: [CertView] }
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
-        let list = try await remote { try await $0.call(Certificates.self, .GET, "/v1/certificates") }.certificates
+        let data = try await remote { try await $0.call(.GET, "/v1/certificates") }
+        if output.json { return JSONOutput.print(raw: data) }
+        let list = try RemoteClient.decoder.decode(Certificates.self, from: data).certificates
         if list.isEmpty { print("no certificates") }
         for certificate in list { print(certificate.line) }
     }
@@ -544,6 +559,7 @@ struct AccessReview: AsyncParsableCommand {
     @Option(help: "Only rights that can reach this model or pattern.") var model: String?
     @Option(help: "Only this user.") var user: String?
     @Option(help: "Also list grants unused for this many days.") var stale: Int?
+    @OptionGroup var output: JSONOption
 
     struct Entry: Decodable {
         var user: String
@@ -570,7 +586,9 @@ struct AccessReview: AsyncParsableCommand {
         if let user { query.append("user=\(user)") }
         if let stale { query.append("stale=\(stale)") }
         let path = "/v1/access/review" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
-        let review = try await remote { try await $0.call(Review.self, .GET, path) }
+        let data = try await remote { try await $0.call(.GET, path) }
+        if output.json { return JSONOutput.print(raw: data) }
+        let review = try RemoteClient.decoder.decode(Review.self, from: data)
         if review.entries.isEmpty { print("no one has access") }
         for entry in review.entries {
             var line = "\(entry.user)  \(entry.effect) \(entry.capabilities.joined(separator: ",")) on \(entry.model)"

@@ -88,11 +88,31 @@ struct BackupCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the complete snapshots at a destination.")
         @Option(help: "The destination directory.") var from: String
         @OptionGroup var keys: KeyOptions
+        @OptionGroup var output: JSONOption
+
+        struct Snapshot: Encodable {
+            var snapshot: String
+            var created: Date
+            var files: Int
+            var bytes: UInt64
+        }
+
+        struct Listing: Encodable {
+            var snapshots: [Snapshot]
+            /// Snapshots whose manifest does not verify.
+            var invalid: [String]
+        }
 
         func run() async throws {
             let destination = try BackupCommand.open(from)
             let (key, _) = try await keys.verifier(for: destination)
             let (manifests, problems) = try await Backups.snapshots(in: destination, key: key)
+            if output.json {
+                let snapshots = manifests.map {
+                    Snapshot(snapshot: $0.snapshot, created: $0.created, files: $0.entries.count, bytes: $0.totalBytes)
+                }
+                return try JSONOutput.print(Listing(snapshots: snapshots, invalid: problems.map { "\($0)" }))
+            }
             for manifest in manifests {
                 print(
                     "\(manifest.snapshot)  \(Timestamp.format(manifest.created))  \(manifest.entries.count) files  \(Terminal.bytes(manifest.totalBytes))"

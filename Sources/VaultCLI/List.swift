@@ -11,6 +11,10 @@ struct List: AsyncParsableCommand {
     @Argument(help: "Only models in this namespace (`acme` or `acme/`).")
     var namespace: String?
 
+    @OptionGroup var output: JSONOption
+
+    struct Models: Encodable { var models: [ModelSummary] }
+
     func run() async throws {
         var filter: String?
         if let namespace {
@@ -19,6 +23,7 @@ struct List: AsyncParsableCommand {
             filter = trimmed
         }
         let models = try await closing(try options.target()) { try await $0.list(namespace: filter) }
+        if output.json { return try JSONOutput.print(Models(models: models)) }
         if models.isEmpty {
             print("no models")
             return

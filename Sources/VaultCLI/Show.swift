@@ -12,6 +12,13 @@ struct Show: AsyncParsableCommand {
     @Argument(help: "namespace/name or namespace/name@VERSION.")
     var reference: String
 
+    @OptionGroup var output: JSONOption
+
+    struct Versions: Encodable {
+        var model: String
+        var versions: [VersionRecord]
+    }
+
     func run() async throws {
         let ref = try ModelReference(parsing: reference)
         try await closing(try options.target()) { try await show(ref, $0) }
@@ -21,6 +28,7 @@ struct Show: AsyncParsableCommand {
         let dates = ISO8601DateFormatter()
         if ref.version == nil {
             let versions = try await vault.versions(of: ref.model)
+            if output.json { return try JSONOutput.print(Versions(model: ref.model.description, versions: versions)) }
             print("\(ref.model): \(versions.count) version(s)")
             for v in versions {
                 let note = v.note.map { "  \"\($0)\"" } ?? ""
@@ -31,6 +39,7 @@ struct Show: AsyncParsableCommand {
             return
         }
         let v = try await vault.version(ref)
+        if output.json { return try JSONOutput.print(v) }
         print("\(v.model)@\(v.number)  created \(dates.string(from: v.createdAt))")
         if let note = v.note { print("note: \(note)") }
         for file in v.files {

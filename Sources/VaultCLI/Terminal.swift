@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Synchronization
 import VaultCore
@@ -94,5 +95,26 @@ final class ProgressBar {
             Terminal.formatBytes(UInt64(rate)))
         FileHandle.standardError.write(Data(line.utf8))
         if done == total { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
+
+/// `--json`, for commands that print records: one JSON document on stdout instead of lines.
+struct JSONOption: ParsableArguments {
+    @Flag(help: "Print one JSON document instead of lines (docs/cli.md gives its shape).")
+    var json = false
+}
+
+enum JSONOutput {
+    /// `value` as JSON: keys sorted, times in RFC 3339, one line.
+    static func print(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        Swift.print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    /// A server's answer as it came: the API's own JSON (its schema is in /v1/openapi.json).
+    static func print(raw: Data) {
+        Swift.print(String(decoding: raw, as: UTF8.self))
     }
 }

@@ -7,11 +7,29 @@ struct Verify: ParsableCommand {
         abstract: "Authenticate every stored byte and check every file's SHA-256.")
 
     @OptionGroup var options: VaultOptions
+    @OptionGroup var output: JSONOption
+
+    struct Report: Encodable {
+        struct Failure: Encodable {
+            var file: String
+            var error: String
+            var hint: String?
+        }
+        var checked: Int
+        var failures: [Failure]
+    }
 
     func run() throws {
         let result = try openVault(options).verify()
-        for failure in result.failures { print("FAILED \(failure)") }
-        print("\(result.checked) file(s) checked, \(result.failures.count) failed")
+        if output.json {
+            try JSONOutput.print(
+                Report(
+                    checked: result.checked,
+                    failures: result.failures.map { .init(file: $0.file, error: $0.error, hint: $0.hint) }))
+        } else {
+            for failure in result.failures { print("FAILED \(failure)") }
+            print("\(result.checked) file(s) checked, \(result.failures.count) failed")
+        }
         if !result.failures.isEmpty {
             // What to do depends on why each failed: a retired key wants a rewrap, not a restore.
             var hints: [String] = []

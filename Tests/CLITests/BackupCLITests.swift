@@ -35,6 +35,9 @@ struct BackupCLITests {
         #expect(r.stdout.contains("snapshot "))
         r = try await cli.run(["backup", "list", "--from", dest])
         #expect(r.stdout.split(separator: "\n").count == complete + 1, "\(r.stdout)")
+        r = try await cli.run(["backup", "list", "--from", dest, "--json"])
+        let listing = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect((listing?["snapshots"] as? [Any])?.count == complete + 1, "\(r.stdout)")
         r = try await cli.run(["backup", "verify", "--from", dest, "--read-data"])
         #expect(
             r.status == 0 && r.stdout.contains("(from the vault's keyring)") && r.stdout.hasSuffix("ok\n"),

@@ -363,6 +363,16 @@ struct RemoteTests {
             r = try await s.mvault(["cert", "issue", "bob", "--out", certs.path, "--force"])
             #expect(r.status == 0, "the hint's option exists: \(r.stderr)")
 
+            // Lists print the server's own JSON with --json.
+            for (args, key) in [
+                (["user", "ls"], "users"), (["role", "ls"], "roles"), (["grant", "ls"], "grants"),
+                (["token", "ls"], "tokens"), (["cert", "ls"], "certificates"), (["access", "review"], "entries"),
+            ] {
+                r = try await s.mvault(args + ["--json"])
+                let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+                #expect(object?[key] is [Any], "\(args): \(r.stdout) \(r.stderr)")
+            }
+
             // Roles: created, refused while held, removed.
             r = try await s.mvault(["role", "create", "ml", "--capabilities", "list,read", "--require-mfa"])
             #expect(r.stdout == "created role ml  list,read  requires MFA\n")
