@@ -24,15 +24,16 @@ public struct MVault: AsyncParsableCommand {
             and pull models. Commands find the vault through --vault DIR or $MVAULT_VAULT.
 
             To work with a server instead, log in with `mvault login --addr https://HOST:PORT`: \
-            push, pull, ls, show and rm then go to the server whenever no vault directory is \
-            named. Machines can set MVAULT_ADDR and MVAULT_TOKEN (an API token) instead.
+            push, pull, ls, show and rm then go to the server unless --vault names a vault \
+            directory (a login wins over $MVAULT_VAULT, and the command says so). Machines can set \
+            MVAULT_ADDR and MVAULT_TOKEN (an API token) instead. Records print as JSON with --json.
             """,
         version: "0.1.0",
         subcommands: [
             Init.self, Unseal.self, Seal.self, Status.self, Push.self, Pull.self, List.self, Show.self,
             Remove.self, Verify.self, Key.self, Server.self, Login.self, Logout.self, User.self, Role.self,
             Grant.self, Token.self, Cert.self, Access.self, WatermarkCommand.self, TraceCommand.self, Audit.self,
-            BackupCommand.self, Agent.self,
+            BackupCommand.self, Agent.self, Completions.self,
         ]
     )
 
@@ -42,6 +43,17 @@ public struct MVault: AsyncParsableCommand {
     public static func runMain() async {
         // Everything a vault writes (database, blobs, keyring, pulled models) is private.
         umask(0o077)
+        // A mistyped command gets the nearest one, as git does.
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let first = arguments.first, !first.hasPrefix("-") {
+            let names = configuration.subcommands.map { $0._commandName } + ["help"]
+            if !names.contains(first) {
+                fail(
+                    "unknown command '\(first)'"
+                        + (Suggestion.nearest(first, in: names).map { "; did you mean '\($0)'?" } ?? ""),
+                    hint: "see `mvault --help` for the commands")
+            }
+        }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
@@ -96,5 +108,23 @@ struct VaultOptions: ParsableArguments {
         let layout = VaultLayout(root: url)
         try layout.requireVault()
         return layout
+    }
+}
+
+struct Completions: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a shell completion script: mvault completions bash|zsh|fish.",
+        discussion: """
+            bash: mvault completions bash > /etc/bash_completion.d/mvault; zsh: mvault completions zsh > \
+            "${fpath[1]}/_mvault"; fish: mvault completions fish > ~/.config/fish/completions/mvault.fish.
+            """)
+
+    @Argument(help: "bash, zsh or fish.") var shell: String
+
+    func run() throws {
+        guard let kind = CompletionShell(rawValue: shell) else {
+            throw ValidationError("unknown shell '\(shell)': use bash, zsh or fish")
+        }
+        print(MVault.completionScript(for: kind))
     }
 }

@@ -36,7 +36,7 @@ enum ConfigurationKeys {
             for key in object.keys.sorted() {
                 let here = path.isEmpty ? key : "\(path).\(key)"
                 guard let expected = knownObject[key] else {
-                    return (here, nearest(key, in: Array(knownObject.keys)))
+                    return (here, Suggestion.nearest(key, in: Array(knownObject.keys)))
                 }
                 if let found = firstUnknown(object[key] as Any, expected, path: here) { return found }
             }
@@ -48,29 +48,5 @@ enum ConfigurationKeys {
         default: break
         }
         return nil
-    }
-
-    /// The known name closest to `key` by edit distance, when it is close enough to be a typo.
-    static func nearest(_ key: String, in names: [String]) -> String? {
-        let scored = names.map { (name: $0, distance: distance(key.lowercased(), $0.lowercased())) }
-        guard let best = scored.min(by: { ($0.distance, $0.name) < ($1.distance, $1.name) }) else { return nil }
-        return best.distance <= max(2, key.count / 3) ? best.name : nil
-    }
-
-    /// Levenshtein distance.
-    static func distance(_ a: String, _ b: String) -> Int {
-        let (a, b) = (Array(a), Array(b))
-        guard !a.isEmpty, !b.isEmpty else { return max(a.count, b.count) }
-        var row = Array(0...b.count)
-        for i in 1...a.count {
-            var diagonal = row[0]
-            row[0] = i
-            for j in 1...b.count {
-                let above = row[j]
-                row[j] = Swift.min(above + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1))
-                diagonal = above
-            }
-        }
-        return row[b.count]
     }
 }

@@ -44,6 +44,40 @@ struct StoreTests {
         #expect(r.stdout.contains("0 version(s)"))
     }
 
+    @Test("--json prints one document of the records; a mistyped command gets the nearest one; completions")
+    func jsonAndHelp() async throws {
+        let cli = try CLI()
+        defer { cli.cleanup() }
+        _ = try await cli.unsealed()
+        try await cli.run(["push", try cli.file("in/a.bin", size: 1000).path, "--model", "acme/a", "--note", "first"])
+        func document(_ args: [String]) async throws -> [String: Any] {
+            let r = try await cli.run(args + ["--json"])
+            #expect(r.status == 0, "\(args): \(r.stderr)")
+            #expect(r.stdout.split(separator: "\n").count == 1, "one document: \(r.stdout)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        }
+        let models = try #require(try await document(["ls"])["models"] as? [[String: Any]])
+        #expect(
+            models.count == 1 && models[0]["name"] as? String == "acme/a" && models[0]["latestVersion"] as? Int == 1)
+        let versions = try #require(try await document(["show", "acme/a"])["versions"] as? [[String: Any]])
+        #expect(versions.first?["note"] as? String == "first")
+        let version = try await document(["show", "acme/a@1"])
+        #expect((version["files"] as? [[String: Any]])?.first?["size"] as? Int == 1000)
+        #expect((version["createdAt"] as? String)?.hasSuffix("Z") == true)
+        let verified = try await document(["verify"])
+        #expect(verified["checked"] as? Int == 1 && (verified["failures"] as? [Any])?.isEmpty == true)
+
+        var r = try await cli.run(["pus", "x"], vaultFlag: false)
+        #expect(
+            r.status == 1 && r.stderr.hasPrefix("error: unknown command 'pus'; did you mean 'push'?"), "\(r.stderr)")
+        for shell in ["bash", "zsh", "fish"] {
+            r = try await cli.run(["completions", shell], vaultFlag: false)
+            #expect(r.status == 0 && r.stdout.contains("mvault") && r.stdout.contains("push"), "\(shell)")
+        }
+        r = try await cli.run(["completions", "tcsh"], vaultFlag: false)
+        #expect(r.status != 0 && r.stderr.contains("use bash, zsh or fish"))
+    }
+
     @Test("bad input: each gets a one-line error, exit 1, and changes nothing")
     func badInput() async throws {
         let cli = try CLI()
