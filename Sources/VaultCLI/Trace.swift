@@ -27,6 +27,7 @@ struct TraceCommand: ParsableCommand {
             """)
 
     @OptionGroup var options: VaultOptions
+    @OptionGroup var output: JSONOption
 
     @Argument(help: "The suspect model file.") var suspect: String
 
@@ -82,47 +83,88 @@ struct TraceCommand: ParsableCommand {
             throw VaultError.invalidArgument(
                 "no fingerprinted download is on record, so there is no recipient to trace to")
         }
-        print("suspect:    \(suspect) (\(format.rawValue))")
-        var matched = false
-        if candidates.isEmpty {
-            print("tested:     no fingerprinted download of \(models.joined(separator: ", ")) is on record")
-        } else {
+        var report = Report(
+            suspect: suspect, format: format.rawValue, models: models, tested: candidates.count, rate: rate)
+        if !candidates.isEmpty {
             let result = try Trace.run(
                 source, tensors: tensors, candidates: candidates, rowOrder: order, familyWiseRate: rate)
-            print(
-                "tested:     \(candidates.count) recipient code(s) of \(models.count) model(s); a match needs z ≥ \(String(format: "%.2f", result.threshold)) (family-wise rate \(rate))"
-            )
-            for match in result.matches {
-                matched = true
+            report.threshold = result.threshold
+            report.matches = result.matches.map { match in
                 let records = byCode[match.name]!
-                let first = records[0]
-                print(
-                    "MATCH      \(describe(first)) — \(first.model)@\(first.version): z \(String(format: "%.1f", match.z)) (\(match.method)), \(probability(match.familyWiseBound))"
-                )
-                for d in records {
-                    let range =
-                        d.rangeStart == 0 && d.sentSHA256 != nil ? "whole file" : "bytes \(d.rangeStart)-\(d.rangeEnd)"
-                    print(
-                        "           download \(d.id)  \(d.at.formatted(.iso8601))  \(ModelFilePath.displayed(d.path))  \(range)\(d.sourceIP.map { "  from \($0)" } ?? "")"
-                    )
-                }
+                return Report.Match(
+                    recipient: records[0].recipient!, account: records[0].user, token: records[0].tokenID,
+                    model: records[0].model, version: records[0].version, z: match.z, method: "\(match.method)",
+                    p: match.familyWiseBound, downloads: records.map(Report.Download.init))
             }
-            if let best = result.candidates.first(where: { !$0.matched }) {
-                print("highest z among the others: \(String(format: "%.2f", best.z)) (\(best.name), \(best.method))")
+            report.highestOther = result.candidates.first(where: { !$0.matched }).map {
+                Report.Other(code: $0.name, z: $0.z, method: "\($0.method)")
             }
         }
-        if !matched {
-            print("no recipient code matched")
-            for name in models {
-                let report = try Watermarking.detect(
+        if report.matches.isEmpty {
+            report.ownerMarks = try models.map { name in
+                let found = try Watermarking.detect(
                     source, tensors: tensors, key: WatermarkKey.owner(secret: secret, model: name), rowOrder: order)
-                let z = report.best.z
-                let limit = Trace.threshold(tests: report.testCount * models.count, rate: rate)
+                let limit = Trace.threshold(tests: found.testCount * models.count, rate: rate)
+                return Report.OwnerMark(model: name, present: found.best.z >= limit, z: found.best.z, threshold: limit)
+            }
+        }
+        if output.json { try JSONOutput.print(report) } else { printText(report) }
+        if report.matches.isEmpty { throw ExitCode(3) }
+    }
+
+    /// What `trace --json` prints (docs/cli.md).
+    struct Report: Encodable {
+        struct Download: Encodable {
+            var id: Int64, at: Date, path: String, rangeStart: UInt64, rangeEnd: UInt64, wholeFile: Bool
+            var sourceIP: String?
+            init(_ d: DownloadRecord) {
+                (id, at, path, rangeStart, rangeEnd) = (d.id, d.at, d.path, d.rangeStart, d.rangeEnd)
+                wholeFile = d.rangeStart == 0 && d.sentSHA256 != nil
+                sourceIP = d.sourceIP
+            }
+        }
+        struct Match: Encodable {
+            var recipient: String, account: String?, token: String?, model: String, version: Int
+            var z: Double, method: String, p: Double, downloads: [Download]
+        }
+        struct Other: Encodable { var code: String, z: Double, method: String }
+        struct OwnerMark: Encodable { var model: String, present: Bool, z: Double, threshold: Double }
+        var suspect: String, format: String, models: [String], tested: Int, rate: Double
+        var threshold: Double?
+        var matches: [Match] = []
+        var highestOther: Other?
+        var ownerMarks: [OwnerMark] = []
+    }
+
+    func printText(_ report: Report) {
+        print("suspect:    \(report.suspect) (\(report.format))")
+        if let threshold = report.threshold {
+            print(
+                "tested:     \(report.tested) recipient code(s) of \(report.models.count) model(s); a match needs z ≥ \(String(format: "%.2f", threshold)) (family-wise rate \(report.rate))"
+            )
+        } else {
+            print("tested:     no fingerprinted download of \(report.models.joined(separator: ", ")) is on record")
+        }
+        for match in report.matches {
+            print(
+                "MATCH      \(describe(match)) — \(match.model)@\(match.version): z \(String(format: "%.1f", match.z)) (\(match.method)), \(probability(match.p))"
+            )
+            for d in match.downloads {
+                let range = d.wholeFile ? "whole file" : "bytes \(d.rangeStart)-\(d.rangeEnd)"
                 print(
-                    "owner mark of \(name): \(z >= limit ? "PRESENT" : "absent") (z \(String(format: "%.2f", z)), threshold \(String(format: "%.2f", limit)))"
+                    "           download \(d.id)  \(d.at.formatted(.iso8601))  \(ModelFilePath.displayed(d.path))  \(range)\(d.sourceIP.map { "  from \($0)" } ?? "")"
                 )
             }
-            throw ExitCode(3)
+        }
+        if let best = report.highestOther {
+            print("highest z among the others: \(String(format: "%.2f", best.z)) (\(best.code), \(best.method))")
+        }
+        guard report.matches.isEmpty else { return }
+        print("no recipient code matched")
+        for mark in report.ownerMarks {
+            print(
+                "owner mark of \(mark.model): \(mark.present ? "PRESENT" : "absent") (z \(String(format: "%.2f", mark.z)), threshold \(String(format: "%.2f", mark.threshold)))"
+            )
         }
     }
 
@@ -147,13 +189,13 @@ struct TraceCommand: ParsableCommand {
         return best?.0
     }
 
-    func describe(_ d: DownloadRecord) -> String {
-        let recipient = d.recipient!
-        if recipient.hasPrefix("offline:") {
-            return "\(recipient.dropFirst(8)) (outside the vault, handed over by \(d.user ?? "the vault's host"))"
+    func describe(_ match: Report.Match) -> String {
+        if match.recipient.hasPrefix("offline:") {
+            return
+                "\(match.recipient.dropFirst(8)) (outside the vault, handed over by \(match.account ?? "the vault's host"))"
         }
-        if let token = d.tokenID { return "account \(d.user ?? "?"), token \(token)" }
-        return "account \(d.user ?? "?")"
+        if let token = match.token { return "account \(match.account ?? "?"), token \(token)" }
+        return "account \(match.account ?? "?")"
     }
 }
 

@@ -214,6 +214,20 @@ struct FingerprintTests {
             #expect(r.stdout.contains("(blind)") && !r.stdout.contains("(informed)"), "\(r.stdout)")
             #expect(r.stdout.contains("tested:     4 recipient code(s) of 1 model(s)"), "\(r.stdout)")
 
+            // --json: the same finding as one document, with the z the text rounds.
+            r = try await trace("alice", ["--json"])
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            let report = try #require(
+                try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stdout)")
+            let found = try #require((report["matches"] as? [[String: Any]])?.first, "\(r.stdout)")
+            let threshold = try #require(report["threshold"] as? Double)
+            #expect(found["account"] as? String == "alice" && found["recipient"] as? String == "user:alice")
+            #expect(found["method"] as? String == "informed" && found["version"] as? Int == 1)
+            #expect((found["z"] as? Double ?? 0) > 10 * threshold, "\(r.stdout)")
+            #expect((report["matches"] as? [Any])?.count == 1 && report["tested"] as? Int == 4)
+            #expect((found["downloads"] as? [[String: Any]])?.first?["path"] as? String == "model.safetensors")
+            #expect((report["highestOther"] as? [String: Any])?["z"] as? Double ?? .infinity < threshold)
+
             // Two colluders average their copies: each mark is at half strength, under the blind
             // threshold on a model this small, but the original in the vault names both.
             let averaged = try averageF16(alice, bob, dataStart: Int(file.dataStart))
@@ -231,6 +245,14 @@ struct FingerprintTests {
             #expect(r.status == 3, "\(r.stdout)\(r.stderr)")
             #expect(r.stdout.contains("no recipient code matched"))
             #expect(r.stdout.contains("owner mark of acme/small: absent"))
+            r = try await trace("plain", ["--json"])
+            #expect(r.status == 3, "\(r.stdout)\(r.stderr)")
+            let unmatched = try #require(
+                try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stdout)")
+            #expect((unmatched["matches"] as? [Any])?.isEmpty == true)
+            let owner = try #require((unmatched["ownerMarks"] as? [[String: Any]])?.first, "\(r.stdout)")
+            #expect(owner["model"] as? String == "acme/small" && owner["present"] as? Bool == false)
+            #expect((owner["z"] as? Double ?? .infinity) < (owner["threshold"] as? Double ?? 0))
 
             // Bad input: not a model, a model with nothing on record.
             r = try await s.cli.run(["trace", input.appendingPathComponent("config.json").path])
