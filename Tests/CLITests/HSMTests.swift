@@ -49,7 +49,7 @@ struct SoftHSM {
 struct HSMTests {
     @Test(
         "init seals the root key in the token (non-extractable); the server unseals itself at start; a missing module, a wrong PIN or a deleted key keep it sealed, saying why; recovery shares still unseal",
-        .enabled(if: SoftHSM.available))
+        .enabled(if: SoftHSM.available, "needs SoftHSM2 and pkcs11-tool (apt-get install softhsm2 opensc)"))
     func hsmLifecycle() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
@@ -123,7 +123,7 @@ struct HSMTests {
 
     @Test(
         "bad input: --seal pkcs11 without a module or token, a token that is not there, no PIN; nothing is created",
-        .enabled(if: SoftHSM.available))
+        .enabled(if: SoftHSM.available, "needs SoftHSM2 and pkcs11-tool (apt-get install softhsm2 opensc)"))
     func badInit() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
@@ -154,7 +154,7 @@ struct HSMTests {
 extension HSMTests {
     @Test(
         "seal migrate moves a Shamir vault to the HSM and back; its shares become recovery shares and no payload changes",
-        .enabled(if: SoftHSM.available))
+        .enabled(if: SoftHSM.available, "needs SoftHSM2 and pkcs11-tool (apt-get install softhsm2 opensc)"))
     func migrate() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }
@@ -214,7 +214,7 @@ extension HSMTests {
 extension HSMTests {
     @Test(
         "the token's ECDSA P-256 key cosigns checkpoints and backup manifests; they verify with the exported key, and openssl agrees",
-        .enabled(if: SoftHSM.available))
+        .enabled(if: SoftHSM.available, "needs SoftHSM2 and pkcs11-tool (apt-get install softhsm2 opensc)"))
     func signing() async throws {
         let cli = try CLI()
         defer { cli.cleanup() }

@@ -217,7 +217,9 @@ struct CrashTests {
 
     static var canMountTmpfs: Bool { getuid() == 0 && FileManager.default.fileExists(atPath: "/bin/mount") }
 
-    @Test("a full disk fails the push with a clear error and changes nothing", .enabled(if: canMountTmpfs))
+    @Test(
+        "a full disk fails the push with a clear error and changes nothing",
+        .enabled(if: canMountTmpfs, "needs root and mount, for a small tmpfs"))
     func fullDisk() async throws {
         let cli = try CLI()
         let mountPoint = cli.root.appendingPathComponent("small")

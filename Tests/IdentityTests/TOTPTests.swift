@@ -82,7 +82,9 @@ struct TOTPTests {
         return p.terminationStatus == 0
     }
 
-    @Test("codes agree with pyotp, the reference client", .enabled(if: hasPyotp))
+    @Test(
+        "codes agree with pyotp, the reference client",
+        .enabled(if: hasPyotp, "needs pyotp in .venv (run scripts/test once)"))
     func agreesWithPyotp() throws {
         let totp = TOTP(secret: TOTP.generateSecret())
         let uri = totp.provisioningURI(account: "bob")

