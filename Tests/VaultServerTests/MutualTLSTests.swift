@@ -8,14 +8,6 @@ import VaultPKI
 
 @Suite("Server: mutual TLS with vault-issued client certificates", .serialized)
 struct MutualTLSTests {
-    /// An HTTPS client presenting `certificatePEM`/`keyPEM` and trusting the vault CA.
-    func client(_ f: ServerFixture, certificatePEM: String, keyPEM: String) throws -> HTTPClient {
-        var tls = try ServerFixture.clientTLS(trusting: f.caPath)
-        tls.certificateChain = [.certificate(try NIOSSLCertificate(bytes: Array(certificatePEM.utf8), format: .pem))]
-        tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem))
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
-    }
-
     func issue(_ f: ServerFixture, for user: String, admin: String) async throws -> (
         serial: String, cert: String, key: String
     ) {
@@ -37,7 +29,7 @@ struct MutualTLSTests {
             let (serial, cert, key) = try await issue(f, for: "robot", admin: admin)
             #expect(cert.contains("BEGIN CERTIFICATE") && key.contains("PRIVATE KEY"))
 
-            let robot = try client(f, certificatePEM: cert, keyPEM: key)
+            let robot = try f.certificateClient(certificatePEM: cert, keyPEM: key)
             defer { _ = robot.shutdown() }
             var r = try await f.request(.GET, "/v1/auth/whoami", client: robot)
             #expect(r.status == 200)
@@ -52,7 +44,7 @@ struct MutualTLSTests {
             // A certificate from another CA fails the handshake.
             let stranger = try LocalCertificateAuthority.create(name: "Not the vault")
                 .issueClientCertificate(commonName: "robot", days: 30)
-            let foreign = try client(f, certificatePEM: stranger.certificatePEM, keyPEM: stranger.keyPEM)
+            let foreign = try f.certificateClient(certificatePEM: stranger.certificatePEM, keyPEM: stranger.keyPEM)
             defer { _ = foreign.shutdown() }
             await #expect(throws: (any Error).self) {
                 _ = try await f.request(.GET, "/v1/auth/whoami", client: foreign, timeout: 5)

@@ -92,6 +92,14 @@ struct ServerFixture {
         return tls
     }
 
+    /// An HTTPS client presenting `certificatePEM`/`keyPEM` and trusting the vault CA.
+    func certificateClient(certificatePEM: String, keyPEM: String) throws -> HTTPClient {
+        var tls = try Self.clientTLS(trusting: caPath)
+        tls.certificateChain = [.certificate(try NIOSSLCertificate(bytes: Array(certificatePEM.utf8), format: .pem))]
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem))
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+    }
+
     /// The JSON is immutable once parsed, so a reply may cross tasks.
     struct Reply: @unchecked Sendable {
         var status: Int
@@ -122,14 +130,15 @@ struct ServerFixture {
     }
 
     /// A request whose body is returned as bytes.
-    func raw(_ method: HTTPMethod, _ path: String, token: String? = nil, headers: [String: String] = [:]) async throws
-        -> RawReply
-    {
+    func raw(
+        _ method: HTTPMethod, _ path: String, token: String? = nil, headers: [String: String] = [:],
+        client: HTTPClient? = nil
+    ) async throws -> RawReply {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
-        let response = try await client.execute(request, timeout: .seconds(30))
+        let response = try await (client ?? self.client).execute(request, timeout: .seconds(30))
         let bytes = try await response.body.collect(upTo: 64 << 20)
         var fields: [String: String] = [:]
         for header in response.headers { fields[header.name.lowercased()] = header.value }
@@ -150,13 +159,15 @@ struct ServerFixture {
     }
 
     /// A request with a binary body (an upload).
-    func put(_ path: String, _ data: Data, token: String?, headers: [String: String] = [:]) async throws -> Reply {
+    func put(
+        _ path: String, _ data: Data, token: String?, headers: [String: String] = [:], client: HTTPClient? = nil
+    ) async throws -> Reply {
         var request = HTTPClientRequest(url: base + path)
         request.method = .PUT
         if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: data))
-        let response = try await client.execute(request, timeout: .seconds(60))
+        let response = try await (client ?? self.client).execute(request, timeout: .seconds(60))
         return try await Self.reply(response)
     }
 
