@@ -15,24 +15,11 @@ struct AccessTests {
         try await f.unseal()
         let admin = try await f.login("admin")
         for model in ["acme/demo", "acme/secret-llm"] {
-            try await upload(f, model, ["weights.bin": Data("weights of \(model)".utf8)], token: admin)
+            try await f.upload(model, ["weights.bin": Data("weights of \(model)".utf8)], token: admin)
         }
         let r = try await f.send(.POST, "/v1/users", ["name": "bob", "password": Self.password], token: admin)
         #expect(r.status == 201, "\(r.json)")
         return (admin, try await f.login("bob"))
-    }
-
-    @discardableResult
-    func upload(_ f: ServerFixture, _ model: String, _ files: [String: Data], token: String) async throws
-        -> ServerFixture.Reply
-    {
-        let start = try await f.request(.POST, "/v1/models/\(model)/uploads", token: token)
-        let id = try #require(start.json["upload"] as? String, "\(start.status) \(start.json)")
-        for (name, data) in files {
-            let r = try await f.put("/v1/models/\(model)/uploads/\(id)/files/\(name)", data, token: token)
-            #expect(r.status == 201, "\(r.json)")
-        }
-        return try await f.request(.POST, "/v1/models/\(model)/uploads/\(id)/commit", body: "{}", token: token)
     }
 
     func pull(_ f: ServerFixture, _ model: String, token: String) async throws -> ServerFixture.RawReply {

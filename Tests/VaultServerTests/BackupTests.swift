@@ -41,7 +41,7 @@ struct BackupTests {
             let uploads = Task {
                 for i in 0..<12 {
                     let data = Data((0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* (i + 3)) })
-                    let r = try await AccessTests().upload(f, "acme/up-\(i)", ["w.bin": data], token: admin)
+                    let r = try await f.upload("acme/up-\(i)", ["w.bin": data], token: admin)
                     #expect(r.status == 201, "\(r.json)")
                 }
             }

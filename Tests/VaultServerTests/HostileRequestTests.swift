@@ -23,23 +23,14 @@ struct HostileRequestTests {
         return admin
     }
 
+    /// Uploads `files` as a new version of `model`, expecting it to be committed.
     @discardableResult
     func upload(_ f: ServerFixture, _ model: String, _ files: [String: Data], token: String) async throws
         -> ServerFixture.Reply
     {
-        let id = try await startUpload(f, model, token: token)
-        for (name, data) in files {
-            let r = try await f.put("/v1/models/\(model)/uploads/\(id)/files/\(name)", data, token: token)
-            #expect(r.status == 201, "\(r.json)")
-        }
-        let r = try await f.request(.POST, "/v1/models/\(model)/uploads/\(id)/commit", body: "{}", token: token)
+        let r = try await f.upload(model, files, token: token)
         #expect(r.status == 201, "\(r.json)")
         return r
-    }
-
-    func startUpload(_ f: ServerFixture, _ model: String, token: String) async throws -> String {
-        let start = try await f.request(.POST, "/v1/models/\(model)/uploads", token: token)
-        return try #require(start.json["upload"] as? String, "\(start.status) \(start.json)")
     }
 
     func error(_ reply: ServerFixture.Reply) -> String { reply.json["error"] as? String ?? "" }
@@ -163,7 +154,7 @@ struct HostileRequestTests {
     func commitRacingAbort() async throws {
         try await ServerFixture.with { f in
             let admin = try await prepare(f)
-            let id = try await startUpload(f, "acme/race", token: admin)
+            let id = try await f.startUpload("acme/race", token: admin)
             #expect(
                 try await f.put("/v1/models/acme/race/uploads/\(id)/files/a.bin", Self.weights, token: admin).status
                     == 201)
@@ -185,7 +176,7 @@ struct HostileRequestTests {
     func endsOnce() async throws {
         try await ServerFixture.with { f in
             let admin = try await prepare(f)
-            let id = try await startUpload(f, "acme/once", token: admin)
+            let id = try await f.startUpload("acme/once", token: admin)
             #expect(
                 try await f.put("/v1/models/acme/once/uploads/\(id)/files/a.bin", Self.weights, token: admin).status
                     == 201)
@@ -202,7 +193,7 @@ struct HostileRequestTests {
             r = try await f.request(.GET, "/v1/models/acme/once", token: admin)
             #expect((r.json["versions"] as? [Any])?.count == 1, "\(r.json)")
 
-            let aborted = try await startUpload(f, "acme/once", token: admin)
+            let aborted = try await f.startUpload("acme/once", token: admin)
             #expect(try await f.request(.DELETE, "/v1/models/acme/once/uploads/\(aborted)", token: admin).status == 204)
             r = try await f.request(.POST, "/v1/models/acme/once/uploads/\(aborted)/commit", body: "{}", token: admin)
             #expect(r.status == 409 && error(r) == "upload \(aborted) was already aborted", "\(r.json)")
@@ -214,7 +205,7 @@ struct HostileRequestTests {
     func putAfterCommit() async throws {
         try await ServerFixture.with { f in
             let admin = try await prepare(f)
-            let id = try await startUpload(f, "acme/late", token: admin)
+            let id = try await f.startUpload("acme/late", token: admin)
             #expect(
                 try await f.put("/v1/models/acme/late/uploads/\(id)/files/a.bin", Self.weights, token: admin).status
                     == 201)
@@ -238,7 +229,7 @@ struct HostileRequestTests {
     func cutOff() async throws {
         try await ServerFixture.with { f in
             let admin = try await prepare(f)
-            let id = try await startUpload(f, "acme/cut", token: admin)
+            let id = try await f.startUpload("acme/cut", token: admin)
             let put = f.streaming(.PUT, "/v1/models/acme/cut/uploads/\(id)/files/a.bin", token: admin)
             put.body.yield(ByteBuffer(repeating: 7, count: 3 << 20))
             try await f.awaitRequestEntry("PUT /v1/models/{namespace}/{name}/uploads/{upload}/files/**", token: admin)
@@ -271,7 +262,7 @@ struct HostileRequestTests {
             maxUploadFilesPerUser: 2, maxUploadBytesPerUser: 250, maxOpenUploadsPerUser: 2)
         try await ServerFixture.with(limits: limits) { f in
             let admin = try await prepare(f)
-            let id = try await startUpload(f, "acme/big", token: admin)
+            let id = try await f.startUpload("acme/big", token: admin)
             let file = { (name: String) in "/v1/models/acme/big/uploads/\(id)/files/\(name)" }
             var r = try await f.put(file("huge.bin"), Data(count: 300), token: admin)
             #expect(r.status == 413, "\(r.json)")
@@ -282,7 +273,7 @@ struct HostileRequestTests {
             #expect(r.status == 413 && error(r).hasPrefix("your unfinished uploads hold 2 files"), "\(r.json)")
             // A file replaced by a new copy is discarded (the new copy counts while it arrives).
             #expect(try await f.put(file("a.bin"), Data(count: 40), token: admin).status == 201)
-            _ = try await startUpload(f, "acme/other", token: admin)
+            _ = try await f.startUpload("acme/other", token: admin)
             r = try await f.request(.POST, "/v1/models/acme/third/uploads", token: admin)
             #expect(r.status == 429 && error(r) == "you have 2 unfinished uploads", "\(r.json)")
             #expect(staged(f).count == 2)
@@ -298,7 +289,7 @@ struct HostileRequestTests {
     func fileNames() async throws {
         try await ServerFixture.with { f in
             let admin = try await prepare(f)
-            let id = try await startUpload(f, "acme/names", token: admin)
+            let id = try await f.startUpload("acme/names", token: admin)
             let put = { (name: String) in
                 try await f.put(
                     "/v1/models/acme/names/uploads/\(id)/files/"

@@ -85,21 +85,9 @@ struct ModelMatrixTests {
 
     /// Pushes one version of `model` as `caller` over the API and returns its number.
     func push(_ f: ServerFixture, _ model: String, as caller: Caller) async throws -> Int {
-        let upload = try await startUpload(f, model, as: caller)
-        let put = try await f.put(
-            path(model, "/uploads/\(upload)/files/weights.bin"), payload, token: caller.token, client: caller.client)
-        #expect(put.status == 201, "\(put.json)")
-        let commit = try await f.request(
-            .POST, path(model, "/uploads/\(upload)/commit"), body: "{}", client: caller.client, token: caller.token)
+        let commit = try await f.upload(model, ["weights.bin": payload], token: caller.token, client: caller.client)
         #expect(commit.status == 201, "\(commit.json)")
         return try #require(commit.json["number"] as? Int, "\(commit.json)")
-    }
-
-    func startUpload(_ f: ServerFixture, _ model: String, as caller: Caller) async throws -> String {
-        let r = try await f.request(
-            .POST, path(model, "/uploads"), body: "", client: caller.client, token: caller.token)
-        #expect(r.status == 201, "\(r.json)")
-        return try #require(r.json["upload"] as? String, "\(r.json)")
     }
 
     /// The version numbers of `model`, as the administrator sees them.
@@ -144,7 +132,7 @@ struct ModelMatrixTests {
             }
             return (r.status, r.json)
         case .put, .commit, .abort:
-            let upload = try await startUpload(f, model, as: owner)
+            let upload = try await f.startUpload(model, token: owner.token, client: owner.client)
             if route != .put {
                 let put = try await f.put(
                     path(model, "/uploads/\(upload)/files/weights.bin"), payload, token: owner.token,

@@ -171,6 +171,26 @@ struct ServerFixture {
         return try await Self.reply(response)
     }
 
+    /// Starts an upload of a new version of `model`; its id.
+    func startUpload(_ model: String, token: String?, client: HTTPClient? = nil) async throws -> String {
+        let start = try await request(.POST, "/v1/models/\(model)/uploads", client: client, token: token)
+        return try #require(start.json["upload"] as? String, "\(start.status) \(start.json)")
+    }
+
+    /// Uploads `files` (each expected to be stored) and commits them; the commit's reply.
+    @discardableResult
+    func upload(_ model: String, _ files: [String: Data], token: String?, client: HTTPClient? = nil) async throws
+        -> Reply
+    {
+        let id = try await startUpload(model, token: token, client: client)
+        for (name, data) in files {
+            let r = try await put("/v1/models/\(model)/uploads/\(id)/files/\(name)", data, token: token, client: client)
+            #expect(r.status == 201, "\(r.json)")
+        }
+        return try await request(
+            .POST, "/v1/models/\(model)/uploads/\(id)/commit", body: "{}", client: client, token: token)
+    }
+
     /// A request whose body the test sends when it chooses (chunked): feed `body`, then finish
     /// it (or finish it throwing, which cuts the connection mid-body); `reply` is the answer.
     func streaming(_ method: HTTPMethod, _ path: String, token: String?) -> (
